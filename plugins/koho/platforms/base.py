@@ -1,0 +1,513 @@
+"""The shared platform hook: connection, HTTP exchange, error taxonomy, rate limits, exactly-once.
+
+Every platform module subclasses :class:`PlatformHook` and implements the protocol-specific
+parts (paths, JSON shapes, error bodies, rate-limit headers). What is the same everywhere lives
+here once:
+
+* the connection gives the base URL (``host``; empty means the real API at ``default_host``),
+  the token (``password``) and platform settings (``extra``). Pointing ``host`` at the sandbox
+  or at the real API is the only difference between a test and production.
+* one HTTP exchange is classified into the taxonomy of :mod:`koho.platforms.errors`; a write
+  that timed out or got a 5xx is an :class:`UnknownOutcome`, never a plain failure.
+* the platform's rate-limit headers are remembered per bucket; when a window is used up the
+  hook waits for its reset *before* sending, so normal operation never sees a 429.
+* :meth:`PlatformHook.publish_once` is the single place where "did it post?" is answered:
+  platforms with an idempotency key retry with the same key, the others reconcile by reading
+  the account's recent posts before sending again.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any, ClassVar
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook, _process_extra_options_from_connection
+
+from koho import secrets
+from koho.platforms.errors import (
+    AuthExpired,
+    NotSupported,
+    PermanentlyRejected,
+    PlatformError,
+    RateLimited,
+    TransientError,
+    UnknownOutcome,
+)
+from koho.platforms.types import (
+    AccountInfo,
+    AccountMetrics,
+    Capabilities,
+    CommentPage,
+    OutgoingPost,
+    PostMetrics,
+    PublishedPost,
+    RemotePost,
+)
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard a hook tries before giving up and letting Airflow's task retry take over.
+
+    ``max_wait`` bounds any single wait (a rate-limit reset further away than that is raised
+    as :class:`RateLimited` so the task can be rescheduled instead of holding a worker).
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_wait: float = 900.0
+
+    def backoff(self, attempt: int) -> float:
+        """Capped exponential backoff with full jitter (attempt counts from 1)."""
+        ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+@dataclass(frozen=True)
+class RateLimitInfo:
+    """A platform's view of one rate-limit window, read from its response headers."""
+
+    limit: int | None
+    remaining: int | None
+    reset_at: datetime | None
+
+
+class WriteBudget:
+    """A client-side sliding window: at most ``calls`` writes per ``seconds`` for one account.
+
+    Configured per account (``write_budget`` in the connection extra, or by the caller from
+    ``accounts.yaml``) below the platform's own limit, so Koho stays under it even before the
+    first response tells it the real numbers.
+    """
+
+    def __init__(self, calls: int, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if calls < 1 or seconds <= 0:
+            raise ValueError("a write budget needs calls >= 1 and seconds > 0")
+        self.calls, self.seconds, self._clock = calls, seconds, clock
+        self._sent: list[float] = []
+        self._lock = threading.Lock()
+
+    def delay(self) -> float:
+        """Seconds to wait before the next write fits; records the write when it is 0."""
+        with self._lock:
+            now = self._clock()
+            self._sent = [t for t in self._sent if now - t < self.seconds]
+            if len(self._sent) < self.calls:
+                self._sent.append(now)
+                return 0.0
+            return self._sent[0] + self.seconds - now
+
+
+_URL = re.compile(r"https?://\S+")
+
+
+def normalized_text(text: str) -> str:
+    """Text as compared when reconciling: NFKC, URLs dropped (platforms rewrite them), spaces folded."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _URL.sub("", text)
+    return " ".join(text.split())
+
+
+class PlatformHook(HttpHook):
+    """Base of every platform hook. Subclasses set the class attributes and the protocol methods."""
+
+    conn_name_attr = "koho_conn_id"
+    default_conn_name = "koho_default"
+    conn_type = "koho_platform"
+    hook_name = "Koho platform"
+
+    platform: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    #: The real API's base URL, used when the connection has no host.
+    default_host: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    #: Extra fields shown on the connection form: name -> (label, description).
+    extra_fields: ClassVar[dict[str, tuple[str, str]]] = {}
+    #: Names of extra fields that hold secrets (never logged, masked in the UI).
+    secret_extra_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        koho_conn_id: str = default_conn_name,
+        *,
+        timeout: float = 15.0,
+        retry: RetryPolicy | None = None,
+        write_budget: WriteBudget | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(method="GET", http_conn_id=koho_conn_id)
+        self.koho_conn_id = koho_conn_id
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._session: requests.Session | None = None
+        self._windows: dict[str, RateLimitInfo] = {}
+        self._budget = write_budget
+
+    # ----------------------------------------------------------------- connection
+
+    @cached_property
+    def connection(self) -> Any:
+        conn = self.get_connection(self.koho_conn_id)
+        secrets.register(conn.password)
+        for name in self.secret_extra_fields:
+            secrets.register(str(conn.extra_dejson.get(name) or ""))
+        return conn
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        return self.connection.extra_dejson
+
+    @property
+    def token(self) -> str:
+        return self.connection.password or ""
+
+    @property
+    def account_label(self) -> str:
+        """How errors name the account: the connection's login (handle) or its id; never a secret."""
+        return self.connection.login or self.koho_conn_id
+
+    def auth_headers(self) -> dict[str, str]:
+        """Headers that authenticate a request; the default is an OAuth2-style bearer token."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def get_conn(self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None):
+        """One ``requests.Session`` per hook, reused across calls (keep-alive matters for bursts)."""
+        if self._session is None:
+            self._session = super().get_conn(headers, extra_options)
+            if self._budget is None and self.extras.get("write_budget"):
+                calls, seconds = self.extras["write_budget"]
+                self._budget = WriteBudget(int(calls), float(seconds))
+        return self._session
+
+    def _set_base_url(self, connection) -> None:
+        if not connection.host and self.default_host:
+            self.base_url = self.default_host
+            self._base_url_initialized = True
+            return
+        super()._set_base_url(connection)
+
+    def _configure_session_from_auth(self, session: requests.Session, connection) -> requests.Session:
+        # HttpHook would send login/password as basic auth; platforms want their own scheme.
+        session.auth = None
+        session.headers.update(self.auth_headers())
+        return session
+
+    def _configure_session_from_extra(self, session: requests.Session, connection, extra_options):
+        # HttpHook turns unknown extras into headers; Koho's extras are platform settings
+        # (page ids, channel secrets) that must never be sent as headers. Keep transport options only.
+        _, merged = _process_extra_options_from_connection(connection, extra_options)
+        self.merged_extra = merged
+        session.proxies = merged.get("proxies", merged.get("proxy", {}))
+        session.verify = merged.get("verify", merged.get("verify_ssl", True))
+        session.trust_env = merged.get("trust_env", True)
+        return session
+
+    def url_for(self, path: str) -> str:
+        self.get_conn()
+        return self.url_from_endpoint(path)
+
+    # ----------------------------------------------------------------- one exchange
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | list[tuple[str, Any]] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        write: bool | None = None,
+    ) -> requests.Response:
+        """Send one request and return the response, or raise the taxonomy error it means."""
+        method = method.upper()
+        write = method in WRITE_METHODS if write is None else write
+        session = self.get_conn()
+        url = self.url_from_endpoint(path)
+        try:
+            response = session.request(
+                method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
+            )
+        except requests.exceptions.ConnectTimeout as exc:
+            raise TransientError(
+                f"could not connect to {self.base_url}", platform=self.platform, account=self.account_label
+            ) from exc
+        except requests.exceptions.ConnectionError as exc:
+            if write and not _never_sent(exc):
+                raise UnknownOutcome(
+                    f"connection lost after sending {method} {path}; it may have been applied",
+                    platform=self.platform,
+                    account=self.account_label,
+                ) from exc
+            raise TransientError(
+                f"could not reach {self.base_url}", platform=self.platform, account=self.account_label
+            ) from exc
+        except requests.exceptions.Timeout as exc:
+            if write:
+                raise UnknownOutcome(
+                    f"no answer to {method} {path} within {self.timeout:g}s; it may have been applied",
+                    platform=self.platform,
+                    account=self.account_label,
+                ) from exc
+            raise TransientError(
+                f"no answer to {method} {path} within {self.timeout:g}s",
+                platform=self.platform,
+                account=self.account_label,
+            ) from exc
+        info = self.parse_rate_limit(response)
+        if info is not None:
+            self._windows[self.rate_bucket(method, path)] = info
+        if response.status_code >= 400:
+            error = self.classify_error(response)
+            if write and isinstance(error, TransientError) and not isinstance(error, UnknownOutcome):
+                # A 5xx after a write was sent does not mean it failed.
+                error = UnknownOutcome(
+                    f"{error.reason}; the write may have been applied",
+                    platform=self.platform,
+                    account=self.account_label,
+                    status=error.status,
+                    code=error.code,
+                )
+            raise error
+        return response
+
+    def call(
+        self, method: str, path: str, *, retry_unknown: bool | None = None, **kwargs: Any
+    ) -> requests.Response:
+        """:meth:`request` with the taxonomy's retry rules applied.
+
+        Rate limits wait for the reset the platform announced; transient errors back off; an
+        expired token is refreshed once where the platform allows. Writes with an unknown
+        outcome are retried only when ``retry_unknown`` says the write is idempotent (reads
+        always are); otherwise the caller must reconcile.
+        """
+        method = method.upper()
+        if retry_unknown is None:
+            retry_unknown = method not in WRITE_METHODS
+        bucket = self.rate_bucket(method, path)
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            self._wait_for_window(bucket, method)
+            try:
+                return self.request(method, path, **kwargs)
+            except RateLimited as exc:
+                wait = exc.seconds_to_wait()
+                wait = self.retry.backoff(attempt) if wait is None else wait + 0.05
+                if attempt >= self.retry.max_attempts or wait > self.retry.max_wait:
+                    raise
+                self.log.info("%s rate limited; waiting %.1fs for the window to reset", self.platform, wait)
+                self._sleep(wait)
+            except UnknownOutcome:
+                if not retry_unknown or attempt >= self.retry.max_attempts:
+                    raise
+                self._sleep(self.retry.backoff(attempt))
+            except TransientError:
+                if attempt >= self.retry.max_attempts:
+                    raise
+                self._sleep(self.retry.backoff(attempt))
+            except AuthExpired:
+                if refreshed or not self.refresh_auth():
+                    raise
+                refreshed = True
+
+    def _wait_for_window(self, bucket: str, method: str) -> None:
+        """Wait, before sending, for a window the platform said is used up (and for our own budget)."""
+        info = self._windows.get(bucket)
+        if info and info.remaining is not None and info.remaining <= 0 and info.reset_at:
+            wait = (info.reset_at - datetime.now(UTC)).total_seconds()
+            if wait > self.retry.max_wait:
+                raise RateLimited(
+                    f"window '{bucket}' used up until {info.reset_at.isoformat()}",
+                    reset_at=info.reset_at,
+                    platform=self.platform,
+                    account=self.account_label,
+                )
+            if wait > 0:
+                self._sleep(wait + 0.05)
+            self._windows.pop(bucket, None)
+        if self._budget is not None and method in WRITE_METHODS:
+            while (delay := self._budget.delay()) > 0:
+                self._sleep(delay)
+
+    def rate_limit_window(self, bucket: str) -> RateLimitInfo | None:
+        """The last window the platform reported for ``bucket`` (for reports and benchmarks)."""
+        return self._windows.get(bucket)
+
+    # ----------------------------------------------------------------- protocol, per platform
+
+    def rate_bucket(self, method: str, path: str) -> str:
+        """Which rate-limit window a request counts against; platforms with per-endpoint limits refine it."""
+        return "write" if method.upper() in WRITE_METHODS else "read"
+
+    def parse_rate_limit(self, response: requests.Response) -> RateLimitInfo | None:
+        """Read the platform's rate-limit headers; ``None`` when it sent none."""
+        return None
+
+    def classify_error(self, response: requests.Response) -> PlatformError:
+        """Map an error response onto the taxonomy. Subclasses read their error bodies, then call this."""
+        status = response.status_code
+        text = secrets.redact(_short_body(response))
+        kw = {"platform": self.platform, "account": self.account_label, "status": status}
+        if status == 429:
+            info = self.parse_rate_limit(response)
+            reset_at = info.reset_at if info else _retry_after(response)
+            return RateLimited(text or "rate limited", reset_at=reset_at, **kw)
+        if status == 401:
+            return AuthExpired(text or "token rejected", **kw)
+        if status >= 500:
+            return TransientError(text or "server error", **kw)
+        if status == 404:
+            return PermanentlyRejected(text or "not found", kind="not_found", **kw)
+        if status == 403:
+            return PermanentlyRejected(text or "forbidden", kind="forbidden", **kw)
+        return PermanentlyRejected(text or f"rejected with HTTP {status}", **kw)
+
+    def refresh_auth(self) -> bool:
+        """Renew an expired session token if the platform allows it; ``True`` when renewed."""
+        return False
+
+    def _unsupported(self, operation: str) -> NotSupported:
+        return NotSupported(
+            f"{self.display_name or self.platform} has no API to {operation}",
+            platform=self.platform,
+            account=self.account_label,
+        )
+
+    def verify_credentials(self) -> AccountInfo:
+        """Who the token belongs to, and when the token expires if the platform says."""
+        raise self._unsupported("verify credentials")
+
+    def publish(self, post: OutgoingPost, *, idempotency_key: str) -> PublishedPost:
+        """Send one post once. May raise :class:`UnknownOutcome`; callers use :meth:`publish_once`."""
+        raise self._unsupported("publish")
+
+    def delete(self, remote_id: str) -> None:
+        raise self._unsupported("delete a post")
+
+    def get_post(self, remote_id: str) -> RemotePost:
+        raise self._unsupported("read a post")
+
+    def list_recent_posts(self, since: datetime, *, limit: int = 100) -> list[RemotePost]:
+        """The account's own posts created at or after ``since``, newest first."""
+        raise self._unsupported("list its own posts")
+
+    def post_metrics(self, remote_id: str) -> PostMetrics:
+        raise self._unsupported("read post metrics")
+
+    def account_metrics(self) -> AccountMetrics:
+        raise self._unsupported("read account metrics")
+
+    def comments_since(self, cursor: str | None = None, *, post_ids: Iterable[str] = ()) -> CommentPage:
+        """Replies, comments and mentions newer than ``cursor`` (all recent ones when ``None``)."""
+        raise self._unsupported("read comments")
+
+    def search_accounts(self, query: str, *, limit: int = 20) -> list[AccountInfo]:
+        raise self._unsupported("search accounts")
+
+    # ----------------------------------------------------------------- exactly once
+
+    def find_published(
+        self, post: OutgoingPost, *, idempotency_key: str, since: datetime
+    ) -> PublishedPost | None:
+        """Reconcile an unknown outcome: the post if it is already on the account, else ``None``.
+
+        The default reads the account's recent posts and matches the text; platforms with a
+        better route (container status, createdAt) override it.
+        """
+        want = normalized_text(post.text)
+        for remote in self.list_recent_posts(since):
+            if normalized_text(remote.text) == want:
+                return PublishedPost(remote.remote_id, remote.url, remote.created_at, reconciled=True)
+        return None
+
+    def publish_once(
+        self,
+        post: OutgoingPost,
+        *,
+        idempotency_key: str,
+        maybe_sent_before: bool = False,
+        since: datetime | None = None,
+    ) -> PublishedPost:
+        """Publish ``post`` so that it appears exactly once, whatever fails on the way.
+
+        ``maybe_sent_before`` is set by the caller when its ledger shows an earlier attempt that
+        never recorded an outcome (a killed worker, a timed-out task): then the account is read
+        before anything is sent again.
+        """
+        since = since or (post.created_at or datetime.now(UTC)) - timedelta(minutes=10)
+        keyed = self.capabilities.idempotency_key
+        if maybe_sent_before and not keyed:
+            found = self.find_published(post, idempotency_key=idempotency_key, since=since)
+            if found:
+                self.log.info("%s: earlier attempt had landed as %s", self.platform, found.remote_id)
+                return found
+        last: PlatformError | None = None
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                return self.publish(post, idempotency_key=idempotency_key)
+            except UnknownOutcome as exc:
+                last = exc
+            except PermanentlyRejected as exc:
+                # After an unknown outcome a "duplicate" answer is a hint that the first try landed.
+                if exc.kind != "duplicate" or last is None:
+                    raise
+                last = exc
+            except (RateLimited, TransientError) as exc:
+                last = exc
+                wait = exc.seconds_to_wait() if isinstance(exc, RateLimited) else None
+                if wait is not None and wait > self.retry.max_wait:
+                    raise
+                self._sleep(self.retry.backoff(attempt) if wait is None else wait + 0.05)
+                continue
+            if not keyed:
+                found = self.find_published(post, idempotency_key=idempotency_key, since=since)
+                if found:
+                    return found
+                if isinstance(last, PermanentlyRejected):
+                    raise last
+            self._sleep(self.retry.backoff(attempt))
+        assert last is not None
+        raise last
+
+
+def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:
+    """True when the connection failed before the request left (refused, DNS), so it cannot have applied."""
+    text = repr(exc)
+    return any(s in text for s in ("NewConnectionError", "Connection refused", "NameResolutionError"))
+
+
+def _short_body(response: requests.Response, limit: int = 300) -> str:
+    return (response.text or "").strip()[:limit]
+
+
+def _retry_after(response: requests.Response) -> datetime | None:
+    value = response.headers.get("Retry-After")
+    if value and value.strip().isdigit():
+        return datetime.now(UTC) + timedelta(seconds=int(value))
+    return None
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Parse the ISO 8601 times platforms return (``Z`` or offset; Graph API's ``+0000`` too)."""
+    if not value:
+        return None
+    value = value.strip().replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", value):
+        value = value[:-2] + ":" + value[-2:]
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
