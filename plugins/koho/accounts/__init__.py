@@ -1,0 +1,1 @@
+"""The account registry: loading, mirroring into the ledger, credential checks."""

@@ -1,0 +1,16 @@
+"""Koho's configuration (include/config): schema, loading with file/line/field errors."""
+
+from koho.config.loader import KohoConfig, config_dir, include_dir, load_config
+from koho.config.schema import AccountConfig, Caps, Department, Policy, QuietHours
+
+__all__ = [
+    "AccountConfig",
+    "Caps",
+    "Department",
+    "KohoConfig",
+    "Policy",
+    "QuietHours",
+    "config_dir",
+    "include_dir",
+    "load_config",
+]

@@ -1,0 +1,184 @@
+"""The schema of Koho's configuration: accounts, departments and policy.
+
+Everything an operator may want to change without a release lives here as data: the account
+registry, caps, quiet hours, routing keywords, the texts the public pages show, review weights
+and platform limits. Unknown fields are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, time
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
+
+from koho.platforms.registry import PLATFORMS
+
+SLUG = r"^[a-z0-9][a-z0-9_-]{1,62}$"
+Slug = Annotated[str, Field(pattern=SLUG)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+class QuietHours(Strict):
+    """A daily window (local time) in which nothing but emergencies is posted; may wrap midnight."""
+
+    start: time
+    end: time
+
+    @classmethod
+    def parse(cls, value: str) -> QuietHours:
+        match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", value)
+        if not match:
+            raise ValueError("quiet hours must look like '22:00-07:00'")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
+            raise ValueError("quiet hours use 24-hour times from 00:00 to 24:00")
+        return cls(start=time(h1, m1), end=time(0, 0) if h2 == 24 else time(h2, m2))
+
+    def contains(self, moment: time) -> bool:
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+class Caps(Strict):
+    """Volume rules for one account (policy: avoid needless volume, save staff time)."""
+
+    per_day: int | None = Field(default=None, ge=1, le=500)
+    min_spacing_minutes: int | None = Field(default=None, ge=0, le=24 * 60)
+    quiet_hours: QuietHours | None = None
+
+    @field_validator("quiet_hours", mode="before")
+    @classmethod
+    def _quiet(cls, value: object) -> object:
+        return QuietHours.parse(value) if isinstance(value, str) else value
+
+    def merged_over(self, default: Caps) -> Caps:
+        """These caps, with anything unset taken from ``default`` (the policy's)."""
+        return Caps(
+            per_day=self.per_day if self.per_day is not None else default.per_day,
+            min_spacing_minutes=(
+                self.min_spacing_minutes if self.min_spacing_minutes is not None else default.min_spacing_minutes
+            ),
+            quiet_hours=self.quiet_hours if self.quiet_hours is not None else default.quiet_hours,
+        )
+
+
+Platform = Literal["x", "facebook", "instagram", "threads", "line", "youtube", "bluesky", "mastodon"]
+assert set(Platform.__args__) == set(PLATFORMS), "schema and platform registry disagree"  # type: ignore[attr-defined]
+
+
+class AccountConfig(Strict):
+    """One official account (policy: the general city account and special-topic accounts)."""
+
+    id: Slug
+    name: str = Field(min_length=1, max_length=100)
+    platform: Platform
+    handle: str = Field(min_length=1, max_length=100, pattern=r"^@?[A-Za-z0-9_.\-]+(@[A-Za-z0-9.\-]+)?$")
+    kind: Literal["general", "special"]
+    topic: Slug | None = None
+    department: Slug
+    status: Literal["active", "suspended", "retired"] = "active"
+    connection_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,250}$")]
+    url: HttpUrl | None = None
+    caps: Caps = Caps()
+    staff_hours_per_post: float = Field(default=0.25, ge=0, le=40)
+    started_on: date | None = None
+    description: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _topic_for_special(self) -> AccountConfig:
+        if self.kind == "special" and not self.topic:
+            raise ValueError("a special-topic account needs a 'topic' (e.g. child_rearing, disaster, tourism)")
+        if self.kind == "general" and self.topic:
+            raise ValueError("the general city account has no 'topic'; use kind: special for topic accounts")
+        return self
+
+
+class Department(Strict):
+    id: Slug
+    name: str = Field(min_length=1, max_length=100)
+    email: EmailStr
+    keywords: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list)
+
+
+class Texts(Strict):
+    """Texts shown to the public. Written by the city in its own words; the demo ships samples."""
+
+    sample: bool = False
+    directory_title: str = Field(min_length=1)
+    directory_intro: str = Field(min_length=1)
+    disclaimer: str = Field(min_length=1)
+    feedback_note: str = Field(min_length=1)
+
+
+class ReviewWeights(Strict):
+    reach: float = Field(default=0.4, ge=0)
+    engagement: float = Field(default=0.4, ge=0)
+    cost: float = Field(default=0.2, ge=0)
+    improve_below: float = Field(default=0.5, ge=0, le=1)
+    retire_below: float = Field(default=0.25, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _order(self) -> ReviewWeights:
+        if self.retire_below > self.improve_below:
+            raise ValueError("retire_below must not be above improve_below")
+        return self
+
+
+class WebsiteChannel(Strict):
+    output_dir: str = "var/website"
+    base_url: HttpUrl
+    feed_title: str = Field(min_length=1)
+
+
+class NewsletterChannel(Strict):
+    output_dir: str = "var/newsletter"
+    max_item_chars: int = Field(default=400, ge=20)
+
+
+class Channels(Strict):
+    website: WebsiteChannel
+    newsletter: NewsletterChannel = NewsletterChannel()
+
+
+class Policy(Strict):
+    city_name: str = Field(min_length=1)
+    timezone: str = "Asia/Tokyo"
+    pr_department: Slug
+    crisis_emails: list[EmailStr] = Field(default_factory=list)
+    caps: Caps
+    holidays: Literal["allow", "warn", "block"] = "warn"
+    token_expiry_warning_days: int = Field(default=14, ge=1, le=365)
+    platform_limits: dict[Platform, int] = Field(default_factory=dict)
+    texts: Texts
+    review: ReviewWeights = ReviewWeights()
+    channels: Channels
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}' (expected an IANA name like Asia/Tokyo)") from None
+        return value
+
+    @field_validator("platform_limits")
+    @classmethod
+    def _limits(cls, value: dict[str, int]) -> dict[str, int]:
+        for platform, limit in value.items():
+            if limit < 1:
+                raise ValueError(f"platform limit for {platform} must be a positive length")
+        return value
