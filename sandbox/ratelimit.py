@@ -45,7 +45,9 @@ class RateLimiter:
     def settings(self, platform: str, bucket: str) -> tuple[int, float] | None:
         return self._overrides.get((platform, bucket)) or self._defaults.get((platform, bucket))
 
-    def hit(self, platform: str, account_id: str, bucket: str, cost: int = 1, now: float | None = None) -> Window | None:
+    def hit(
+        self, platform: str, account_id: str, bucket: str, cost: int = 1, now: float | None = None
+    ) -> Window | None:
         """Count one request (of ``cost`` points); ``None`` when the bucket has no limit."""
         settings = self.settings(platform, bucket)
         if settings is None:
