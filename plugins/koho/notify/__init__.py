@@ -1,0 +1,1 @@
+"""Getting word to people: mail through Airflow's SMTP provider."""
