@@ -124,7 +124,7 @@ class SandboxState:
         handle = handle.lstrip("@").lower()
         with self.lock:
             for acc in self.accounts.values():
-                if acc.platform == platform and acc.handle.lower() == handle:
+                if acc.platform == platform and acc.handle.lstrip("@").lower() == handle:
                     return acc
         return None
 

@@ -33,6 +33,7 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook, _process_extra_options_from_connection
 
 from koho import secrets
+from koho.platforms.catalog import PLATFORMS as CATALOG
 from koho.platforms.errors import (
     AuthExpired,
     NotSupported,
@@ -130,13 +131,27 @@ class PlatformHook(HttpHook):
 
     platform: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    # Identity and connection-form fields come from koho.platforms.catalog (see __init_subclass__):
     #: The real API's base URL, used when the connection has no host.
     default_host: ClassVar[str] = ""
-    capabilities: ClassVar[Capabilities] = Capabilities()
     #: Extra fields shown on the connection form: name -> (label, description).
     extra_fields: ClassVar[dict[str, tuple[str, str]]] = {}
     #: Names of extra fields that hold secrets (never logged, masked in the UI).
     secret_extra_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Take the platform's identity (connection type, names, form fields) from the catalog."""
+        super().__init_subclass__(**kwargs)
+        info = CATALOG.get(cls.__dict__.get("platform", ""))
+        if info is None:
+            return
+        cls.conn_type = info.conn_type
+        cls.hook_name = info.hook_name
+        cls.display_name = info.display_name
+        cls.default_host = info.default_host
+        cls.extra_fields = info.extra_fields
+        cls.secret_extra_fields = info.secret_extra_fields
 
     def __init__(
         self,
@@ -325,8 +340,15 @@ class PlatformHook(HttpHook):
                     raise
                 refreshed = True
 
+    def _wait_for_budget(self) -> None:
+        """Wait until the account's own posting budget allows one more post (see :class:`WriteBudget`)."""
+        self.get_conn()  # reads the budget from the connection extra when none was given
+        if self._budget is not None:
+            while (delay := self._budget.delay()) > 0:
+                self._sleep(delay)
+
     def _wait_for_window(self, bucket: str, method: str) -> None:
-        """Wait, before sending, for a window the platform said is used up (and for our own budget)."""
+        """Wait, before sending, for a window the platform said is used up."""
         info = self._windows.get(bucket)
         if info and info.remaining is not None and info.remaining <= 0 and info.reset_at:
             wait = (info.reset_at - datetime.now(UTC)).total_seconds()
@@ -340,9 +362,6 @@ class PlatformHook(HttpHook):
             if wait > 0:
                 self._sleep(wait + 0.05)
             self._windows.pop(bucket, None)
-        if self._budget is not None and method in WRITE_METHODS:
-            while (delay := self._budget.delay()) > 0:
-                self._sleep(delay)
 
     def rate_limit_window(self, bucket: str) -> RateLimitInfo | None:
         """The last window the platform reported for ``bucket`` (for reports and benchmarks)."""
@@ -449,15 +468,23 @@ class PlatformHook(HttpHook):
         never recorded an outcome (a killed worker, a timed-out task): then the account is read
         before anything is sent again.
         """
+        if not self.capabilities.publish:
+            raise self._unsupported("publish")  # before reading anything: nothing to reconcile
         since = since or (post.created_at or datetime.now(UTC)) - timedelta(minutes=10)
         keyed = self.capabilities.idempotency_key
-        if maybe_sent_before and not keyed:
-            found = self.find_published(post, idempotency_key=idempotency_key, since=since)
+        if maybe_sent_before:
+            # Even platforms with idempotency keys are read first: they forget keys (Mastodon
+            # after an hour, LINE after a day), and an earlier attempt may be older than that.
+            try:
+                found = self.find_published(post, idempotency_key=idempotency_key, since=since)
+            except NotSupported:
+                found = None  # nothing to read (LINE broadcasts): the key is all there is
             if found:
                 self.log.info("%s: earlier attempt had landed as %s", self.platform, found.remote_id)
                 return found
         last: PlatformError | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
+            self._wait_for_budget()
             try:
                 return self.publish(post, idempotency_key=idempotency_key)
             except UnknownOutcome as exc:

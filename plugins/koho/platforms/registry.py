@@ -9,17 +9,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from koho.platforms.base import PlatformHook
 
-#: platform name -> "module:Class". Adding a platform is one module and one line here.
-HOOKS: dict[str, str] = {
-    "x": "koho.platforms.x:XHook",
-    "facebook": "koho.platforms.facebook:FacebookHook",
-    "instagram": "koho.platforms.instagram:InstagramHook",
-    "threads": "koho.platforms.threads:ThreadsHook",
-    "line": "koho.platforms.line:LineHook",
-    "youtube": "koho.platforms.youtube:YouTubeHook",
-    "bluesky": "koho.platforms.bluesky:BlueskyHook",
-    "mastodon": "koho.platforms.mastodon:MastodonHook",
-}
+from koho.platforms.catalog import PLATFORMS as CATALOG
+
+#: platform name -> "module:Class". Adding a platform is one module and one catalog entry.
+HOOKS: dict[str, str] = {name: info.hook for name, info in CATALOG.items()}
 
 PLATFORMS: tuple[str, ...] = tuple(HOOKS)
 
