@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -43,9 +44,8 @@ def verify_credentials(account: dict) -> dict:
     result = verify_account(account, hook_for)
     ledger = Ledger.from_airflow()
     with ledger.session() as session:
-        repo.record_verification(
-            session, account["id"], ok=result.ok, token_expires_at=result.token_expires_at, error=result.error
-        )
+        expires = datetime.fromisoformat(result.token_expires_at) if result.token_expires_at else None
+        repo.record_verification(session, account["id"], ok=result.ok, token_expires_at=expires, error=result.error)
     if result.ok:
         log.info("%s: credentials valid (token expires: %s)", account["id"], result.token_expires_at or "never said")
     else:

@@ -43,7 +43,7 @@ from koho.emergency.jma import (
     MAX_DOCUMENT_BYTES,
     EmergencySettings,
     JmaDocumentError,
-    Warning,
+    JmaWarning,
     Watch,
     draft_key,
     nfkc,
@@ -176,7 +176,7 @@ class JmaFeedPoller:
             self.log.warning("%s", problem)
 
         complete = True
-        bulletins: list[Warning] = []
+        bulletins: list[JmaWarning] = []
         wanted: list[str] = []  # the feed may list one document twice: fetch it once
         for entry in feed.entries:
             if nfkc(entry.title) not in self.feed_titles or entry.link in self.seen_documents:

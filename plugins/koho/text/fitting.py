@@ -249,7 +249,9 @@ def _thread(job: _Job, cuts: _Cuts) -> tuple[list[str], list[tuple[int, int]]]:
     digits = 1
     while True:
         spans = _thread_spans(job, cuts, digits)
-        if spans is not None:
+        # Every part was measured with a total of ``digits`` nines in "(n/m)": the real total
+        # must not be wider, or each part would grow by a character after it was measured.
+        if spans is not None and len(spans) < 10**digits:
             break
         digits += 1
     total = str(len(spans))
@@ -285,6 +287,8 @@ def _thread_spans(job: _Job, cuts: _Cuts, digits: int) -> list[tuple[int, int]] 
             link_alone = _thread_part("", number + 1, placeholder, first=False, last=True, link=job.link, tags=[])
             if job.link and job.fits(part(job.end, last=False)) and job.fits(link_alone):
                 # Everything left fits but not with the link: the link gets a part of its own.
+                if number + 1 >= 10**digits:
+                    return None  # that extra part makes the count one digit wider than measured
                 spans.append((a, job.end))
                 spans.append((job.end, job.end))
                 return spans

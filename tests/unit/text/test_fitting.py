@@ -8,7 +8,7 @@ from twitter_text import parse_tweet
 
 from koho.text import TextDoesNotFit, TextError, UnknownPlatform, count, fit, japanese, rules_for
 from koho.text.fitting import protected_spans
-from koho.text.rules import TextRule, count_graphemes
+from koho.text.rules import TextRule, count_codepoints, count_graphemes, count_threads
 
 LINK = "https://www.city.koho.example.jp/kurashi/gomi/nenmatsu.html"
 MORE = "https://www.city.koho.example.jp/news/2026/1225.html"
@@ -157,6 +157,50 @@ def test_part_numbers_with_two_digits_still_fit():
     assert len(fitted.parts) >= 10
     assert fitted.parts[9].split("\n")[0].endswith(f"(10/{len(fitted.parts)})")
     assert all(_x(p) <= 280 for p in fitted.parts)
+
+
+def test_a_link_part_that_makes_the_tenth_part_widens_every_number():
+    # Eight sentences fill eight parts exactly as "(n/9)", a hashtag (never cut) the ninth; the
+    # link does not fit beside it and needs a part of its own, the tenth: numbered "(n/10)", every
+    # part is one character longer than when it was measured "(n/9)".
+    rule = TextRule("tiny", 20, count_codepoints, supports_thread=True)
+    link = "https://a.jp"
+    text = ("防" * 13 + "。") * 8 + "#" + "防" * 11
+    assert [len(p) for p in fit("tiny", text, rule=rule).parts] == [20] * 8 + [18]  # "防…防。 (n/9)"
+    fitted = fit("tiny", text, link=link, rule=rule)
+    n = len(fitted.parts)
+    assert n >= 10 and fitted.parts[-1].endswith(link)
+    assert fitted.lengths == [len(p) for p in fitted.parts] and all(length <= 20 for length in fitted.lengths)
+    for i, (part, (a, b)) in enumerate(zip(fitted.parts, fitted.spans, strict=True), 1):
+        assert part.startswith(f"{text[a:b]} ({i}/{n})".lstrip())
+    # A hashtag one longer fits no part numbered "(10/..)" or later: a clear error, not the bug guard.
+    with pytest.raises(TextDoesNotFit, match="smallest piece"):
+        fit("tiny", text + "防", link=link, rule=rule)
+
+
+def test_threads_regression_link_part_crossing_ten_parts():
+    # The falsifying example hypothesis found (test_fitting_properties): with a limit of 150 the
+    # greedy split made nine parts measured as "(n/9)" plus a part for the link alone, so the
+    # sixth part, at exactly 150 as "(6/9)", was sent as "(6/10)": 151.
+    gomi = "燃えるごみは月曜日と木曜日に出してください。"
+    nenmatsu = "年末年始は収集日が変わります！"
+    calendar = "https://www.city.koho.example.jp/kurashi/gomi/calendar2026.html"
+    koho = "http://koho.example.jp"
+    kankou = "https://koho.example.jp/" + "kankou/" * 12 + "map.pdf"  # 115 characters, never cut
+    text = (gomi * 17 + "、" + gomi * 9 + nenmatsu * 4 + "防災訓練に参加しませんか？観光案内所で、湖北市の地図を無料で"
+            f"配っています。市民会館（中央町1-2-3） {calendar}  {koho}  {koho}  #防災 {nenmatsu} {calendar}  {kankou} ")
+    link = "https://www.city.koho.example.jp/info"
+    rule = rules_for("threads", {"threads": 150})
+    fitted = fit("threads", text, link=link, rule=rule)
+    n = len(fitted.parts)
+    assert fitted.strategy == "thread" and n >= 10
+    assert fitted.lengths == [count_threads(p) for p in fitted.parts]
+    assert all(length <= 150 for length in fitted.lengths)
+    assert fitted.parts[-1].endswith(link)
+    for i, (part, (a, b)) in enumerate(zip(fitted.parts, fitted.spans, strict=True), 1):
+        assert part.startswith(f"{text[a:b]} ({i}/{n})".lstrip())
+    for s, e in protected_spans(text):
+        assert any(a <= s and e <= b for a, b in fitted.spans), text[s:e]
 
 
 def test_max_parts_bounds_a_thread():
