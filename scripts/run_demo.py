@@ -76,6 +76,8 @@ def main() -> None:
 
     print("Koho: migrating Airflow's metadata database (first time takes a minute)…")
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
     ledger_file = home.parent / "koho-ledger.db"
     Ledger(f"sqlite:///{ledger_file}").migrate()
 

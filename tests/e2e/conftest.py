@@ -41,6 +41,8 @@ def airflow_home(tmp_path_factory) -> dict[str, str]:
     env = airflow_env(ROOT, home)
     env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")], env=env, check=True,
+                   capture_output=True, timeout=120)
     return env
 
 

@@ -1,0 +1,1 @@
+"""Delivering posts exactly once: planning deliveries, time slots, sending and recording."""

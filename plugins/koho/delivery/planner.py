@@ -1,0 +1,124 @@
+"""Turn a stored entry into deliveries: one per target account and thread part, text already fitted.
+
+Planning writes the rows *before* anything is sent, each with its stable idempotency key; that
+is what lets the sender publish exactly once whatever fails later. Re-planning the same entry
+revision is a no-op (the ledger refuses duplicates), so overlapping runs are harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from koho.errors import KohoError
+from koho.ledger import repo
+from koho.ledger.models import Account, CalendarEntry, Delivery
+from koho.platforms.registry import PLATFORMS, hook_class
+from koho.text.fitting import fit
+from koho.text.rules import rules_for
+
+log = logging.getLogger(__name__)
+
+#: Pseudo-account for the city website channel: its deliveries write news pages, not posts.
+WEBSITE = "website"
+
+
+@dataclass
+class PlanOutcome:
+    entry_id: str
+    revision: int
+    deliveries: list[int] = field(default_factory=list)  # ids of every delivery of this revision
+    created: int = 0
+    problems: dict[str, str] = field(default_factory=dict)  # account id -> why nothing was planned
+
+
+def ensure_website_account(session: Session, *, department: str, base_url: str) -> None:
+    """The website channel is a delivery target like an account; give it its ledger row."""
+    repo.upsert_accounts(session, [{
+        "id": WEBSITE, "platform": WEBSITE, "handle": base_url, "display_name": "City website",
+        "kind": "general", "department": department, "status": "active", "connection_id": None, "settings": {},
+    }])
+
+
+def supports_replies(platform: str) -> bool:
+    return platform in PLATFORMS and hook_class(platform).capabilities.replies
+
+
+def fitted_parts(
+    platform: str,
+    text: str,
+    *,
+    link: str | None,
+    hashtags: Iterable[str],
+    mode: str,
+    more_url: str | None,
+    limits: Mapping[str, int] | None,
+) -> list[str]:
+    """The text as it will be posted on ``platform``: one part, or a thread's parts."""
+    if platform == WEBSITE:
+        return [text]
+    rule = rules_for(platform, limits)
+    return fit(
+        platform, text, link=link, hashtags=() if mode == "emergency" else hashtags, more_url=more_url,
+        mode=mode, allow_thread=supports_replies(platform), rule=rule,
+    ).parts
+
+
+def plan_entry(
+    session: Session,
+    entry: CalendarEntry,
+    accounts: Mapping[str, Account],
+    *,
+    mode: str = "adapt",
+    more_url: str | None = None,
+    limits: Mapping[str, int] | None = None,
+    awaiting_approval: bool | None = None,
+) -> PlanOutcome:
+    """Plan the entry's current revision for every account in its payload.
+
+    ``payload`` is the validated entry (``koho.calendar.schema.CalendarEntry`` as JSON): its
+    ``accounts`` are the targets that passed validation; ``channels`` may add the website.
+    An account whose text cannot be fitted gets no delivery and a problem saying why (the
+    others are planned). ``mode="emergency"`` never rewords: the same text everywhere, split
+    only where a limit forces it.
+    """
+    payload: dict[str, Any] = entry.payload or {}
+    outcome = PlanOutcome(entry.id, entry.revision)
+    waiting = entry.approval_required if awaiting_approval is None else awaiting_approval
+    targets = list(payload.get("accounts") or [])
+    if "website" in (payload.get("channels") or []) and WEBSITE not in targets:
+        targets.append(WEBSITE)
+    overrides: dict[str, str] = payload.get("overrides") or {}
+    for account_id in targets:
+        account = accounts.get(account_id)
+        if account is None:
+            outcome.problems[account_id] = "not in the ledger's account registry (run accounts_sync)"
+            continue
+        text = overrides.get(account_id) or overrides.get(account.platform) or payload.get("text") or ""
+        if mode == "emergency":
+            text = payload.get("text") or ""  # accuracy first: no per-medium rewording
+        try:
+            parts = fitted_parts(
+                account.platform, text, link=payload.get("link"), hashtags=payload.get("hashtags") or (),
+                mode=mode, more_url=more_url, limits=limits,
+            )
+        except KohoError as exc:
+            outcome.problems[account_id] = str(exc)
+            continue
+        parent: Delivery | None = None
+        for index, part in enumerate(parts):
+            result = repo.plan_delivery(
+                session, entry_id=entry.id, account_id=account_id, revision=entry.revision,
+                due_at=entry.publish_at, text=part, part_index=index,
+                parent_delivery_id=parent.id if parent else None, awaiting_approval=waiting,
+            )
+            parent = result.delivery
+            outcome.deliveries.append(result.delivery.id)
+            outcome.created += result.created
+    for account_id, reason in outcome.problems.items():
+        log.warning("entry %s: nothing planned for %s: %s", entry.id, account_id, reason)
+    return outcome

@@ -1,0 +1,258 @@
+"""Send one delivery exactly once: claim it in the ledger, publish through its platform, record.
+
+The order is what makes "exactly once" hold across killed workers and retries:
+
+1. the ledger claim (``planned`` -> ``sending``) lets exactly one process send; a claim on a
+   row left ``sending`` by a dead worker says ``maybe_sent_before``;
+2. the hook's ``publish_once`` reconciles first in that case, then publishes with the
+   delivery's stable idempotency key;
+3. the outcome is recorded: published (remote id, URL), failed with a reason a person can act
+   on, back to planned when the platform surely did not publish, or left ``sending`` when the
+   outcome is unknown (the next claim reconciles).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from koho.config import KohoConfig, load_config
+from koho.config.loader import include_dir
+from koho.delivery.planner import WEBSITE
+from koho.ledger import repo
+from koho.ledger.db import Ledger
+from koho.ledger.models import Account, CalendarEntry, Delivery
+from koho.platforms.errors import (
+    AuthExpired,
+    NotSupported,
+    PermanentlyRejected,
+    PlatformError,
+    RateLimited,
+    TransientError,
+    UnknownOutcome,
+)
+from koho.platforms.registry import hook_for
+from koho.platforms.types import OutgoingPost
+from koho.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+HookFactory = Callable[[str, str], Any]
+
+
+@dataclass
+class DeliveryOutcome:
+    """What happened to one delivery; JSON-safe for XCom and reports (no secrets)."""
+
+    delivery_id: int
+    entry_id: str
+    account_id: str
+    platform: str
+    part_index: int
+    status: str  # published, failed, planned (retry later), sending (unknown), skipped
+    remote_id: str | None = None
+    url: str | None = None
+    error: str | None = None
+    due_at: str | None = None
+    sent_at: str | None = None  # when the platform call started
+    published_at: str | None = None
+    late_seconds: float | None = None  # call start minus due time
+    call_seconds: float | None = None  # duration of the platform call
+    reconciled: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _advice(exc: PlatformError) -> str:
+    """The error plus what a person should do about it."""
+    if isinstance(exc, AuthExpired):
+        return f"{exc} — renew the account's token in its Airflow connection, then re-run"
+    if isinstance(exc, PermanentlyRejected):
+        hints = {
+            "duplicate": "the platform says this text was already posted; check the account",
+            "too_long": "shorten the text or add a per-platform override",
+            "bad_media": "check the image (format, size, public URL)",
+            "forbidden": "the token lacks a permission; check the app's permissions",
+        }
+        return f"{exc} — {hints.get(exc.kind, 'correct the entry and plan it again')}"
+    if isinstance(exc, NotSupported):
+        return f"{exc} — post it by hand on the platform"
+    return str(exc)
+
+
+def image_urls(payload: dict[str, Any], config: KohoConfig) -> tuple[str, ...]:
+    """Public URLs of the entry's images: URLs as given, local files under the website's media/."""
+    base = str(config.policy.channels.website.base_url) if config.policy else ""
+    urls = []
+    for image in payload.get("images") or ():
+        urls.append(image if "://" in image else urljoin(base, f"media/{Path(image).name}"))
+    return tuple(urls)
+
+
+class Sender:
+    """Sends deliveries for one task; holds the ledger, config and hooks it reuses across them."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        dag_run_id: str | None = None,
+        hook_factory: HookFactory = hook_for,
+        config: KohoConfig | None = None,
+        stale_after: timedelta = timedelta(minutes=15),
+    ) -> None:
+        self.ledger = ledger
+        self.dag_run_id = dag_run_id
+        self.hook_factory = hook_factory
+        self.config = config or load_config()
+        self.stale_after = stale_after
+        self._hooks: dict[str, Any] = {}
+
+    def hook(self, account: Account) -> Any:
+        if account.id not in self._hooks:
+            self._hooks[account.id] = self.hook_factory(account.platform, account.connection_id or "")
+        return self._hooks[account.id]
+
+    def send(self, delivery_id: int) -> DeliveryOutcome:
+        with self.ledger.session() as session:
+            claim = repo.claim_for_sending(session, delivery_id, self.dag_run_id, stale_after=self.stale_after)
+            delivery = claim.delivery
+            account = session.get(Account, delivery.account_id)
+            entry = session.get(CalendarEntry, delivery.entry_id)
+            parent = session.get(Delivery, delivery.parent_delivery_id) if delivery.parent_delivery_id else None
+            snapshot = _Snapshot.of(delivery, account, entry, parent)
+        outcome = snapshot.outcome("skipped")
+        if not claim.ok:
+            outcome.error = claim.reason
+            if delivery.status == "published":
+                outcome.status, outcome.remote_id, outcome.url = "published", delivery.remote_id, delivery.remote_url
+            return outcome
+        if snapshot.account_status != "active":
+            return self._fail(snapshot, f"account {snapshot.account_id} is {snapshot.account_status}; not posted",
+                              retryable=False)
+        if snapshot.parent_id is not None and not snapshot.parent_remote_id:
+            return self._fail(snapshot, "the previous part of this thread was not published, so this part "
+                                        "cannot answer it", retryable=False)
+        started = utcnow()
+        outcome.sent_at = started.isoformat()
+        outcome.late_seconds = (started - snapshot.due_at).total_seconds()
+        try:
+            if snapshot.platform == WEBSITE:
+                published = self._publish_website(snapshot)
+            else:
+                post = OutgoingPost(
+                    text=snapshot.text,
+                    image_urls=image_urls(snapshot.payload, self.config) if snapshot.part_index == 0 else (),
+                    reply_to=snapshot.parent_remote_id,
+                    created_at=snapshot.planned_created_at,
+                )
+                published = self.hook(snapshot.account).publish_once(
+                    post, idempotency_key=snapshot.key, maybe_sent_before=claim.maybe_sent_before,
+                    since=snapshot.planned_created_at - timedelta(minutes=10),
+                )
+        except (PermanentlyRejected, AuthExpired, NotSupported) as exc:
+            return self._fail(snapshot, _advice(exc), retryable=False, started=started)
+        except UnknownOutcome as exc:
+            return self._unknown(snapshot, exc, started)
+        except (RateLimited, TransientError) as exc:  # surely not applied: back to planned
+            return self._fail(snapshot, f"{exc} — will be tried again", retryable=True, started=started)
+        finished = utcnow()
+        with self.ledger.session() as session:
+            repo.mark_published(session, delivery_id, published.remote_id, published.url, finished)
+            repo.refresh_entry_status(session, snapshot.entry_id)
+        outcome.status, outcome.remote_id, outcome.url = "published", published.remote_id, published.url
+        outcome.published_at = finished.isoformat()
+        outcome.call_seconds = (finished - started).total_seconds()
+        outcome.reconciled = bool(getattr(published, "reconciled", False))
+        log.info("delivery %s (%s part %s) published: %s", delivery_id, snapshot.account_id, snapshot.part_index,
+                 published.url or published.remote_id)
+        return outcome
+
+    def _publish_website(self, snapshot: _Snapshot):
+        from koho.channels.website import NewsItem, publish_news_item
+        from koho.platforms.types import PublishedPost
+
+        if not self.config.policy:
+            raise NotSupported("no website channel configured in policy.yaml", platform=WEBSITE)
+        payload = snapshot.payload
+        media = include_dir() / "media"
+        item = NewsItem(
+            id=snapshot.entry_id, title=payload.get("title") or snapshot.entry_id, body=payload.get("text") or "",
+            published_at=snapshot.due_at, link=payload.get("link"), category=payload.get("category"),
+            images=[img if "://" in img else str(media / img) for img in payload.get("images") or ()],
+            emergency=snapshot.origin == "emergency", all_clear=bool(payload.get("all_clear")),
+        )
+        news = publish_news_item(item, self.config.policy.channels.website)
+        return PublishedPost(remote_id=snapshot.entry_id, url=news.url)
+
+    def _fail(self, snapshot: _Snapshot, reason: str, *, retryable: bool,
+              started: datetime | None = None) -> DeliveryOutcome:
+        with self.ledger.session() as session:
+            row = repo.mark_failed(session, snapshot.delivery_id, reason, retryable=retryable)
+            if not retryable:
+                repo.refresh_entry_status(session, snapshot.entry_id)
+            status = row.status
+        log.warning("delivery %s (%s): %s", snapshot.delivery_id, snapshot.account_id, reason)
+        outcome = snapshot.outcome(status, error=reason)
+        if started:
+            outcome.sent_at = started.isoformat()
+        return outcome
+
+    def _unknown(self, snapshot: _Snapshot, exc: PlatformError, started: datetime) -> DeliveryOutcome:
+        """Leave the delivery 'sending': the next claim (after stale_after) reconciles before posting."""
+        reason = f"{exc} — Koho will check the account before trying again"
+        log.warning("delivery %s (%s): outcome unknown: %s", snapshot.delivery_id, snapshot.account_id, exc)
+        outcome = snapshot.outcome("sending", error=reason)
+        outcome.sent_at = started.isoformat()
+        return outcome
+
+
+@dataclass
+class _Snapshot:
+    """What the sender needs from the ledger rows, read once inside the claim's transaction."""
+
+    delivery_id: int
+    entry_id: str
+    origin: str
+    account_id: str
+    account: Account
+    account_status: str
+    platform: str
+    part_index: int
+    key: str
+    text: str
+    due_at: datetime
+    planned_created_at: datetime
+    payload: dict[str, Any]
+    parent_id: int | None
+    parent_remote_id: str | None
+
+    @classmethod
+    def of(cls, delivery: Delivery, account: Account, entry: CalendarEntry, parent: Delivery | None) -> _Snapshot:
+        return cls(
+            delivery_id=delivery.id, entry_id=delivery.entry_id, origin=entry.origin, account_id=account.id,
+            account=_detached(account), account_status=account.status, platform=account.platform,
+            part_index=delivery.part_index, key=delivery.idempotency_key, text=delivery.text,
+            due_at=delivery.due_at, planned_created_at=delivery.planned_created_at,
+            payload={**(entry.payload or {}), "title": entry.title}, parent_id=delivery.parent_delivery_id,
+            parent_remote_id=parent.remote_id if parent is not None and parent.status == "published" else None,
+        )
+
+    def outcome(self, status: str, *, error: str | None = None) -> DeliveryOutcome:
+        return DeliveryOutcome(
+            delivery_id=self.delivery_id, entry_id=self.entry_id, account_id=self.account_id,
+            platform=self.platform, part_index=self.part_index, status=status, error=error,
+            due_at=self.due_at.isoformat(),
+        )
+
+
+def _detached(account: Account) -> Account:
+    """A plain copy of the account row, usable after its session closed."""
+    return Account(id=account.id, platform=account.platform, handle=account.handle,
+                   connection_id=account.connection_id, status=account.status)
