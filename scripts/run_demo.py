@@ -67,6 +67,8 @@ def main() -> None:
     from scripts.demo_connections import build_connections, import_connections
 
     env = airflow_env(ROOT)
+    env["AIRFLOW__API__PORT"] = str(AIRFLOW_PORT)
+    env.setdefault("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{AIRFLOW_PORT}")
     home = Path(env["AIRFLOW_HOME"])
     logs = home / "logs" / "koho"
     os.environ.update(env)
