@@ -61,7 +61,23 @@ def stop(procs: list[subprocess.Popen]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def main() -> None:
+    # Ctrl-C must stop everything even when this was started from a shell that ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    busy = [port for port in (SANDBOX_PORT, SMTP_PORT, AIRFLOW_PORT) if port_in_use(port)]
+    if busy:
+        raise SystemExit(
+            f"port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1: is Koho already running? "
+            "Stop it, or choose other ports with KOHO_AIRFLOW_PORT, KOHO_SANDBOX_PORT, KOHO_SMTP_PORT."
+        )
     from koho.config import load_config
     from koho.ledger.db import Ledger
     from scripts.demo_connections import build_connections, import_connections
@@ -111,7 +127,6 @@ def main() -> None:
         print(f"  Mails land in:    {mailbox.relative_to(ROOT)}/new")
         print(f"  Logs:             {logs.relative_to(ROOT)}/")
         print("  Stop with Ctrl-C.")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(p.poll() is None for p in procs):
             time.sleep(1)
         dead = next(p for p in procs if p.poll() is not None)
