@@ -517,9 +517,22 @@ class GraphHook(PlatformHook):
                              "'post_metrics'", self.platform, ",".join(names), exc.reason)
             return {}
 
+    def delete(self, remote_id: str) -> None:
+        """``DELETE /{id}``; after an unknown first outcome, one more try where "not found" means done."""
+        try:
+            self.call("DELETE", self.path(remote_id), retry_unknown=False)
+            return
+        except UnknownOutcome:
+            self.log.info("%s: delete of %s had an unknown outcome; trying once more", self.platform, remote_id)
+        try:
+            self.call("DELETE", self.path(remote_id), retry_unknown=False)
+        except PermanentlyRejected as exc:
+            if exc.kind != "not_found":
+                raise
+            self.log.info("%s: %s was already deleted by the earlier attempt", self.platform, remote_id)
+
 
 # ----------------------------------------------------------------------------- containers
-
 
 class ContainerHook(GraphHook):
     """Two-step publishing (Instagram, Threads): a container, then a publish call on it.

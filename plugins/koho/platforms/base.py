@@ -407,6 +407,13 @@ class PlatformHook(HttpHook):
             account=self.account_label,
         )
 
+    @staticmethod
+    def text_with_link(post: OutgoingPost, separator: str = "\n") -> str:
+        """The text to send: the fitted text, with the link appended when the text does not carry it."""
+        if post.link and post.link not in post.text:
+            return f"{post.text}{separator}{post.link}"
+        return post.text
+
     def verify_credentials(self) -> AccountInfo:
         """Who the token belongs to, and when the token expires if the platform says."""
         raise self._unsupported("verify credentials")

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 
 from koho.platforms._graph import GraphHook, epoch, stop_before
 from koho.platforms.base import parse_time
-from koho.platforms.errors import PermanentlyRejected, PlatformError, UnknownOutcome
+from koho.platforms.errors import PlatformError
 from koho.platforms.types import (
     AccountInfo,
     AccountMetrics,
@@ -106,20 +106,6 @@ class FacebookHook(GraphHook):
             self.log.warning("%s: published %s but could not read it back (%s)", self.platform, post_id, exc.reason)
             return PublishedPost(post_id, f"https://www.facebook.com/{post_id}")
         return PublishedPost(post_id, remote.url, remote.created_at)
-
-    def delete(self, remote_id: str) -> None:
-        """Delete a Page post; a post already gone after an unknown first outcome counts as deleted."""
-        try:
-            self.call("DELETE", self.path(remote_id), retry_unknown=False)
-            return
-        except UnknownOutcome:
-            self.log.info("%s: delete of %s had an unknown outcome; trying once more", self.platform, remote_id)
-        try:
-            self.call("DELETE", self.path(remote_id), retry_unknown=False)
-        except PermanentlyRejected as exc:
-            if exc.kind != "not_found":
-                raise
-            self.log.info("%s: %s was already deleted by the earlier attempt", self.platform, remote_id)
 
     # ------------------------------------------------------------------ reading
 

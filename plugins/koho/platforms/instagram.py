@@ -84,9 +84,7 @@ class InstagramHook(ContainerHook):
 
     def caption_for(self, post: OutgoingPost) -> str:
         """Links are not clickable in captions; one is still appended so that readers can copy it."""
-        if post.link and post.link not in post.text:
-            return f"{post.text}\n\n{post.link}"
-        return post.text
+        return self.text_with_link(post, "\n\n")
 
     def check_publishable(self, post: OutgoingPost) -> None:
         if not post.image_urls:

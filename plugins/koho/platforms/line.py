@@ -226,10 +226,7 @@ class LineHook(PlatformHook):
 
     def messages_for(self, post: OutgoingPost) -> list[dict[str, Any]]:
         """Message objects for ``post``: one text bubble (with the link), then one per image."""
-        text = post.text
-        if post.link and post.link not in text:
-            text = f"{text}\n{post.link}"
-        messages: list[dict[str, Any]] = [{"type": "text", "text": text}]
+        messages: list[dict[str, Any]] = [{"type": "text", "text": self.text_with_link(post)}]
         messages += [{"type": "image", "originalContentUrl": url, "previewImageUrl": url} for url in post.image_urls]
         if len(messages) > MAX_MESSAGES:
             raise PermanentlyRejected(

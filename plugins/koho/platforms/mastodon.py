@@ -180,18 +180,12 @@ class MastodonHook(PlatformHook):
 
     # ----------------------------------------------------------------- posts
 
-    @staticmethod
-    def outgoing_text(post: OutgoingPost) -> str:
-        if post.link and post.link not in post.text:
-            return f"{post.text}\n{post.link}"
-        return post.text
-
     def publish(self, post: OutgoingPost, *, idempotency_key: str) -> PublishedPost:
         """``POST /api/v1/statuses`` with the delivery's key; a lost answer is resent with the same key."""
         if post.image_urls:
             raise self._unsupported("attach images (media upload is not wired for Mastodon yet)")
         body: dict[str, Any] = {
-            "status": self.outgoing_text(post),
+            "status": self.text_with_link(post),
             "visibility": self.extras.get("visibility") or "public",
             "language": post.language,
         }

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from koho.platforms._graph import ContainerHook, PublishingQuota, candidate_usernames, epoch, is_video, stop_before
 from koho.platforms.base import parse_time
-from koho.platforms.errors import PermanentlyRejected, PlatformError, UnknownOutcome
+from koho.platforms.errors import PermanentlyRejected, PlatformError
 from koho.platforms.types import (
     AccountInfo,
     AccountMetrics,
@@ -114,20 +114,6 @@ class ThreadsHook(ContainerHook):
     def publishing_quota(self) -> PublishingQuota:
         """Posts published in the moving 24 h and the profile's quota (``threads_publishing_limit``)."""
         return self._quota("threads_publishing_limit")
-
-    def delete(self, remote_id: str) -> None:
-        """Delete a post (100 per 24 h); one already gone after an unknown first outcome counts as deleted."""
-        try:
-            self.call("DELETE", self.path(remote_id), retry_unknown=False)
-            return
-        except UnknownOutcome:
-            self.log.info("%s: delete of %s had an unknown outcome; trying once more", self.platform, remote_id)
-        try:
-            self.call("DELETE", self.path(remote_id), retry_unknown=False)
-        except PermanentlyRejected as exc:
-            if exc.kind != "not_found":
-                raise
-            self.log.info("%s: %s was already deleted by the earlier attempt", self.platform, remote_id)
 
     # ------------------------------------------------------------------ reading
 

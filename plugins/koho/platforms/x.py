@@ -271,18 +271,11 @@ class XHook(PlatformHook):
 
     # ----------------------------------------------------------------- posts
 
-    @staticmethod
-    def outgoing_text(post: OutgoingPost) -> str:
-        """The text sent: the fitted text, with the link appended when the text does not carry it."""
-        if post.link and post.link not in post.text:
-            return f"{post.text}\n{post.link}"
-        return post.text
-
     def publish(self, post: OutgoingPost, *, idempotency_key: str) -> PublishedPost:
         """One ``POST /2/tweets``. X has no idempotency key; ``idempotency_key`` only labels the log."""
         if post.image_urls:
             raise self._unsupported("attach images (media upload is not wired for X yet)")
-        body: dict[str, Any] = {"text": self.outgoing_text(post)}
+        body: dict[str, Any] = {"text": self.text_with_link(post)}
         if post.reply_to:
             body["reply"] = {"in_reply_to_tweet_id": post.reply_to}
         self.log.info("x: publishing delivery %s", idempotency_key)
@@ -355,7 +348,7 @@ class XHook(PlatformHook):
         self, post: OutgoingPost, *, idempotency_key: str, since: datetime
     ) -> PublishedPost | None:
         """Match the text as X would show it (t.co links and entities) among posts since the attempt."""
-        want = _x_text(self.outgoing_text(post))
+        want = _x_text(self.text_with_link(post))
         for remote in self.list_recent_posts(since):
             if _x_text(remote.text) == want:
                 self.log.info("x: delivery %s found as post %s", idempotency_key, remote.remote_id)
