@@ -110,6 +110,16 @@ class WriteBudget:
                 return 0.0
             return self._sent[0] + self.seconds - now
 
+    def settle(self) -> None:
+        """Move the latest write's time to now, when its request has actually reached the platform.
+
+        The platform counts a post when it arrives, not when the budget allowed it; without this
+        the budget would reopen each window a little before the platform does.
+        """
+        with self._lock:
+            if self._sent:
+                self._sent[-1] = max(self._sent[-1], self._clock())
+
 
 _URL = re.compile(r"https?://\S+")
 
@@ -317,7 +327,7 @@ class PlatformHook(HttpHook):
         attempt = 0
         while True:
             attempt += 1
-            self._wait_for_window(bucket, method)
+            self._wait_for_window(bucket, self.request_cost(method, path))
             try:
                 return self.request(method, path, **kwargs)
             except RateLimited as exc:
@@ -340,17 +350,22 @@ class PlatformHook(HttpHook):
                     raise
                 refreshed = True
 
-    def _wait_for_budget(self) -> None:
-        """Wait until the account's own posting budget allows one more post (see :class:`WriteBudget`)."""
+    def _budgeted_publish(self, post: OutgoingPost, idempotency_key: str) -> PublishedPost:
+        """One publish attempt within the account's own posting budget (see :class:`WriteBudget`)."""
         self.get_conn()  # reads the budget from the connection extra when none was given
-        if self._budget is not None:
-            while (delay := self._budget.delay()) > 0:
-                self._sleep(delay)
+        if self._budget is None:
+            return self.publish(post, idempotency_key=idempotency_key)
+        while (delay := self._budget.delay()) > 0:
+            self._sleep(delay)
+        try:
+            return self.publish(post, idempotency_key=idempotency_key)
+        finally:
+            self._budget.settle()
 
-    def _wait_for_window(self, bucket: str, method: str) -> None:
-        """Wait, before sending, for a window the platform said is used up."""
+    def _wait_for_window(self, bucket: str, cost: int = 1) -> None:
+        """Wait, before sending, for a window the platform said cannot take this request's cost."""
         info = self._windows.get(bucket)
-        if info and info.remaining is not None and info.remaining <= 0 and info.reset_at:
+        if info and info.remaining is not None and info.remaining < cost and info.reset_at:
             wait = (info.reset_at - datetime.now(UTC)).total_seconds()
             if wait > self.retry.max_wait:
                 raise RateLimited(
@@ -372,6 +387,10 @@ class PlatformHook(HttpHook):
     def rate_bucket(self, method: str, path: str) -> str:
         """Which rate-limit window a request counts against; platforms with per-endpoint limits refine it."""
         return "write" if method.upper() in WRITE_METHODS else "read"
+
+    def request_cost(self, method: str, path: str) -> int:
+        """How much of its window a request uses (Bluesky counts writes in points)."""
+        return 1
 
     def parse_rate_limit(self, response: requests.Response) -> RateLimitInfo | None:
         """Read the platform's rate-limit headers; ``None`` when it sent none."""
@@ -491,9 +510,8 @@ class PlatformHook(HttpHook):
                 return found
         last: PlatformError | None = None
         for attempt in range(1, self.retry.max_attempts + 1):
-            self._wait_for_budget()
             try:
-                return self.publish(post, idempotency_key=idempotency_key)
+                return self._budgeted_publish(post, idempotency_key)
             except UnknownOutcome as exc:
                 last = exc
             except PermanentlyRejected as exc:

@@ -58,6 +58,9 @@ from koho.platforms.types import (
 )
 
 POST_NSID = "app.bsky.feed.post"
+#: Rate-limit points a write costs on the PDS (docs.bsky.app "Rate Limits").
+WRITE_POINTS = {"com.atproto.repo.createRecord": 3, "com.atproto.repo.putRecord": 2,
+                "com.atproto.repo.deleteRecord": 1}
 XRPC = "/xrpc/"
 #: Endpoints that authenticate themselves (password or refresh token), never with the access token.
 SESSION_NSIDS = frozenset({"com.atproto.server.createSession", "com.atproto.server.refreshSession"})
@@ -306,6 +309,10 @@ class BlueskyHook(PlatformHook):
         if nsid == "com.atproto.server.refreshSession":
             return "refresh"
         return super().rate_bucket(method, path)
+
+    def request_cost(self, method: str, path: str) -> int:
+        """Write points on the PDS: creating a record costs 3, updating 2, deleting 1."""
+        return WRITE_POINTS.get(_nsid(path), 1)
 
     def parse_rate_limit(self, response: requests.Response) -> RateLimitInfo | None:
         limit = _int(response.headers.get("RateLimit-Limit"))

@@ -390,3 +390,17 @@ def test_secrets_never_reach_exceptions_or_logs(sandbox, city, hook, password, c
     for secret in [password, *session_tokens]:
         assert secret not in caplog.text
         assert all(secret not in e for e in errors)
+
+
+def test_points_left_below_a_posts_cost_wait_for_the_window(sandbox, connect, city):
+    """16 points per window and 3 per post: the 6th post must wait for the reset, not draw a 429."""
+    import time
+
+    sandbox.limit("bluesky", "write", 16, 2.0)
+    hook = BlueskyHook(connect("bluesky", city), retry=POLICY)  # real sleeping: the window must really reopen
+    started = time.monotonic()
+    for n in range(6):
+        hook.publish_once(OutgoingPost(text=f"{GOMI}（{n}）", created_at=at(n)), idempotency_key=f"pts-{n}")
+    assert time.monotonic() - started >= 1.0  # it waited for the window
+    assert sandbox.admin("GET", "/stats")["rate_limited"] == []
+    assert len(sandbox.posts("bluesky")) == 6

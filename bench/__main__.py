@@ -1,0 +1,7 @@
+"""``python -m bench``: set up paths (plugins/ and the repo root) before anything imports Koho."""
+
+from bench.harness import main, setup_paths
+
+setup_paths()
+
+raise SystemExit(main())
