@@ -9,6 +9,7 @@ from bench.harness import BenchResult, Target, print_result, table
 #: name -> module path; ``python -m bench`` with no names runs them in this order.
 BENCHMARKS: dict[str, str] = {
     "platforms": "bench.platforms",
+    "emergency": "bench.emergency",
 }
 
 __all__ = ["BENCHMARKS", "BenchResult", "Target", "print_result", "table"]

@@ -21,6 +21,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -180,6 +181,13 @@ class AirflowStack:
         subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
         subprocess.run(["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")], env=env, check=True,
                        capture_output=True, timeout=120)
+        if "FabAuthManager" in env.get("AIRFLOW__CORE__AUTH_MANAGER", ""):
+            # deploy/airflow.env selects the FAB auth manager: Koho's roles (the DAGs' access_control
+            # names them) and an admin with this stack's password, before any DAG is parsed.
+            users = self.home / "koho-users.json"
+            users.write_text(json.dumps({"admin": self.password}))
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users)],
+                           env=env, check=True, capture_output=True, timeout=600)
 
         self.sandbox = SandboxServer().start()
         previous = os.environ.get("KOHO_CONFIG_DIR")
@@ -301,10 +309,21 @@ class AirflowStack:
         self.call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
 
     def trigger(self, dag_id: str, *, run_id: str | None = None, conf: dict | None = None) -> str:
+        """Start a DAG run. SQLite (the embedded metadata DB) answers 500 "database is locked" now
+        and then under load: retried; with an explicit ``run_id`` a 409 means an earlier try made it."""
         body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
         if run_id:
             body["dag_run_id"] = run_id
-        return self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
+        for attempt in range(6):
+            response = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+            if response.status_code < 300:
+                return response.json()["dag_run_id"]
+            if response.status_code == 409 and run_id and attempt:
+                return run_id
+            if response.status_code < 500 or attempt == 5:
+                raise RuntimeError(f"POST dagRuns of {dag_id} -> {response.status_code}: {response.text[:500]}")
+            time.sleep(1 + attempt)  # backing off from a locked SQLite database
+        raise AssertionError("unreachable")
 
     def runs(self, dag_id: str) -> list[dict]:
         return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]

@@ -40,11 +40,13 @@ INTERVAL = timedelta(minutes=5)
 )
 def calendar_publish():
     @task(retries=3, retry_delay=timedelta(seconds=10))
-    def due_slots() -> list[dict]:
+    def due_slots(**context) -> list[dict]:
         from koho.delivery.tasks import due_slots as find
         from koho.ledger.db import Ledger
 
-        return find(Ledger.from_airflow(), horizon=INTERVAL + timedelta(minutes=1))
+        # The run takes on the future slots it returns, so overlapping runs never wake twice for one slot.
+        run = f"{context['dag'].dag_id}/{context['run_id']}"
+        return find(Ledger.from_airflow(), horizon=INTERVAL + timedelta(minutes=1), run_id=run)
 
     send = SendSlotOperator.partial(
         task_id="send_slot",

@@ -1,4 +1,4 @@
-"""``make run``: the demo city on this machine — sandbox, mail catcher and ``airflow standalone``.
+"""``make run``: the demo city on this machine — sandbox, mail catcher and Airflow (LocalExecutor, SQLite).
 
 Steps (each safe to repeat): migrate Airflow's metadata DB and Koho's ledger, start the
 sandbox and register the demo accounts there, create one Airflow connection per account plus
@@ -85,6 +85,7 @@ def main() -> None:
     env = airflow_env(ROOT)
     env["AIRFLOW__API__PORT"] = str(AIRFLOW_PORT)
     env.setdefault("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{AIRFLOW_PORT}")
+    env.setdefault("AIRFLOW__CORE__EXECUTION_API_SERVER_URL", f"http://127.0.0.1:{AIRFLOW_PORT}/execution/")
     home = Path(env["AIRFLOW_HOME"])
     logs = home / "logs" / "koho"
     os.environ.update(env)
@@ -115,14 +116,21 @@ def main() -> None:
         import_connections(connections, env)
         print(f"Koho: {len(connections)} connections ready (one per demo account, koho_db, koho_smtp)")
 
-        print(f"Koho: starting Airflow (standalone) on http://127.0.0.1:{AIRFLOW_PORT} …")
-        airflow = start(["airflow", "standalone"], env, logs / "standalone.log")
-        procs.append(airflow)
-        wait_for(f"http://127.0.0.1:{AIRFLOW_PORT}/api/v2/version", "airflow standalone", airflow, 300)
-        user, password = login(home)
+        # The FAB auth manager knows per-DAG rules (only KohoCrisis may trigger emergency_broadcast);
+        # `airflow standalone` would force the simple auth manager, so the components start one by one.
+        users_file = home / "koho-users.json"
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users_file)],
+                       env=env, check=True)
+        print(f"Koho: starting Airflow on http://127.0.0.1:{AIRFLOW_PORT} …")
+        for component in ("scheduler", "dag-processor", "triggerer", "api-server"):
+            cmd = ["airflow", component] + (["--port", str(AIRFLOW_PORT)] if component == "api-server" else [])
+            procs.append(start(cmd, env, logs / f"{component}.log"))
+        wait_for(f"http://127.0.0.1:{AIRFLOW_PORT}/api/v2/version", "airflow api-server", procs[-1], 300)
+        users = json.loads(users_file.read_text())
         print()
         print(f"  Koho is running:  http://127.0.0.1:{AIRFLOW_PORT}")
-        print(f"  Login:            {user} / {password}")
+        for name, secret in users.items():
+            print(f"  Login:            {name} / {secret}")
         print(f"  Sandbox:          {sandbox_url}/_docs   (platform stand-in, admin API)")
         print(f"  Mails land in:    {mailbox.relative_to(ROOT)}/new")
         print(f"  Logs:             {logs.relative_to(ROOT)}/")
@@ -136,19 +144,6 @@ def main() -> None:
     finally:
         stop(procs)
         print("Koho: stopped.")
-
-
-def login(home: Path) -> tuple[str, str]:
-    """The demo login, from the simple auth manager's generated password file."""
-    path = home / "simple_auth_manager_passwords.json.generated"
-    deadline = time.monotonic() + 30
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if not path.exists():
-        return "admin", f"(see {path.name} in AIRFLOW_HOME)"
-    passwords = json.loads(path.read_text())
-    user = next(iter(passwords))
-    return user, passwords[user]
 
 
 if __name__ == "__main__":

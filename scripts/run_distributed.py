@@ -587,6 +587,13 @@ class DistributedAirflow:
         started = time.monotonic()
         self._run(["airflow", "db", "migrate"], "airflow-init", timeout=300, label="airflow db migrate")
         self.timings["db_migrate_s"] = time.monotonic() - started
+        if "FabAuthManager" in self.env.get("AIRFLOW__CORE__AUTH_MANAGER", ""):
+            # compose's airflow-init runs scripts/koho_auth.py: Koho's roles, and the admin with our password
+            users = self.home / "koho-users.json"
+            users.write_text(json.dumps({self.username: self.password}) + "\n", encoding="utf-8")
+            users.chmod(0o600)
+            self._run([sys.executable, str(self.root / "scripts" / "koho_auth.py"), "--users-file", str(users)],
+                      "airflow-init", timeout=300, label="koho roles and users")
         checks = [(EXECUTOR_PREFLIGHT, "airflow-init-executor", "loading the configured executor")]
         ledger_line = next((line.strip() for line in self.topology.init_commands if "Ledger" in line), None)
         if ledger_line:

@@ -14,6 +14,7 @@ The order is what makes "exactly once" hold across killed workers and retries:
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,28 @@ from koho.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 HookFactory = Callable[[str, str], Any]
+#: ``$KOHO_STALE_AFTER_SECONDS``: how long a delivery may stay 'sending' before another attempt
+#: reconciles and takes it over (default 15 minutes; longer than any platform call with retries).
+STALE_AFTER_ENV = "KOHO_STALE_AFTER_SECONDS"
+
+
+def default_stale_after() -> timedelta:
+    raw = os.environ.get(STALE_AFTER_ENV)
+    if not raw:
+        return timedelta(minutes=15)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise ValueError(f"{STALE_AFTER_ENV} must be a number of seconds, got {raw!r}") from None
+    if seconds < 60:
+        raise ValueError(f"{STALE_AFTER_ENV} must be at least 60 seconds (a platform call with its retries)")
+    return timedelta(seconds=seconds)
+
+
+#: A retry takes over deliveries its own earlier try left 'sending' once they are this old.
+OWN_RECLAIM_AFTER = timedelta(seconds=5)
+#: Statuses of a thread's previous part in which it may still be published.
+_PARENT_MAY_STILL_GO = frozenset({"planned", "sending", "awaiting_approval"})
 
 
 @dataclass
@@ -95,6 +118,24 @@ def image_urls(payload: dict[str, Any], config: KohoConfig) -> tuple[str, ...]:
     return tuple(urls)
 
 
+def carries_images(payload: dict[str, Any], platform: str) -> bool:
+    """Whether ``platform``'s posts carry the entry's images: ``payload["image_platforms"]``, when
+    present, lists the platforms that do (an emergency's stand-in image is for Instagram only)."""
+    platforms = payload.get("image_platforms")
+    return platforms is None or platform in platforms
+
+
+def takes_images(platform: str) -> bool:
+    """Whether Koho can attach images on ``platform``; where it cannot (X, Mastodon: media upload
+    is not wired), the post goes out with its text and link only rather than failing."""
+    from koho.platforms.registry import hook_class
+
+    try:
+        return hook_class(platform).capabilities.images
+    except KeyError:
+        return False
+
+
 class Sender:
     """Sends deliveries for one task; holds the ledger, config and hooks it reuses across them."""
 
@@ -105,13 +146,18 @@ class Sender:
         dag_run_id: str | None = None,
         hook_factory: HookFactory = hook_for,
         config: KohoConfig | None = None,
-        stale_after: timedelta = timedelta(minutes=15),
+        stale_after: timedelta | None = None,
+        reclaim_own: bool = False,
     ) -> None:
         self.ledger = ledger
         self.dag_run_id = dag_run_id
         self.hook_factory = hook_factory
         self.config = config or load_config()
-        self.stale_after = stale_after
+        self.stale_after = default_stale_after() if stale_after is None else stale_after
+        #: This is a retry of a task whose earlier try died (or failed) while sending: deliveries that
+        #: try left 'sending' under the same DAG run are taken over at once (and reconciled first)
+        #: instead of after ``stale_after``. Airflow runs one try of a task at a time.
+        self.reclaim_own = reclaim_own
         self._hooks: dict[str, Any] = {}
 
     def hook(self, account: Account) -> Any:
@@ -122,6 +168,8 @@ class Sender:
     def send(self, delivery_id: int) -> DeliveryOutcome:
         with self.ledger.session() as session:
             claim = repo.claim_for_sending(session, delivery_id, self.dag_run_id, stale_after=self.stale_after)
+            if not claim.ok and self._left_by_earlier_try(claim.delivery):
+                claim = repo.claim_for_sending(session, delivery_id, self.dag_run_id, stale_after=OWN_RECLAIM_AFTER)
             delivery = claim.delivery
             account = session.get(Account, delivery.account_id)
             entry = session.get(CalendarEntry, delivery.entry_id)
@@ -137,6 +185,11 @@ class Sender:
             return self._fail(snapshot, f"account {snapshot.account_id} is {snapshot.account_status}; not posted",
                               retryable=False)
         if snapshot.parent_id is not None and not snapshot.parent_remote_id:
+            if snapshot.parent_status in _PARENT_MAY_STILL_GO:
+                # The previous part is still on its way (e.g. its outcome is being reconciled):
+                # nothing was sent, so this part goes back to wait for it.
+                return self._fail(snapshot, f"waiting for part {snapshot.part_index} of this thread "
+                                            f"(it is {snapshot.parent_status})", retryable=True)
             return self._fail(snapshot, "the previous part of this thread was not published, so this part "
                                         "cannot answer it", retryable=False)
         started = utcnow()
@@ -148,7 +201,9 @@ class Sender:
             else:
                 post = OutgoingPost(
                     text=snapshot.text,
-                    image_urls=image_urls(snapshot.payload, self.config) if snapshot.part_index == 0 else (),
+                    image_urls=image_urls(snapshot.payload, self.config)
+                    if snapshot.part_index == 0 and carries_images(snapshot.payload, snapshot.platform)
+                    and takes_images(snapshot.platform) else (),
                     reply_to=snapshot.parent_remote_id,
                     created_at=snapshot.planned_created_at,
                 )
@@ -174,6 +229,14 @@ class Sender:
                  published.url or published.remote_id)
         return outcome
 
+    def _left_by_earlier_try(self, delivery: Delivery) -> bool:
+        return (
+            self.reclaim_own
+            and delivery.status == "sending"
+            and self.dag_run_id is not None
+            and delivery.dag_run_id == self.dag_run_id
+        )
+
     def _publish_website(self, snapshot: _Snapshot):
         from koho.channels.website import NewsItem, publish_news_item
         from koho.platforms.types import PublishedPost
@@ -185,7 +248,8 @@ class Sender:
         item = NewsItem(
             id=snapshot.entry_id, title=payload.get("title") or snapshot.entry_id, body=payload.get("text") or "",
             published_at=snapshot.due_at, link=payload.get("link"), category=payload.get("category"),
-            images=[img if "://" in img else str(media / img) for img in payload.get("images") or ()],
+            images=[img if "://" in img else str(media / img) for img in payload.get("images") or ()]
+            if carries_images(payload, WEBSITE) else [],
             emergency=snapshot.origin == "emergency", all_clear=bool(payload.get("all_clear")),
         )
         news = publish_news_item(item, self.config.policy.channels.website)
@@ -232,6 +296,7 @@ class _Snapshot:
     payload: dict[str, Any]
     parent_id: int | None
     parent_remote_id: str | None
+    parent_status: str | None
 
     @classmethod
     def of(cls, delivery: Delivery, account: Account, entry: CalendarEntry, parent: Delivery | None) -> _Snapshot:
@@ -242,6 +307,7 @@ class _Snapshot:
             due_at=delivery.due_at, planned_created_at=delivery.planned_created_at,
             payload={**(entry.payload or {}), "title": entry.title}, parent_id=delivery.parent_delivery_id,
             parent_remote_id=parent.remote_id if parent is not None and parent.status == "published" else None,
+            parent_status=parent.status if parent is not None else None,
         )
 
     def outcome(self, status: str, *, error: str | None = None) -> DeliveryOutcome:

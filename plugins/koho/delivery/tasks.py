@@ -20,11 +20,28 @@ log = logging.getLogger(__name__)
 #: Overdue deliveries (scheduler down, a long outage) are still sent within this grace period;
 #: older ones wait for a person: a notice posted hours late may do more harm than good.
 LATE_GRACE = timedelta(hours=3)
+#: A future delivery taken on by one publishing run is left to that run until this long after its
+#: due time; then any run sends it (as overdue). See :func:`due_slots`.
+RESERVATION_GRACE = timedelta(minutes=2)
 
 
-def due_slots(ledger: Ledger, *, horizon: timedelta, stale_after: timedelta = timedelta(minutes=15)) -> list[dict]:
+def due_slots(ledger: Ledger, *, horizon: timedelta, stale_after: timedelta | None = None,
+              run_id: str | None = None) -> list[dict]:
     """Slots to send from now until ``now + horizon``: planned deliveries, overdue ones (sent at
-    once), and deliveries left 'sending' by a dead worker for longer than ``stale_after``."""
+    once), and deliveries left 'sending' by a dead worker for longer than ``stale_after``
+    (default: ``$KOHO_STALE_AFTER_SECONDS`` or 15 minutes).
+
+    With ``run_id`` (``"<dag_id>/<run_id>"``) the run *takes on* the future deliveries it returns
+    (their ``dag_run_id``, status still planned) and leaves alone those another run took on:
+    publishing runs overlap (every five minutes with a six-minute look-ahead, plus runs started
+    right after a sync or an approval), and without this every overlapping run would wake up for
+    the same slot at the same instant — twice the task starts exactly when time matters. The
+    claim still decides who sends; a run that took a delivery on and died leaves it to the others
+    ``RESERVATION_GRACE`` after its due time.
+    """
+    from koho.delivery.sender import default_stale_after
+
+    stale_after = default_stale_after() if stale_after is None else stale_after
     now = utcnow()
     with ledger.session() as session:
         too_late = session.scalars(
@@ -45,6 +62,8 @@ def due_slots(ledger: Ledger, *, horizon: timedelta, stale_after: timedelta = ti
                 ),
             ).order_by(Delivery.due_at, Delivery.id)
         ).all()
+        if run_id:
+            rows = _take_on(session, rows, run_id, now)
         slots = group_into_slots(rows)
     merged: dict[str, Slot] = {}
     for slot in slots:
@@ -55,6 +74,31 @@ def due_slots(ledger: Ledger, *, horizon: timedelta, stale_after: timedelta = ti
     log.info("%s slot(s), %s deliveries due by %s; %s too late for a person to decide",
              len(out), sum(s.size for s in merged.values()), (now + horizon).isoformat(), len(too_late))
     return out
+
+
+def _take_on(session: Any, rows: list[Delivery], run_id: str, now: Any) -> list[Delivery]:
+    """The rows this run sends: all overdue or stale ones, and the future ones no other run holds.
+
+    A future delivery held by another run of the same DAG stays with it; once it is overdue by
+    ``RESERVATION_GRACE`` (that run did not send it) the query in :func:`due_slots` returns it as
+    overdue and every run may send it.
+    """
+    table = Delivery.__table__
+    future = [d.id for d in rows if d.status == "planned" and d.due_at > now - RESERVATION_GRACE]
+    if not future:
+        return rows
+    dag_prefix = run_id.split("/", 1)[0] + "/"
+    # Free: nobody's, ours, or marked by another workflow (an ad-hoc run that tried and let go).
+    free = or_(table.c.dag_run_id.is_(None), table.c.dag_run_id == run_id,
+               ~table.c.dag_run_id.startswith(dag_prefix, autoescape=True))
+    taken = set(session.execute(
+        table.update().where(table.c.id.in_(future), table.c.status == "planned", free)
+        .values(dag_run_id=run_id).returning(table.c.id)
+    ).scalars())
+    held = len(future) - len(taken)
+    if held:
+        log.info("%s future delivery(ies) are already taken on by another publishing run", held)
+    return [d for d in rows if d.id in taken or not (d.status == "planned" and d.due_at > now - RESERVATION_GRACE)]
 
 
 def report_outcomes(ledger: Ledger, outcomes: list[dict[str, Any]], *, to: list[str], city_name: str) -> dict:

@@ -501,10 +501,7 @@ class PlatformHook(HttpHook):
         if maybe_sent_before:
             # Even platforms with idempotency keys are read first: they forget keys (Mastodon
             # after an hour, LINE after a day), and an earlier attempt may be older than that.
-            try:
-                found = self.find_published(post, idempotency_key=idempotency_key, since=since)
-            except NotSupported:
-                found = None  # nothing to read (LINE broadcasts): the key is all there is
+            found = self._reconcile(post, idempotency_key=idempotency_key, since=since, optional=True)
             if found:
                 self.log.info("%s: earlier attempt had landed as %s", self.platform, found.remote_id)
                 return found
@@ -527,7 +524,7 @@ class PlatformHook(HttpHook):
                 self._sleep(self.retry.backoff(attempt) if wait is None else wait + 0.05)
                 continue
             if not keyed:
-                found = self.find_published(post, idempotency_key=idempotency_key, since=since)
+                found = self._reconcile(post, idempotency_key=idempotency_key, since=since)
                 if found:
                     return found
                 if isinstance(last, PermanentlyRejected):
@@ -535,6 +532,30 @@ class PlatformHook(HttpHook):
             self._sleep(self.retry.backoff(attempt))
         assert last is not None
         raise last
+
+    def _reconcile(
+        self, post: OutgoingPost, *, idempotency_key: str, since: datetime, optional: bool = False
+    ) -> PublishedPost | None:
+        """:meth:`find_published`, where a failed read keeps the outcome *unknown*.
+
+        Reconciliation runs exactly when an earlier write may have landed. If reading the account
+        fails (a 5xx, a rate limit), the answer is "don't know", never "not sent": raising the read's
+        own error (retryable) would let the caller plan the post again without reconciling, and
+        post it twice. ``optional``: a platform that cannot read its posts (LINE) relies on its
+        idempotency key alone.
+        """
+        try:
+            return self.find_published(post, idempotency_key=idempotency_key, since=since)
+        except NotSupported:
+            if optional:
+                return None
+            raise
+        except (RateLimited, TransientError) as exc:
+            raise UnknownOutcome(
+                f"an earlier attempt may have been published, and reading the account to check failed: {exc.reason}",
+                platform=self.platform,
+                account=self.account_label,
+            ) from exc
 
 
 def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:

@@ -1,0 +1,92 @@
+"""The monthly newsletter export (``newsletter_export`` DAG): last month's newsletter items, for the editors.
+
+Which entries: calendar entries whose channels include ``newsletter``. An entry that also went
+to social media or the website belongs to the month it was first published (what the ledger
+says went out, see :func:`koho.channels.newsletter.month_rows`); a newsletter-only entry has no
+delivery, so it belongs to the month of its ``publish_at``. Cancelled and rejected entries, and
+entries that never went out, are left out.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from koho.channels.newsletter import export_month, month_bounds, month_rows
+from koho.config.loader import KohoConfig
+from koho.ledger.db import Ledger
+from koho.ledger.models import CalendarEntry as LedgerEntry
+from koho.ledger.models import EntryStatus
+from koho.timeutil import to_local
+
+log = logging.getLogger(__name__)
+
+NEWSLETTER = "newsletter"
+_NOT_OUT = frozenset({EntryStatus.CANCELLED.value, EntryStatus.REJECTED.value})
+
+
+def previous_month(moment: datetime) -> tuple[int, int]:
+    """The month before ``moment``'s month, in Japan time (a run at 06:00 JST on 1 May -> April)."""
+    local = to_local(moment)
+    return (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
+
+
+def newsletter_rows(session: Any, year: int, month: int) -> list[dict[str, Any]]:
+    """Rows for :func:`export_month`: published newsletter entries plus newsletter-only ones."""
+    rows = [r for r in month_rows(session, year, month) if _wants_newsletter(session, r["entry_id"])]
+    seen = {r["entry_id"] for r in rows}
+    start, end = month_bounds(year, month)
+    only = session.scalars(
+        select(LedgerEntry).where(LedgerEntry.publish_at >= start, LedgerEntry.publish_at < end)
+        .order_by(LedgerEntry.publish_at, LedgerEntry.id)
+    ).all()
+    for entry in only:
+        channels = (entry.payload or {}).get("channels") or []
+        if entry.id in seen or channels != [NEWSLETTER] or entry.status in _NOT_OUT:
+            continue
+        payload = entry.payload or {}
+        rows.append({"entry_id": entry.id, "title": entry.title, "text": payload.get("text") or "",
+                     "category": payload.get("category"), "origin": entry.origin, "published_at": entry.publish_at,
+                     "accounts": []})
+    return sorted(rows, key=lambda r: (r["published_at"], r["entry_id"]))
+
+
+def _wants_newsletter(session: Any, entry_id: str) -> bool:
+    entry = session.get(LedgerEntry, entry_id)
+    return entry is not None and entry.status not in _NOT_OUT and NEWSLETTER in ((entry.payload or {}).get("channels")
+                                                                                   or [])
+
+
+def export(ledger: Ledger, config: KohoConfig, year: int, month: int) -> dict[str, Any]:
+    """Write the month's export; returns where it is and how many items it holds (JSON-safe)."""
+    if not config.policy:
+        raise ValueError("policy.yaml did not load: the newsletter settings (channels.newsletter) are unknown")
+    with ledger.session(readonly=True) as session:
+        rows = newsletter_rows(session, year, month)
+    path = export_month(rows, year, month, config.policy.channels.newsletter)
+    result = {
+        "year": year, "month": month, "items": len(rows),
+        "xlsx": str(path), "csv": str(path.with_suffix(".csv")), "html": str(path.with_suffix(".html")),
+        "entries": [r["entry_id"] for r in rows],
+    }
+    log.info("newsletter %04d-%02d: %d item(s) -> %s", year, month, len(rows), path)
+    return result
+
+
+def mail_editors(result: dict[str, Any], config: KohoConfig) -> bool:
+    """Tell the editors (the PR section) where the export is; False when no address is configured."""
+    from koho.notify.mail import send_mail
+
+    to = [e for e in [config.pr_email()] if e]
+    if not to:
+        log.error("no PR section mail address (policy.pr_department in departments.yaml); the export is at %s",
+                  result["xlsx"])
+        return False
+    city = config.policy.city_name if config.policy else "Koho"
+    send_mail(to=to, subject=f"[Koho] {city}: 広報紙用データ {result['year']}年{result['month']}月 "
+                             f"({result['items']} item(s))",
+              template="mail/newsletter_export.html.j2", result=result, city_name=city)
+    return True

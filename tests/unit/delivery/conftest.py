@@ -1,0 +1,40 @@
+"""Delivery fixtures: a fresh SQLite ledger per test, and a small city whose accounts live in the real
+sandbox (connections as ``AIRFLOW_CONN_*`` variables, the way Airflow documents for tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from koho.ledger import repo
+from koho.ledger.db import Ledger, dispose_engine
+from tests.unit.delivery.delivery_helpers import account_row
+
+
+@pytest.fixture
+def ledger(tmp_path) -> Ledger:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    ledger.migrate()
+    yield ledger
+    dispose_engine(url)
+
+
+@pytest.fixture
+def city(ledger, sandbox, connect) -> Callable[..., dict]:
+    """``city(account_id, platform, status="active")``: a sandbox account, its connection and its ledger row."""
+
+    def _add(account_id: str, platform: str, *, status: str = "active") -> dict:
+        handle = f"{account_id.replace('-', '_')}_sample"
+        official = sandbox.add_account(platform, handle, display_name=account_id)
+        conn_id = connect(platform, official, conn_id=f"koho_{account_id.replace('-', '_')}")
+        row = account_row(account_id, platform, conn_id=conn_id, status=status)
+        row["handle"] = official["handle"]
+        with ledger.session() as session:
+            repo.upsert_accounts(session, [row])
+        return {**row, "sandbox": official}
+
+    return _add
+
+

@@ -1,0 +1,207 @@
+"""The sender against the real sandbox: each delivery ends published, failed with advice, back to
+planned (surely not sent) or left 'sending' (unknown) — and an unknown outcome is reconciled, so the
+sandbox never holds a post twice."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from koho.delivery.sender import Sender
+from koho.delivery.slots import group_into_slots, send_slot
+from koho.ledger import repo
+from koho.ledger.models import CalendarEntry, Delivery
+from koho.platforms.base import RetryPolicy
+from koho.platforms.registry import hook_for
+from koho.timeutil import utcnow
+from sandbox.server import free_port
+from tests.conftest import set_connection
+from tests.unit.delivery.delivery_helpers import add_entry, plan, soon
+from tests.unit.delivery.test_delivery_planner import LONG
+
+TEXT = "こほ市からのお知らせです。本日の市役所の窓口は17時まで開いています。"
+
+
+def fast_hooks(attempts: int = 2):
+    """Hooks that retry quickly and never really sleep (the sandbox answers at once)."""
+
+    def factory(platform: str, conn_id: str):
+        return hook_for(platform, conn_id, timeout=3.0, sleep=lambda _s: None,
+                        retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.02))
+
+    return factory
+
+
+def sender(ledger, *, attempts: int = 2, **kwargs) -> Sender:
+    return Sender(ledger, hook_factory=fast_hooks(attempts), **kwargs)
+
+
+def only_delivery(ledger, entry_id: str) -> Delivery:
+    with ledger.session(readonly=True) as session:
+        return session.scalars(select(Delivery).where(Delivery.entry_id == entry_id)).one()
+
+
+def entry_status(ledger, entry_id: str) -> str:
+    with ledger.session(readonly=True) as session:
+        return session.get(CalendarEntry, entry_id).status
+
+
+@pytest.fixture
+def x_account(city):
+    return city("city-x", "x")
+
+
+def test_a_delivery_is_published_and_recorded(ledger, sandbox, x_account):
+    add_entry(ledger, "e1", accounts=["city-x"], text=TEXT, due=soon(-1))
+    plan(ledger, "e1")
+    delivery = only_delivery(ledger, "e1")
+
+    outcome = sender(ledger, dag_run_id="calendar_publish/r1").send(delivery.id)
+
+    assert outcome.status == "published" and outcome.remote_id
+    assert 0.9 <= outcome.late_seconds < 5 and outcome.call_seconds is not None
+    row = only_delivery(ledger, "e1")
+    assert row.status == "published" and row.remote_id == outcome.remote_id
+    assert row.remote_url.endswith(f"/status/{outcome.remote_id}") and row.dag_run_id == "calendar_publish/r1"
+    posts = sandbox.posts("x")
+    assert [p["post_id"] for p in posts] == [outcome.remote_id] and posts[0]["text"] == TEXT
+    assert entry_status(ledger, "e1") == "published"
+
+    again = sender(ledger).send(delivery.id)  # a repeated send changes nothing
+    assert again.status == "published" and again.remote_id == outcome.remote_id
+    assert len(sandbox.posts("x")) == 1
+
+
+def test_a_permanent_rejection_fails_with_advice(ledger, sandbox, x_account):
+    add_entry(ledger, "dup", accounts=["city-x"], text=TEXT)
+    plan(ledger, "dup")
+    sandbox.fault("x", "duplicate", operation="publish")
+
+    outcome = sender(ledger).send(only_delivery(ledger, "dup").id)
+
+    row = only_delivery(ledger, "dup")
+    assert outcome.status == row.status == "failed"
+    assert "already posted" in row.last_error and "check the account" in row.last_error
+    assert entry_status(ledger, "dup") == "failed" and sandbox.posts("x") == []
+
+
+def test_a_rate_limit_sends_it_back_to_planned(ledger, sandbox, x_account):
+    add_entry(ledger, "busy", accounts=["city-x"], text=TEXT)
+    plan(ledger, "busy")
+    sandbox.fault("x", "rate_limit", operation="publish", count=3)
+
+    outcome = sender(ledger, attempts=1).send(only_delivery(ledger, "busy").id)
+
+    row = only_delivery(ledger, "busy")
+    assert outcome.status == row.status == "planned" and "tried again" in row.last_error
+    assert row.attempts == 1 and sandbox.posts("x") == []
+    sandbox.admin("DELETE", "/faults")
+    assert sender(ledger).send(row.id).status == "published" and len(sandbox.posts("x")) == 1
+
+
+def test_a_platform_out_of_reach_sends_it_back_to_planned(ledger, monkeypatch, x_account):
+    add_entry(ledger, "down", accounts=["city-x"], text=TEXT)
+    plan(ledger, "down")
+    set_connection(monkeypatch, x_account["connection_id"], conn_type="koho_x",
+                   host=f"http://127.0.0.1:{free_port()}/x", login=x_account["handle"], password="unused")
+
+    outcome = sender(ledger, attempts=1).send(only_delivery(ledger, "down").id)
+
+    assert outcome.status == "planned" and only_delivery(ledger, "down").status == "planned"
+
+
+def test_an_unknown_outcome_stays_sending_and_a_stale_reclaim_finds_the_post(ledger, sandbox, x_account):
+    add_entry(ledger, "lost", accounts=["city-x"], text=TEXT)
+    plan(ledger, "lost")
+    delivery = only_delivery(ledger, "lost")
+    # The post is applied but its answer lost, and reading the account back fails too.
+    sandbox.fault("x", "lost_response", operation="publish")
+    sandbox.fault("x", "server_error", operation="read", count=20)
+
+    outcome = sender(ledger).send(delivery.id)
+
+    row = only_delivery(ledger, "lost")
+    assert outcome.status == row.status == "sending" and "check the account" in outcome.error
+    assert len(sandbox.posts("x")) == 1  # it did land
+
+    # A fresh claim is refused while the attempt may still be running...
+    assert sender(ledger).send(delivery.id).status == "skipped"
+    # ...and once stale, the next attempt reconciles first and finds the post instead of posting again.
+    sandbox.admin("DELETE", "/faults")
+    reclaimed = sender(ledger, stale_after=timedelta(0)).send(delivery.id)
+    assert reclaimed.status == "published" and reclaimed.reconciled
+    posts = sandbox.posts("x")
+    assert len(posts) == 1 and only_delivery(ledger, "lost").remote_id == posts[0]["post_id"]
+
+
+def test_a_retry_takes_over_what_its_dead_predecessor_left_sending(ledger, sandbox, x_account):
+    add_entry(ledger, "killed", accounts=["city-x"], text=TEXT)
+    plan(ledger, "killed")
+    delivery = only_delivery(ledger, "killed")
+    with ledger.session() as session:  # try 1 claimed it, then its process was killed
+        repo.claim_for_sending(session, delivery.id, "calendar_publish/r7", now=utcnow() - timedelta(seconds=30))
+
+    assert sender(ledger, dag_run_id="calendar_publish/r7").send(delivery.id).status == "skipped"
+    assert sender(ledger, dag_run_id="calendar_publish/other", reclaim_own=True).send(delivery.id).status == "skipped"
+    outcome = sender(ledger, dag_run_id="calendar_publish/r7", reclaim_own=True).send(delivery.id)
+    assert outcome.status == "published" and len(sandbox.posts("x")) == 1
+    assert only_delivery(ledger, "killed").attempts == 2
+
+
+def test_thread_parts_answer_each_other(ledger, sandbox, x_account):
+    add_entry(ledger, "thread", accounts=["city-x"], text=LONG, due=soon(-1))
+    plan(ledger, "thread")
+    with ledger.session(readonly=True) as session:
+        parts = list(session.scalars(select(Delivery).order_by(Delivery.part_index)))
+    [slot] = group_into_slots(parts)
+
+    outcomes = send_slot(sender(ledger), slot, wait=False)
+
+    assert [o.status for o in outcomes] == ["published"] * len(parts)
+    by_id = {p["post_id"]: p for p in sandbox.posts("x")}
+    assert len(by_id) == len(parts)
+    assert by_id[outcomes[0].remote_id]["reply_to"] is None
+    for previous, part in itertools.pairwise(outcomes):
+        assert by_id[part.remote_id]["reply_to"] == previous.remote_id
+
+
+def test_a_later_part_waits_while_the_first_is_still_being_sent(ledger, sandbox, x_account):
+    add_entry(ledger, "thread", accounts=["city-x"], text=LONG)
+    plan(ledger, "thread")
+    with ledger.session() as session:
+        first, second = list(session.scalars(select(Delivery).order_by(Delivery.part_index)))[:2]
+        repo.claim_for_sending(session, first.id, "calendar_publish/r1")
+
+    outcome = sender(ledger).send(second.id)
+
+    assert outcome.status == "planned" and "waiting for part 1" in outcome.error
+    with ledger.session(readonly=True) as session:
+        assert session.get(Delivery, second.id).status == "planned"
+    assert sandbox.posts("x") == []
+
+
+def test_a_suspended_account_fails_without_posting(ledger, sandbox, city):
+    city("city-bluesky", "bluesky", status="suspended")
+    add_entry(ledger, "e1", accounts=["city-bluesky"], text=TEXT)
+    plan(ledger, "e1")
+
+    outcome = sender(ledger).send(only_delivery(ledger, "e1").id)
+
+    assert outcome.status == "failed" and "suspended" in outcome.error
+    assert only_delivery(ledger, "e1").status == "failed" and sandbox.posts() == []
+
+
+def test_images_go_only_where_the_platform_takes_them(ledger, sandbox, city):
+    city("city-x", "x")
+    city("city-line", "line")
+    image = "https://www.city.example.jp/news/media/gomi.png"
+    add_entry(ledger, "gomi", accounts=["city-x", "city-line"], text=TEXT, images=[image])
+    s = sender(ledger)
+    outcomes = [s.send(i) for i in plan(ledger, "gomi").deliveries]
+    assert [o.status for o in outcomes] == ["published", "published"]
+    [x_post], [line_post] = sandbox.posts("x"), sandbox.posts("line")
+    assert not x_post["media"]  # X media upload is not wired: the text goes out alone, not a failure
+    assert image in str(line_post["media"])

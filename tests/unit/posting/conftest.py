@@ -1,0 +1,118 @@
+"""Fixtures for the posting forms: the calendar tests' small registry, a media folder, a SQLite
+ledger, the form settings, and ``submit`` — check a form and record it if (and only if) valid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from koho.calendar.demo_media import png_bytes
+from koho.config import KohoConfig
+from koho.errors import InputError
+from koho.ledger import repo
+from koho.ledger.db import Ledger, dispose_engine
+from koho.ledger.models import CalendarEntry, Delivery
+from koho.posting import adhoc
+from koho.posting.form import AdhocCheck, validate_adhoc
+from koho.posting.settings import PostingSettings
+from tests.unit.calendar.calendar_helpers import write_config
+
+#: 2026-12-01 10:00 JST, a Tuesday and a working day.
+NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
+PR_USER = "pr-user"
+STAFF_USER = "staff-user"
+
+
+@pytest.fixture(scope="session")
+def config(tmp_path_factory) -> KohoConfig:
+    return write_config(tmp_path_factory.mktemp("config"))
+
+
+@pytest.fixture(scope="session")
+def blocking_config(tmp_path_factory) -> KohoConfig:
+    return write_config(tmp_path_factory.mktemp("config-block"), holidays="block")
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("media")
+    (folder / "ok.png").write_bytes(png_bytes(4, 4, (10, 20, 30)))
+    (folder / "two.png").write_bytes(png_bytes(4, 4, (30, 20, 10)))
+    (folder / "notimage.png").write_text("これは画像ではありません", encoding="utf-8")
+    with (folder / "huge.png").open("wb") as handle:
+        handle.write(png_bytes(2, 2))
+        handle.truncate(9 * 1024 * 1024)
+    return folder
+
+
+@pytest.fixture
+def settings() -> PostingSettings:
+    return PostingSettings(pr_users=[PR_USER], emergency_confirmation="緊急配信", emergency_image="ok.png",
+                           emergency_retry_seconds=5, emergency_retry_max_delay_seconds=0.1)
+
+
+@pytest.fixture
+def ledger(tmp_path) -> Ledger:
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(url)
+    ledger.migrate()
+    yield ledger
+    dispose_engine(url)
+
+
+@dataclass
+class Submitted:
+    check: AdhocCheck
+    recorded: dict | None
+    error: InputError | None
+
+
+@pytest.fixture
+def submit(config, settings, media, ledger) -> Callable[..., Submitted]:
+    """What check_and_record does: validate; record only a valid form (a refused one raises)."""
+
+    def run(form: dict[str, Any], *, user: str = STAFF_USER, config_: KohoConfig | None = None,
+            now: datetime = NOW) -> Submitted:
+        cfg = config_ or config
+        with ledger.session(readonly=True) as session:
+            existing = adhoc.existing_slots(session, around=now)
+            if form.get("when") == "at" and isinstance(form.get("publish_at"), str):
+                try:
+                    from koho.calendar.timeparse import parse_publish_at
+
+                    existing = adhoc.existing_slots(session, around=parse_publish_at(form["publish_at"]))
+                except ValueError:
+                    pass
+        check = validate_adhoc(form, cfg, settings, now=now, entry_id="adhoc-test-0001", triggered_by=user,
+                               existing=existing, media_dir=media)
+        try:
+            recorded = adhoc.record(ledger, check, cfg)
+            return Submitted(check, recorded, None)
+        except InputError as exc:
+            return Submitted(check, None, exc)
+
+    return run
+
+
+def counts(ledger: Ledger) -> tuple[int, int]:
+    with ledger.session(readonly=True) as session:
+        return (session.scalar(select(func.count()).select_from(CalendarEntry)),
+                session.scalar(select(func.count()).select_from(Delivery)))
+
+
+def seed_delivery(ledger: Ledger, config: KohoConfig, account_id: str, due: datetime, *, entry_id: str = "cal-1",
+                  origin: str = "calendar") -> None:
+    """A post already planned in the ledger (it counts against caps and spacing)."""
+    from koho.accounts.sync import registry_rows
+
+    with ledger.session() as session:
+        repo.upsert_accounts(session, registry_rows(config))
+        repo.upsert_entry(session, {"id": entry_id, "origin": origin, "source": "test", "title": "planned",
+                                    "publish_at": due, "payload": {}, "content_hash": entry_id})
+        repo.plan_delivery(session, entry_id=entry_id, account_id=account_id, revision=1, due_at=due, text="既存の投稿")
