@@ -10,6 +10,8 @@ from bench.harness import BenchResult, Target, print_result, table
 BENCHMARKS: dict[str, str] = {
     "platforms": "bench.platforms",
     "emergency": "bench.emergency",
+    "lateness": "bench.lateness",
+    "parse": "bench.parse",
 }
 
 __all__ = ["BENCHMARKS", "BenchResult", "Target", "print_result", "table"]

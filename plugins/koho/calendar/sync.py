@@ -66,6 +66,8 @@ OPEN_STATUSES = frozenset({EntryStatus.PLANNED.value, EntryStatus.AWAITING_APPRO
 #: Deliveries that count against caps and spacing (not failed or cancelled ones).
 COUNTING = (DeliveryStatus.PLANNED.value, DeliveryStatus.AWAITING_APPROVAL.value, DeliveryStatus.SENDING.value,
             DeliveryStatus.PUBLISHED.value, DeliveryStatus.NEEDS_ATTENTION.value)
+#: Prefix of the content hash of an entry cancelled because it left the files (see _handle_removed).
+REMOVED_PREFIX = "removed:"
 #: Deliveries planned within this much of "now" make the sync ask calendar_publish to run at once.
 KICK_HORIZON = timedelta(minutes=6)
 
@@ -187,7 +189,7 @@ def sync_calendar(
 
 
 def _entry_namer(reads: list[SourceRead]):
-    """``problem`` as text, prefixed with the id of the entry it is about when the id can be read.
+    """A function giving ``problem`` as text, followed by ``[entry '<id>']`` when the entry's id can be read.
 
     Validation messages name the place (file, line, field); staff also want the entry's id.
     """
@@ -319,7 +321,9 @@ def _sync_entry(session: Session, entry: FileEntry, known: _Known | None, report
         if row.status != EntryStatus.CANCELLED.value and row.status not in PUBLISHED_STATUSES:
             repo.set_entry_status(session, entry.id, EntryStatus.CANCELLED.value, now=now)
         return
-    if row.status in OPEN_STATUSES and row.publish_at > now:
+    if result.changed and row.status in OPEN_STATUSES and row.publish_at > now:
+        # Only when something changed (new, revised, or whom it reaches): planning is idempotent,
+        # but a large calendar would otherwise re-plan every entry every five minutes.
         _plan(session, row, entry, report, now=now, limits=limits)
 
 
@@ -383,6 +387,10 @@ def _handle_removed(ledger: Ledger, reads: list[SourceRead], load: CalendarLoad,
             gone = repo.cancel_deliveries(session, entry_id, reason="removed from the calendar files", now=now)
             if entry.status in OPEN_STATUSES:
                 repo.set_entry_status(session, entry_id, EntryStatus.CANCELLED.value, now=now)
+                # Should the entry come back (a file moved in two steps, restored from a backup),
+                # it must be planned again: a content hash it cannot match makes that a new revision.
+                row = session.get(LedgerEntry, entry_id)
+                row.content_hash = f"{REMOVED_PREFIX}{row.content_hash}"[:128]
         if gone.cancelled or entry.status in OPEN_STATUSES:
             report.removed.append(entry_id)
             _note_cancelled(report, entry_id, gone.cancelled)

@@ -62,8 +62,11 @@ def default_stale_after() -> timedelta:
     return timedelta(seconds=seconds)
 
 
-#: A retry takes over deliveries its own earlier try left 'sending' once they are this old.
-OWN_RECLAIM_AFTER = timedelta(seconds=5)
+#: A retry takes over deliveries its own earlier try left 'sending' once they are this old: long
+#: enough for a request the dead process had in flight to have landed (or failed) on the platform,
+#: so that reconciling sees it (a slow request landing after the takeover's reconciliation would
+#: be a second post on a platform without an idempotency key).
+OWN_RECLAIM_AFTER = timedelta(seconds=60)
 #: Statuses of a thread's previous part in which it may still be published.
 _PARENT_MAY_STILL_GO = frozenset({"planned", "sending", "awaiting_approval"})
 

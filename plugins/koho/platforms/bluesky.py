@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import mimetypes
 from collections.abc import Iterable, Iterator
@@ -169,6 +170,22 @@ def jwt_expiry(token: str | None) -> datetime | None:
 
 
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def tid_for(moment: datetime, key: str) -> str:
+    """A TID record key minted from ``moment`` (the post's ``createdAt``) and a clock id taken from
+    ``key`` (the delivery's idempotency key): every attempt of one delivery names the same record.
+
+    Bluesky has no idempotency key, but a record key is one: ``createRecord`` with an ``rkey`` that
+    exists is refused, so an attempt that lands after a retry (a request that was only slow, a
+    killed worker's request still in flight) cannot create the post a second time.
+    """
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    micros = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    micros -= micros % 1000  # createdAt carries milliseconds: the key must follow from what is sent
+    clock = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:2], "big") & 0x3FF
+    value = (micros << 10) | clock
+    return "".join(_TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
 
 
 def tid_time(rkey: str) -> datetime | None:
@@ -401,11 +418,13 @@ class BlueskyHook(PlatformHook):
     # ------------------------------------------------------------- publishing
 
     def publish(self, post: OutgoingPost, *, idempotency_key: str) -> PublishedPost:
-        """One createRecord. Bluesky takes no idempotency key: :meth:`find_published` reconciles."""
+        """One createRecord, naming the record after the delivery (see :func:`tid_for`); an unknown
+        outcome is still reconciled by :meth:`find_published`."""
         record = self.build_record(post)
+        rkey = tid_for(parse_time(record["createdAt"]), idempotency_key)
         response = self.call(
             "POST", XRPC + "com.atproto.repo.createRecord",
-            json={"repo": self.did, "collection": POST_NSID, "record": record},
+            json={"repo": self.did, "collection": POST_NSID, "rkey": rkey, "record": record},
         )
         uri = response.json()["uri"]
         self.log.info("%s: published %s", self.platform, uri)

@@ -268,3 +268,28 @@ def test_the_newsletter_takes_last_months_newsletter_entries(ledger, config, tmp
     result = export(ledger, local, 2027, 1)
     assert result["items"] == 2 and Path(result["xlsx"]).exists() and Path(result["csv"]).exists()
     assert "広報紙だけの記事です。" in Path(result["csv"]).read_text(encoding="utf-8-sig")
+
+
+def test_an_entry_back_in_the_files_is_planned_again(ledger, config, cal):
+    write(cal, A, B)
+    sync_calendar(ledger, config, cal, now=NOW)
+    write(cal, A)
+    sync_calendar(ledger, config, cal, now=NOW)
+    assert status(ledger, "kosodate") == "cancelled"
+
+    write(cal, A, B)  # restored, unchanged
+    report = sync_calendar(ledger, config, cal, now=NOW)
+
+    assert report.revised == ["kosodate"] and status(ledger, "kosodate") == "planned"
+    rows = deliveries(ledger, "kosodate")
+    assert [(d.revision, d.status) for d in rows] == [(1, "cancelled"), (2, "planned")]
+
+
+def test_a_retracted_entry_still_in_the_files_is_not_planned_again(ledger, config, cal):
+    write(cal, B)
+    sync_calendar(ledger, config, cal, now=NOW)
+    with ledger.session() as session:  # what calendar_retract leaves behind
+        repo.cancel_deliveries(session, "kosodate", reason="retracted")
+        repo.set_entry_status(session, "kosodate", "cancelled")
+    report = sync_calendar(ledger, config, cal, now=NOW)
+    assert not report.planned and status(ledger, "kosodate") == "cancelled"

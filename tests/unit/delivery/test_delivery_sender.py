@@ -142,7 +142,7 @@ def test_a_retry_takes_over_what_its_dead_predecessor_left_sending(ledger, sandb
     plan(ledger, "killed")
     delivery = only_delivery(ledger, "killed")
     with ledger.session() as session:  # try 1 claimed it, then its process was killed
-        repo.claim_for_sending(session, delivery.id, "calendar_publish/r7", now=utcnow() - timedelta(seconds=30))
+        repo.claim_for_sending(session, delivery.id, "calendar_publish/r7", now=utcnow() - timedelta(seconds=90))
 
     assert sender(ledger, dag_run_id="calendar_publish/r7").send(delivery.id).status == "skipped"
     assert sender(ledger, dag_run_id="calendar_publish/other", reclaim_own=True).send(delivery.id).status == "skipped"

@@ -11,13 +11,22 @@ import base64
 import json
 import logging
 import secrets as pysecrets
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 
 from koho.platforms.base import RetryPolicy
-from koho.platforms.bluesky import BlueskyHook, build_facets, iso_millis, jwt_expiry, split_at_uri, tid_time
+from koho.platforms.bluesky import (
+    BlueskyHook,
+    build_facets,
+    iso_millis,
+    jwt_expiry,
+    split_at_uri,
+    tid_for,
+    tid_time,
+)
 from koho.platforms.errors import AuthExpired, PermanentlyRejected, RateLimited, TransientError, UnknownOutcome
 from koho.platforms.types import OutgoingPost
 from sandbox.platforms.bluesky import session_counts
@@ -362,7 +371,30 @@ def test_created_at_is_sent_in_milliseconds_with_z(sandbox, hook):
     post = hook.publish_once(OutgoingPost(text="文化の日", created_at=planned), idempotency_key="ms",
                              since=planned - timedelta(minutes=10))
     assert stored(sandbox, post.remote_id).extra["record"]["createdAt"] == "2026-11-03T09:00:00.987Z"
-    assert tid_time(split_at_uri(post.remote_id)[2]) > planned  # the record key is minted at write time
+    # The record key follows from createdAt and the delivery's key: every attempt names the same record.
+    assert split_at_uri(post.remote_id)[2] == tid_for(planned, "ms")
+    assert tid_time(split_at_uri(post.remote_id)[2]) == planned.replace(microsecond=987000)
+
+
+def test_a_slow_first_attempt_landing_after_the_retry_cannot_post_twice(sandbox, city, connect):
+    """The first request times out but is applied later; the retry names the same record, so only
+    one of the two can create it."""
+    slow = BlueskyHook(connect("bluesky", city), retry=POLICY, timeout=0.5, sleep=lambda _s: None)
+    slow.verify_credentials()
+    sandbox.fault("bluesky", "slow", operation="publish", delay=1.5)
+    post = slow.publish_once(OutgoingPost(text="遅れて届く投稿", created_at=at()), idempotency_key="slow-1")
+    assert post.remote_id
+
+    def refused_late() -> bool:  # the slow request lands after the retry and is refused (500: the record exists)
+        stats = sandbox.admin("GET", "/stats")["counts"]
+        return any(c["platform"] == "bluesky" and c["status"] == 500 for c in stats)
+
+    deadline = time.monotonic() + 10
+    while not refused_late():
+        assert time.monotonic() < deadline, "the slow first request never completed"
+        time.sleep(0.05)  # polling the sandbox's counters for the late request, not guessing a duration
+    sandbox_posts = [p for p in sandbox.posts("bluesky") if p["text"] == "遅れて届く投稿"]
+    assert len(sandbox_posts) == 1 and sandbox_posts[0]["post_id"] == post.remote_id
 
 
 def test_duplicate_is_permanently_rejected(sandbox, hook):

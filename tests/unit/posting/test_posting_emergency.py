@@ -264,7 +264,8 @@ def test_summary_mail_lists_every_account(city, settings, ledger, monkeypatch):
 
 def test_a_retried_task_reconciles_what_its_dead_try_left_sending(city, settings, ledger):
     """The first try died mid-call on city-x (left 'sending'); the retry of the same run reconciles
-    it (maybe_sent_before) within seconds instead of waiting out the staleness limit."""
+    it (maybe_sent_before) after a minute instead of waiting out the 15-minute staleness limit."""
+    from koho.delivery.sender import OWN_RECLAIM_AFTER
     from koho.ledger import repo
     from koho.timeutil import utcnow
 
@@ -272,8 +273,8 @@ def test_a_retried_task_reconciles_what_its_dead_try_left_sending(city, settings
     emergency.plan(ledger, check(city, settings), city, now=NOW)
     with ledger.session() as session:
         (x,) = session.scalars(select(Delivery).where(Delivery.account_id == "city-x")).all()
-        # the try that died, 10 seconds ago (the sender's claims use the real clock)
-        repo.claim_for_sending(session, x.id, "run-1", now=utcnow() - timedelta(seconds=10))
+        # the try that died, just over a minute ago (the sender's claims use the real clock)
+        repo.claim_for_sending(session, x.id, "run-1", now=utcnow() - OWN_RECLAIM_AFTER - timedelta(seconds=10))
     result = send_all(ledger, check(city, settings), city, settings, run_id="run-1", hook_factory=fake.factory,
                       now=NOW + timedelta(seconds=10), retry_of_task=True)
     assert result["published"] == result["total"] == 7
