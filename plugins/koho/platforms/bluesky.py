@@ -45,6 +45,7 @@ from koho.platforms.errors import (
     PlatformError,
     RateLimited,
     TransientError,
+    UnknownOutcome,
 )
 from koho.platforms.types import (
     AccountInfo,
@@ -172,19 +173,31 @@ def jwt_expiry(token: str | None) -> datetime | None:
 _TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"
 
 
-def tid_for(moment: datetime, key: str) -> str:
-    """A TID record key minted from ``moment`` (the post's ``createdAt``) and a clock id taken from
-    ``key`` (the delivery's idempotency key): every attempt of one delivery names the same record.
+#: How many record keys one delivery may try before it gives up: each is taken only when every
+#: earlier one is held by another post (see :meth:`BlueskyHook.publish`).
+RKEY_CANDIDATES = 4
+
+
+def tid_for(moment: datetime, key: str, candidate: int = 0) -> str:
+    """A TID record key minted from ``moment`` (the post's ``createdAt``) and ``key`` (the delivery's
+    idempotency key): every attempt of one delivery names the same record.
 
     Bluesky has no idempotency key, but a record key is one: ``createRecord`` with an ``rkey`` that
     exists is refused, so an attempt that lands after a retry (a request that was only slow, a
     killed worker's request still in flight) cannot create the post a second time.
+
+    Deliveries of one slot share ``createdAt`` to the millisecond, so the key decides: it picks the
+    microseconds inside that millisecond and the 10-bit clock id, about a million keys per
+    millisecond. Two deliveries can still meet on one; ``candidate`` (1, 2, ...) names the
+    delivery's next key, tried only after the earlier one was found holding another post.
     """
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     micros = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     micros -= micros % 1000  # createdAt carries milliseconds: the key must follow from what is sent
-    clock = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:2], "big") & 0x3FF
-    value = (micros << 10) | clock
+    seed = key if candidate == 0 else f"{key}#{candidate}"
+    digest = int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:4], "big")
+    micros += (digest >> 10) % 1000
+    value = (micros << 10) | (digest & 0x3FF)
     return "".join(_TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
 
 
@@ -418,17 +431,54 @@ class BlueskyHook(PlatformHook):
     # ------------------------------------------------------------- publishing
 
     def publish(self, post: OutgoingPost, *, idempotency_key: str) -> PublishedPost:
-        """One createRecord, naming the record after the delivery (see :func:`tid_for`); an unknown
-        outcome is still reconciled by :meth:`find_published`."""
+        """One createRecord, naming the record after the delivery (see :func:`tid_for`).
+
+        A refused key is looked up: holding this very post (an earlier attempt landed), it is the
+        answer; holding another post (two deliveries met on one key), the delivery's next key is
+        tried. Free, the refusal stands: unknown stays unknown, for :meth:`find_published`.
+        """
         record = self.build_record(post)
-        rkey = tid_for(parse_time(record["createdAt"]), idempotency_key)
-        response = self.call(
-            "POST", XRPC + "com.atproto.repo.createRecord",
-            json={"repo": self.did, "collection": POST_NSID, "rkey": rkey, "record": record},
+        created = parse_time(record["createdAt"])
+        for candidate in range(RKEY_CANDIDATES):
+            rkey = tid_for(created, idempotency_key, candidate)
+            try:
+                response = self.call(
+                    "POST", XRPC + "com.atproto.repo.createRecord",
+                    json={"repo": self.did, "collection": POST_NSID, "rkey": rkey, "record": record},
+                )
+            except (UnknownOutcome, PermanentlyRejected) as refused:
+                if isinstance(refused, PermanentlyRejected) and refused.kind != "duplicate":
+                    raise
+                try:
+                    holder = self._record_at(rkey)
+                except PlatformError:
+                    raise refused from None  # could not look: the outcome stays what it was
+                if holder is None:
+                    raise
+                if _same_post(holder.get("value") or {}, record["text"], created):
+                    self.log.info("%s: %s already holds this post", self.platform, holder["uri"])
+                    return PublishedPost(holder["uri"], self.post_url(holder["uri"]), created, reconciled=True)
+                self.log.info("%s: record key %s holds another post; trying the next key", self.platform, rkey)
+                continue
+            uri = response.json()["uri"]
+            self.log.info("%s: published %s", self.platform, uri)
+            return PublishedPost(uri, self.post_url(uri), created)
+        raise PermanentlyRejected(
+            f"all {RKEY_CANDIDATES} record keys of this delivery hold other posts", kind="duplicate",
+            platform=self.platform, account=self.account_label,
         )
-        uri = response.json()["uri"]
-        self.log.info("%s: published %s", self.platform, uri)
-        return PublishedPost(uri, self.post_url(uri), parse_time(record["createdAt"]))
+
+    def _record_at(self, rkey: str) -> dict[str, Any] | None:
+        """This account's post record under ``rkey``, or ``None`` when there is none."""
+        try:
+            return self.call(
+                "GET", XRPC + "com.atproto.repo.getRecord",
+                params={"repo": self.did, "collection": POST_NSID, "rkey": rkey},
+            ).json()
+        except PermanentlyRejected as exc:
+            if exc.kind == "not_found":
+                return None
+            raise
 
     def publish_once(
         self,
@@ -566,18 +616,14 @@ class BlueskyHook(PlatformHook):
         self, post: OutgoingPost, *, idempotency_key: str, since: datetime
     ) -> PublishedPost | None:
         """The record with this post's text and ``createdAt``, if an earlier attempt created it."""
-        want_text = normalized_text(post.text)
         want_created = parse_time(iso_millis(post.created_at)) if post.created_at else None
         for record in self._records(since):
             value = record.get("value") or {}
-            if normalized_text(value.get("text", "")) != want_text:
-                continue
-            created = parse_time(value.get("createdAt"))
-            if want_created is not None and created != want_created:
+            if not _same_post(value, post.text, want_created):
                 continue
             uri = record["uri"]
             self.log.info("%s: found the earlier attempt as %s", self.platform, uri)
-            return PublishedPost(uri, self.post_url(uri), created, reconciled=True)
+            return PublishedPost(uri, self.post_url(uri), parse_time(value.get("createdAt")), reconciled=True)
         return None
 
     def _post_view(self, remote_id: str) -> dict[str, Any]:
@@ -642,6 +688,13 @@ class BlueskyHook(PlatformHook):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _same_post(value: dict[str, Any], text: str, created: datetime | None) -> bool:
+    """Whether a stored record is the post with ``text`` and ``createdAt`` (``None``: any time)."""
+    if normalized_text(value.get("text", "")) != normalized_text(text):
+        return False
+    return created is None or parse_time(value.get("createdAt")) == created
 
 
 def _nsid(path: str) -> str:

@@ -338,13 +338,23 @@ def test_lost_response_on_publish_is_found_not_posted_again(sandbox, hook):
     assert [p["post_id"] for p in sandbox.posts("bluesky")] == [post.remote_id]
 
 
+def test_a_lost_answer_is_settled_by_looking_up_the_delivery_s_record_key(sandbox, hook):
+    hook.verify_credentials()
+    sandbox.fault("bluesky", "lost_response", operation="publish")
+    post = hook.publish(OutgoingPost(text="応答が失われた投稿", created_at=at()), idempotency_key="lost")
+    assert post.reconciled
+    assert [p["post_id"] for p in sandbox.posts("bluesky")] == [post.remote_id]
+
+
 def test_maybe_sent_before_finds_the_post_of_a_killed_worker(sandbox, make_hook):
     planned = OutgoingPost(text="再起動後の確認", created_at=at())
     first = make_hook()
     first.verify_credentials()
     sandbox.fault("bluesky", "lost_response", operation="publish")
+    sandbox.fault("bluesky", "server_error", operation="read", count=10)  # the worker dies before it looks
     with pytest.raises(UnknownOutcome):
         first.publish(planned, idempotency_key="kill")
+    sandbox.admin("DELETE", "/faults")
     again = make_hook().publish_once(planned, idempotency_key="kill", maybe_sent_before=True)
     assert again.reconciled
     assert [p["post_id"] for p in sandbox.posts("bluesky")] == [again.remote_id]
@@ -373,7 +383,43 @@ def test_created_at_is_sent_in_milliseconds_with_z(sandbox, hook):
     assert stored(sandbox, post.remote_id).extra["record"]["createdAt"] == "2026-11-03T09:00:00.987Z"
     # The record key follows from createdAt and the delivery's key: every attempt names the same record.
     assert split_at_uri(post.remote_id)[2] == tid_for(planned, "ms")
-    assert tid_time(split_at_uri(post.remote_id)[2]) == planned.replace(microsecond=987000)
+    minted = tid_time(split_at_uri(post.remote_id)[2])
+    assert planned.replace(microsecond=987000) <= minted < planned.replace(microsecond=988000)
+
+
+def test_deliveries_of_one_slot_get_distinct_record_keys():
+    """A slot sends many posts with one createdAt: the delivery's key must spread them, not the time."""
+    slot = datetime(2026, 11, 25, 19, 5, 38, tzinfo=UTC)
+    keys = {tid_for(slot, f"delivery-{i}") for i in range(1000)}
+    assert len(keys) >= 999  # a million keys per millisecond: one meeting in a thousand is already rare
+    assert tid_for(slot, "delivery-1", 1) != tid_for(slot, "delivery-1")
+    assert tid_for(slot, "delivery-1", 1) == tid_for(slot, "delivery-1", 1)
+
+
+def test_a_record_key_held_by_another_post_moves_to_the_delivery_s_next_key(sandbox, hook):
+    """Two deliveries meeting on one record key: the second is published under its next key, and a
+    retry of it finds itself there instead of posting again."""
+    slot = at()
+    hook.verify_credentials()
+    taken = tid_for(parse_millis(slot), "second")
+    hook.call("POST", "/xrpc/com.atproto.repo.createRecord", json={
+        "repo": hook.did, "collection": "app.bsky.feed.post", "rkey": taken,
+        "record": {"$type": "app.bsky.feed.post", "text": "先に同じ鍵を取った投稿", "createdAt": iso_millis(slot)}})
+    planned = OutgoingPost(text="鍵が重なった投稿", created_at=slot)
+
+    post = hook.publish_once(planned, idempotency_key="second")
+    assert not post.reconciled
+    assert split_at_uri(post.remote_id)[2] == tid_for(parse_millis(slot), "second", 1)
+    assert stored(sandbox, post.remote_id).text == "鍵が重なった投稿"
+
+    again = hook.publish(planned, idempotency_key="second")  # a retry that never learnt the outcome
+    assert again.reconciled and again.remote_id == post.remote_id
+    assert sorted(p["text"] for p in sandbox.posts("bluesky")) == sorted(["先に同じ鍵を取った投稿", "鍵が重なった投稿"])
+
+
+def parse_millis(moment: datetime) -> datetime:
+    """``moment`` as Bluesky keeps it: to the millisecond."""
+    return moment.replace(microsecond=moment.microsecond - moment.microsecond % 1000)
 
 
 def test_a_slow_first_attempt_landing_after_the_retry_cannot_post_twice(sandbox, city, connect):
