@@ -27,6 +27,13 @@ class SendSlotOperator(BaseOperator):
     resume by 11 s (``bench/lateness.py``). Waking early puts that cost well before the slot;
     what remains at the slot itself (a sleeping thread waking up, a few HTTP calls) is cheap. The
     price is a worker process idle for the lead time per slot.
+
+    Why a wait shorter than ``min_defer_seconds`` is not deferred: when a trigger fires within
+    seconds of the deferral, Airflow's scheduler may read the deferring process's exit ("success")
+    only after the resumed try has started, and fail that try as changed externally
+    (apache/airflow#72716, open in 3.3). The retry costs seconds, and once sending had begun a
+    minute more before it may take the deliveries over. A slot this close is waited for in the
+    worker instead.
     """
 
     template_fields: Sequence[str] = ("slot",)
@@ -37,6 +44,7 @@ class SendSlotOperator(BaseOperator):
         *,
         slot: dict[str, Any],
         lead_seconds: float = 20.0,
+        min_defer_seconds: float = 60.0,
         max_workers: int = 16,
         stale_after: timedelta | None = None,
         **kwargs: Any,
@@ -44,6 +52,7 @@ class SendSlotOperator(BaseOperator):
         super().__init__(**kwargs)
         self.slot = slot
         self.lead_seconds = lead_seconds
+        self.min_defer_seconds = min_defer_seconds
         self.max_workers = max_workers
         self.stale_after = stale_after  # None: $KOHO_STALE_AFTER_SECONDS or 15 minutes, read when sending
 
@@ -54,7 +63,7 @@ class SendSlotOperator(BaseOperator):
 
         slot = Slot.from_dict(self.slot)
         wake = slot.at - timedelta(seconds=self.lead_seconds)
-        if wake > utcnow():
+        if (wake - utcnow()).total_seconds() > self.min_defer_seconds:
             self.defer(trigger=DateTimeTrigger(moment=wake), method_name="execute_complete")
         return self._send(slot, context)
 

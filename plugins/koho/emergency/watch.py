@@ -47,20 +47,35 @@ DEFAULT_WINDOW = timedelta(minutes=30)
 SEEN_FOR = timedelta(days=3)
 
 
+#: The watcher's trigger fires no sooner than this after the task deferred. A task resumed within
+#: seconds of deferring can be failed by Airflow's scheduler, which may read the deferring
+#: process's exit only after the resumed try started (apache/airflow#72716, open in 3.3); the
+#: retry would cost half a minute, the settling a few seconds at most, and only when a warning
+#: appears right as a watch begins.
+SETTLE = timedelta(seconds=15)
+
+
 class WindowedJmaFeedTrigger(JmaFeedTrigger):
     """:class:`JmaFeedTrigger` that also ends at ``until``: it then fires ``{"kind": "window_end"}``
-    with its state, so the watcher's run can end and the next one take over."""
+    with its state, so the watcher's run can end and the next one take over. New warnings found
+    before ``settle_until`` are held until then (see :data:`SETTLE`)."""
 
-    def __init__(self, *, until: str, **kwargs: Any):
+    def __init__(self, *, until: str, settle_until: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.until = until
-        self._until = datetime.fromisoformat(until)
-        if self._until.tzinfo is None:
-            raise ValueError(f"until must carry a time zone, got {until!r}")
+        self._until = _aware(until, "until")
+        self.settle_until = settle_until
+        self._settle_until = _aware(settle_until, "settle_until") if settle_until else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         _, kwargs = super().serialize()
-        return WINDOWED_CLASS_PATH, {**kwargs, "until": self.until}
+        return WINDOWED_CLASS_PATH, {**kwargs, "until": self.until, "settle_until": self.settle_until}
+
+    async def _settle(self) -> None:
+        if self._settle_until is not None:
+            remaining = (self._settle_until - datetime.now(UTC)).total_seconds()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         poller = self.poller()
@@ -74,6 +89,7 @@ class WindowedJmaFeedTrigger(JmaFeedTrigger):
                     return
                 if result.warnings:
                     self.log.info("JMA feed %s: %s new warning(s)", self.feed_url, len(result.warnings))
+                    await self._settle()
                     yield TriggerEvent({"kind": "jma_warnings", "feed_url": self.feed_url,
                                         "warnings": result.warnings, "cancellations": result.cancellations,
                                         "problems": problems, "state": poller.state()})
@@ -84,6 +100,13 @@ class WindowedJmaFeedTrigger(JmaFeedTrigger):
                                         "state": poller.state()})
                     return
                 await asyncio.sleep(min(self.poll_interval, remaining))
+
+
+def _aware(value: str, field: str) -> datetime:
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise ValueError(f"{field} must carry a time zone, got {value!r}")
+    return moment
 
 
 def draft_entry_id(key: str) -> str:
@@ -165,9 +188,11 @@ class JmaWatchOperator(BaseOperator):
         ledger = Ledger.from_airflow()
         ledger.migrate()
         seen = recent_draft_keys(ledger)
-        until = datetime.now(UTC) + self.window
+        now = datetime.now(UTC)
+        until = now + self.window
         trigger = WindowedJmaFeedTrigger(
-            until=until.isoformat(), feed_url=settings.feed_url, area_codes=settings.area_codes,
+            until=until.isoformat(), settle_until=(now + SETTLE).isoformat(),
+            feed_url=settings.feed_url, area_codes=settings.area_codes,
             kinds=settings.kinds, statuses=settings.statuses, feed_titles=settings.feed_titles,
             poll_interval=self.poll_interval or settings.poll_interval_seconds, seen_keys=seen,
         )

@@ -31,9 +31,11 @@ def draft(key: str, text: str = "【こほ市】こほ市に大雨警報が発�
 
 def test_windowed_trigger_round_trips():
     trigger = WindowedJmaFeedTrigger(until="2026-12-01T00:00:00+00:00", feed_url="http://127.0.0.1:1/f.xml",
-                                     area_codes=["1229900"], kinds=KINDS, seen_keys=["a"])
+                                     area_codes=["1229900"], kinds=KINDS, seen_keys=["a"],
+                                     settle_until="2026-11-30T23:30:15+00:00")
     path, kwargs = trigger.serialize()
     assert path == "koho.emergency.watch.WindowedJmaFeedTrigger"
+    assert kwargs["settle_until"] == "2026-11-30T23:30:15+00:00"
     module, _, name = path.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
     assert rebuilt.serialize() == (path, kwargs)
@@ -62,6 +64,16 @@ def test_window_ends_with_nothing_new(sandbox):
         area_codes=["1229900"], kinds=KINDS, poll_interval=0.05, seen_keys=seen)))
     assert again.payload["kind"] == "window_end"
     assert set(again.payload["state"]["seen_keys"]) >= set(seen)
+
+
+def test_a_warning_found_as_the_watch_begins_waits_for_the_settling(sandbox):
+    """The resumed task must not start within seconds of the deferral (apache/airflow#72716)."""
+    settle = datetime.now(UTC) + timedelta(seconds=1)
+    event = asyncio.run(_first(WindowedJmaFeedTrigger(
+        until=(datetime.now(UTC) + timedelta(minutes=5)).isoformat(), settle_until=settle.isoformat(),
+        feed_url=sandbox.url + FEED, area_codes=["1229900"], kinds=KINDS, poll_interval=0.05)))
+    assert event.payload["kind"] == "jma_warnings"
+    assert datetime.now(UTC) >= settle
 
 
 def test_drafts_are_recorded_once_per_key(ledger):
