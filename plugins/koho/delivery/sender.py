@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -162,11 +164,18 @@ class Sender:
         #: instead of after ``stale_after``. Airflow runs one try of a task at a time.
         self.reclaim_own = reclaim_own
         self._hooks: dict[str, Any] = {}
+        self._hook_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_lock = threading.Lock()
 
     def hook(self, account: Account) -> Any:
-        if account.id not in self._hooks:
-            self._hooks[account.id] = self.hook_factory(account.platform, account.connection_id or "")
-        return self._hooks[account.id]
+        """One hook per account for the whole task, shared by the slot's threads (one login each);
+        accounts do not wait for each other's hooks."""
+        with self._locks_lock:
+            lock = self._hook_locks[account.id]
+        with lock:
+            if account.id not in self._hooks:
+                self._hooks[account.id] = self.hook_factory(account.platform, account.connection_id or "")
+            return self._hooks[account.id]
 
     def send(self, delivery_id: int) -> DeliveryOutcome:
         with self.ledger.session() as session:

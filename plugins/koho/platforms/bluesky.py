@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import mimetypes
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -231,6 +232,9 @@ class BlueskyHook(PlatformHook):
         self._handle: str | None = None
         self._in_auth = False
         self._login_failed: AuthExpired | None = None
+        # A calendar slot sends an account's posts from several threads through one hook: one of
+        # them logs in or refreshes while the others wait for its session (createSession is scarce).
+        self._session_lock = threading.RLock()
 
     # ------------------------------------------------------------- session
 
@@ -247,14 +251,15 @@ class BlueskyHook(PlatformHook):
         return super().request(method, path, **kwargs)
 
     def _access_token(self) -> str:
-        if self._access is None:
-            self._login()
-        else:
-            expires = jwt_expiry(self._access)
-            if expires is not None and datetime.now(UTC) >= expires - REFRESH_MARGIN:
-                self.refresh_auth()
-        assert self._access is not None
-        return self._access
+        with self._session_lock:
+            if self._access is None:
+                self._login()
+            else:
+                expires = jwt_expiry(self._access)
+                if expires is not None and datetime.now(UTC) >= expires - REFRESH_MARGIN:
+                    self.refresh_auth()
+            assert self._access is not None
+            return self._access
 
     def _adopt(self, session: dict[str, Any]) -> None:
         self._access, self._refresh = session["accessJwt"], session["refreshJwt"]
@@ -294,6 +299,10 @@ class BlueskyHook(PlatformHook):
 
     def refresh_auth(self) -> bool:
         """Renew the session: refreshSession with the refresh token, else a fresh login."""
+        with self._session_lock:
+            return self._renew_session()
+
+    def _renew_session(self) -> bool:
         if self._in_auth:
             return False
         if self._refresh is not None:

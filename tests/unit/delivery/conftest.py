@@ -23,11 +23,15 @@ def ledger(tmp_path) -> Ledger:
 
 @pytest.fixture
 def city(ledger, sandbox, connect) -> Callable[..., dict]:
-    """``city(account_id, platform, status="active")``: a sandbox account, its connection and its ledger row."""
+    """``city(account_id, platform, status="active")``: a sandbox account, its connection and its ledger row.
+
+    Bluesky accounts get an app password (the hook logs in with it); other platforms a token.
+    """
 
     def _add(account_id: str, platform: str, *, status: str = "active") -> dict:
         handle = f"{account_id.replace('-', '_')}_sample"
-        official = sandbox.add_account(platform, handle, display_name=account_id)
+        login = {"password": f"app-password-{account_id}"} if platform == "bluesky" else {}
+        official = sandbox.add_account(platform, handle, display_name=account_id, **login)
         conn_id = connect(platform, official, conn_id=f"koho_{account_id.replace('-', '_')}")
         row = account_row(account_id, platform, conn_id=conn_id, status=status)
         row["handle"] = official["handle"]

@@ -205,3 +205,24 @@ def test_images_go_only_where_the_platform_takes_them(ledger, sandbox, city):
     [x_post], [line_post] = sandbox.posts("x"), sandbox.posts("line")
     assert not x_post["media"]  # X media upload is not wired: the text goes out alone, not a failure
     assert image in str(line_post["media"])
+
+
+def test_a_slot_of_many_posts_to_one_bluesky_account_logs_in_once_and_posts_each_once(ledger, sandbox, city):
+    """Twelve calendar posts at one instant: the slot's threads share one hook and one session, and
+    every post gets its own record key although all share createdAt."""
+    from sandbox.platforms.bluesky import session_counts
+
+    account = city("city-bluesky", "bluesky")
+    due = soon(-1)
+    for n in range(12):
+        add_entry(ledger, f"e{n}", accounts=["city-bluesky"], text=f"{TEXT}（{n}）", due=due)
+        plan(ledger, f"e{n}")
+    with ledger.session(readonly=True) as session:
+        [slot] = group_into_slots(list(session.scalars(select(Delivery))))
+
+    outcomes = send_slot(sender(ledger), slot, max_workers=12, wait=False)
+
+    assert [o.status for o in outcomes] == ["published"] * 12, [o.error for o in outcomes]
+    posts = sandbox.posts("bluesky")
+    assert len(posts) == len({p["post_id"] for p in posts}) == 12
+    assert session_counts(sandbox.state, account["sandbox"]["account_id"])["logins"] == 1
