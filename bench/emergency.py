@@ -29,7 +29,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -184,26 +184,6 @@ def _broadcast(stack, label: str) -> dict[str, Any]:
             "expected_posts": expected - 1, "run_id": run["dag_run_id"]}
 
 
-def _seed_load(stack, cfg: Config, number: int, due: datetime) -> list[str]:
-    from koho.ledger import repo
-    from koho.ledger.db import Ledger
-
-    accounts = [r["id"] for r in stack.rows if r["status"] == "active" and r["platform"] not in ("youtube",)
-                and r["platform"] != "instagram"]  # instagram needs an image; the load is text
-    ids = []
-    with Ledger(stack.ledger_url).session() as session:
-        for i in range(cfg.load_entries):
-            entry_id = f"bench-load-{number}-{i}"
-            text = f"負荷 {number}-{i}: 市からのお知らせ（ベンチマーク用の通常投稿）です。"
-            repo.upsert_entry(session, {"id": entry_id, "origin": "calendar", "source": "bench", "title": text,
-                                        "publish_at": due, "content_hash": entry_id,
-                                        "payload": {"text": text, "accounts": accounts}})
-            for account in accounts:
-                repo.plan_delivery(session, entry_id=entry_id, account_id=account, revision=1, due_at=due, text=text)
-            ids.append(entry_id)
-    return ids
-
-
 def _load_status(stack, ids: list[str]) -> dict[str, int]:
     from sqlalchemy import func, select
 
@@ -219,15 +199,9 @@ def _load_status(stack, ids: list[str]) -> dict[str, int]:
 def _broadcast_under_load(stack, cfg: Config, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
     from tests.e2e.koho_live import wait_for
 
-    due = (datetime.now(UTC) + timedelta(seconds=cfg.lead_seconds)).replace(microsecond=0)
-    ids = _seed_load(stack, cfg, number, due)
-    calendar_run = stack.trigger("calendar_publish")
-    # the calendar's slot task must be waiting for the instant (deferred) before the instant comes
-    wait_for(lambda: any(ti["task_id"] == "send_slot" and ti["state"] in ("deferred", "running", "success")
-                         for ti in stack.task_instances("calendar_publish", calendar_run)),
-             timeout=cfg.lead_seconds, interval=0.2, what="calendar_publish's send_slot to be waiting")
-    wait_for(lambda: datetime.now(UTC) >= due, timeout=cfg.lead_seconds + 5, interval=0.05,
-             what="the calendar's due instant")
+    ids, due, _ = stack.calendar_load(
+        entries=cfg.load_entries, lead_seconds=cfg.lead_seconds, prefix=f"bench-load-{number}",
+        text=f"負荷 {number}-{{i}}: 市からのお知らせ（ベンチマーク用の通常投稿）です。")
     latency = _broadcast(stack, f"load {number + 1}")
     status = wait_for(lambda: (s := _load_status(stack, ids)) and s.get("published", 0) == sum(s.values()) and s,
                       timeout=300, interval=0.5, what="the calendar load to be published")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,40 @@ class KohoStack(AirflowStack):
         if isinstance(content, list):
             return "\n".join(_log_line(c) for c in content)
         return str(content)
+
+    def text_accounts(self) -> list[str]:
+        """The active accounts a text-only post reaches (YouTube needs a video, Instagram an image)."""
+        return [r["id"] for r in self.rows if r["status"] == "active" and r["platform"] not in ("youtube", "instagram")]
+
+    def calendar_load(self, *, entries: int, lead_seconds: float, prefix: str, text: str) -> tuple[list[str], datetime, str]:
+        """``entries`` calendar posts on every text account, due ``lead_seconds`` from now, planned
+        straight into the ledger, and a calendar_publish run whose slot task is waiting for them.
+
+        Returns at the due instant: (entry ids, due, calendar run id). ``text`` is formatted with
+        the entry's number (``{i}``).
+        """
+        from koho.ledger import repo
+        from koho.ledger.db import Ledger
+
+        due = (datetime.now(UTC) + timedelta(seconds=lead_seconds)).replace(microsecond=0)
+        accounts = self.text_accounts()
+        ids = []
+        with Ledger(self.ledger_url).session() as session:
+            for i in range(entries):
+                entry_id, body = f"{prefix}-{i:03d}", text.format(i=i)
+                repo.upsert_entry(session, {"id": entry_id, "origin": "calendar", "source": prefix, "title": body,
+                                            "publish_at": due, "content_hash": entry_id,
+                                            "payload": {"text": body, "accounts": accounts}})
+                for account in accounts:
+                    repo.plan_delivery(session, entry_id=entry_id, account_id=account, revision=1, due_at=due,
+                                       text=body)
+                ids.append(entry_id)
+        run = self.trigger("calendar_publish")
+        wait_for(lambda: any(ti["task_id"] == "send_slot" and ti["state"] in ("deferred", "running", "success")
+                             for ti in self.task_instances("calendar_publish", run)),
+                 timeout=max(lead_seconds, 5), interval=0.2, what="calendar_publish's slot task to be waiting")
+        wait_for(lambda: datetime.now(UTC) >= due, timeout=lead_seconds + 5, interval=0.05, what="the due instant")
+        return ids, due, run
 
     def lift_rate_limits(self) -> None:
         """Benchmarks and load tests measure Airflow, not the platforms' quotas."""

@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting.emergency import emergency_entry_id
@@ -97,32 +96,11 @@ def test_only_the_crisis_role_may_trigger(stack: KohoStack):
 # -- the broadcast under a calendar load ----------------------------------------------------------
 
 
-def seed_calendar_load(stack: KohoStack, due: datetime, entries: int) -> list[str]:
-    accounts = [r["id"] for r in posting_rows(stack) if r["platform"] != "instagram"]
-    ids = []
-    with Ledger(stack.ledger_url).session() as session:
-        for i in range(entries):
-            entry_id = f"load-{i:03d}"
-            text = f"カレンダー投稿 {i:03d}: 市からのお知らせです。"
-            repo.upsert_entry(session, {"id": entry_id, "origin": "calendar", "source": "e2e", "title": text,
-                                        "publish_at": due, "content_hash": entry_id,
-                                        "payload": {"text": text, "accounts": accounts}})
-            for account in accounts:
-                repo.plan_delivery(session, entry_id=entry_id, account_id=account, revision=1, due_at=due, text=text)
-            ids.append(entry_id)
-    return ids
-
-
 @pytest.fixture(scope="module")
 def broadcast(stack: KohoStack) -> dict:
     """One broadcast triggered at the instant 30 calendar entries (x 8 text accounts) fall due."""
-    due = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
-    load = seed_calendar_load(stack, due, entries=30)
-    calendar_run = stack.trigger("calendar_publish")
-    wait_for(lambda: any(ti["task_id"] == "send_slot" and ti["state"] in ("deferred", "running", "success")
-                         for ti in stack.task_instances("calendar_publish", calendar_run)),
-             timeout=25, what="calendar_publish's slot task to be waiting for the due instant")
-    wait_for(lambda: datetime.now(UTC) >= due, timeout=30, interval=0.05, what="the due instant")
+    load, due, calendar_run = stack.calendar_load(entries=30, lead_seconds=25, prefix="load",
+                                                  text="カレンダー投稿 {i:03d}: 市からのお知らせです。")
     message = ("【緊急】こほ市に避難指示を発令しました。対象は市内全域です。直ちに最寄りの避難所へ避難してください。"
                "避難所: 市内全小学校、市民体育館。")
     started = datetime.now(UTC)
