@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from koho.calendar.demo_media import png_bytes
 from koho.config import KohoConfig, load_config
 
 NOW = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
@@ -62,6 +63,17 @@ def write_config(directory: Path, *, holidays: str = "warn") -> KohoConfig:
     config = load_config(directory)
     assert config.problems == [], config.problems
     return config
+
+
+def write_media(folder: Path) -> Path:
+    """The images every media check needs: ok.png (a real PNG), notimage.png (text named .png) and huge.png
+    (a PNG over the 8 MB limit). Returns ``folder``."""
+    (folder / "ok.png").write_bytes(png_bytes(4, 4, (10, 20, 30)))
+    (folder / "notimage.png").write_text("これは画像ではありません", encoding="utf-8")
+    with (folder / "huge.png").open("wb") as handle:
+        handle.write(png_bytes(2, 2))
+        handle.truncate(9 * 1024 * 1024)
+    return folder
 
 
 # ------------------------------------------------------------------------------------------ writers

@@ -1,4 +1,5 @@
-"""Fixtures for calendar tests: config, a media folder, and ``load`` to validate files."""
+"""Fixtures for calendar tests: a media folder, and ``load`` to validate files (``config`` and
+``blocking_config`` come from ``tests/unit/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -10,29 +11,15 @@ import pytest
 
 from koho.calendar.demo_media import png_bytes
 from koho.config import KohoConfig
-from tests.unit.calendar.calendar_helpers import NOW, write_config
-
-
-@pytest.fixture(scope="session")
-def config(tmp_path_factory) -> KohoConfig:
-    return write_config(tmp_path_factory.mktemp("config"))
-
-
-@pytest.fixture(scope="session")
-def blocking_config(tmp_path_factory) -> KohoConfig:
-    return write_config(tmp_path_factory.mktemp("config-block"), holidays="block")
+from tests.unit.calendar.calendar_helpers import NOW, write_media
 
 
 @pytest.fixture(scope="session")
 def media(tmp_path_factory) -> Path:
-    """ok.png (real), photo.jpg (JPEG magic), notimage.png (text), huge.png (a PNG over 8 MB)."""
-    folder = tmp_path_factory.mktemp("media")
-    (folder / "ok.png").write_bytes(png_bytes(4, 4, (10, 20, 30)))
+    """ok.png (real), photo.jpg (JPEG magic), notimage.png (text), huge.png (a PNG over 8 MB), and
+    secret.png in the parent folder, outside the media folder."""
+    folder = write_media(tmp_path_factory.mktemp("media"))
     (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 64)
-    (folder / "notimage.png").write_text("これは画像ではありません", encoding="utf-8")
-    with (folder / "huge.png").open("wb") as handle:
-        handle.write(png_bytes(2, 2))
-        handle.truncate(9 * 1024 * 1024)
     (tmp_path_factory.getbasetemp() / "secret.png").write_bytes(png_bytes(2, 2))
     return folder
 

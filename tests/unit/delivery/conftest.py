@@ -1,5 +1,6 @@
-"""Delivery fixtures: a fresh SQLite ledger per test, and a small city whose accounts live in the real
-sandbox (connections as ``AIRFLOW_CONN_*`` variables, the way Airflow documents for tests)."""
+"""Delivery fixtures: a small city whose accounts live in the real sandbox (connections as
+``AIRFLOW_CONN_*`` variables, the way Airflow documents for tests), recorded in the fresh SQLite
+``ledger`` each test gets from ``tests/unit/conftest.py``."""
 
 from __future__ import annotations
 
@@ -8,17 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from koho.ledger import repo
-from koho.ledger.db import Ledger, dispose_engine
 from tests.unit.delivery.delivery_helpers import account_row
-
-
-@pytest.fixture
-def ledger(tmp_path) -> Ledger:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    ledger = Ledger(url)
-    ledger.migrate()
-    yield ledger
-    dispose_engine(url)
 
 
 @pytest.fixture

@@ -53,21 +53,11 @@ def city(sandbox, password):
 
 
 @pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
 def make_hook(connect, city, waits):
     def _make(**extra) -> BlueskyHook:
         return BlueskyHook(connect("bluesky", city, **extra), retry=POLICY, sleep=waits.append)
 
     return _make
-
-
-@pytest.fixture
-def hook(make_hook) -> BlueskyHook:
-    return make_hook()
 
 
 def stored(sandbox, uri: str):

@@ -9,17 +9,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from koho.platforms.base import RetryPolicy
 from koho.platforms.errors import (
     AuthExpired,
     NotSupported,
     PermanentlyRejected,
-    PlatformError,
     RateLimited,
     TransientError,
 )
 from koho.platforms.facebook import FacebookHook
 from koho.platforms.types import OutgoingPost
+from tests.unit.platforms.hook_helpers import errors_under_faults
 
 P = "facebook"
 NEWS = "年末年始（12月29日〜1月3日）は市役所の窓口をお休みします。"
@@ -31,23 +30,8 @@ def page(sandbox):
 
 
 @pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def make_hook(connect, page, waits):
-    def _make(**extra) -> FacebookHook:
-        conn = connect(P, page, **extra)
-        return FacebookHook(conn, retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02),
-                            sleep=waits.append)
-
-    return _make
-
-
-@pytest.fixture
-def hook(make_hook) -> FacebookHook:
-    return make_hook()
+def make_hook(hook_factory, page):
+    return hook_factory(FacebookHook, P, page)
 
 
 def live_posts(sandbox) -> list[dict]:
@@ -313,14 +297,8 @@ def test_token_never_appears_in_errors_or_logs(sandbox, hook, page, caplog, caps
     urllib3_log.setLevel(logging.DEBUG)
     published = hook.publish_once(OutgoingPost(NEWS), idempotency_key="d-17")
     hook.verify_credentials()  # sends the token as debug_token's input_token
-    messages = []
-    for kind in ("expired_token", "rate_limit", "server_error"):
-        sandbox.fault(P, kind, count=5)
-        try:
-            hook.get_post(published.remote_id)
-        except PlatformError as exc:
-            messages.append(str(exc))
-        sandbox.admin("DELETE", "/faults")
+    messages = errors_under_faults(sandbox, P, ("expired_token", "rate_limit", "server_error"),
+                                   lambda _kind: hook.get_post(published.remote_id), count=5)
     assert len(messages) == 3
     assert all(token not in m for m in messages)
     urllib3_log.removeHandler(wire)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from koho.platforms.base import RetryPolicy
-from koho.platforms.errors import AuthExpired, NotSupported, PermanentlyRejected, PlatformError, RateLimited
+from koho.platforms.errors import AuthExpired, NotSupported, PermanentlyRejected, RateLimited
 from koho.platforms.instagram import InstagramHook
 from koho.platforms.types import OutgoingPost
+from tests.unit.platforms.hook_helpers import errors_under_faults
 
 P = "instagram"
 IMAGE = "https://cdn.city.koho.example.jp/media/sakura.jpg"
@@ -27,23 +27,8 @@ def account(sandbox):
 
 
 @pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def make_hook(connect, account, waits):
-    def _make(**extra) -> InstagramHook:
-        conn = connect(P, account, container_poll_seconds=3, **extra)
-        return InstagramHook(conn, retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02),
-                             sleep=waits.append)
-
-    return _make
-
-
-@pytest.fixture
-def hook(make_hook) -> InstagramHook:
-    return make_hook()
+def make_hook(hook_factory, account):
+    return hook_factory(InstagramHook, P, account, container_poll_seconds=3)
 
 
 def live_posts(sandbox) -> list[dict]:
@@ -205,14 +190,9 @@ def test_search_looks_up_candidate_usernames(sandbox, hook):
 def test_token_never_appears_in_errors_or_logs(sandbox, hook, account, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     hook.verify_credentials()
-    messages = []
-    for kind in ("expired_token", "server_error", "duplicate"):
-        sandbox.fault(P, kind, count=50)
-        try:
-            hook.publish_once(photo(f"{kind} のテスト"), idempotency_key=f"leak-{kind}")
-        except PlatformError as exc:
-            messages.append(str(exc))
-        sandbox.admin("DELETE", "/faults")
+    messages = errors_under_faults(
+        sandbox, P, ("expired_token", "server_error", "duplicate"),
+        lambda kind: hook.publish_once(photo(f"{kind} のテスト"), idempotency_key=f"leak-{kind}"), count=50)
     assert len(messages) == 3
     token = account["token"]
     assert all(token not in m for m in messages)

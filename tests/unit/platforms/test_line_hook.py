@@ -48,22 +48,12 @@ def city(sandbox, channel_secret):
 
 
 @pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
 def make_hook(connect, city, channel_secret, waits):
     def _make(**extra) -> LineHook:
         conn_id = connect("line", city, channel_secret=channel_secret, **extra)
         return LineHook(conn_id, retry=POLICY, sleep=waits.append)
 
     return _make
-
-
-@pytest.fixture
-def hook(make_hook) -> LineHook:
-    return make_hook()
 
 
 def sent(sandbox) -> list[dict]:

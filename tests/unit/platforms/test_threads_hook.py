@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from koho.platforms.base import RetryPolicy
-from koho.platforms.errors import AuthExpired, PermanentlyRejected, PlatformError, RateLimited
+from koho.platforms.errors import AuthExpired, PermanentlyRejected, RateLimited
 from koho.platforms.threads import ThreadsHook
 from koho.platforms.types import OutgoingPost
+from tests.unit.platforms.hook_helpers import errors_under_faults
 
 P = "threads"
 TEXT = "本日17時から市民会館で防災講座を開きます。"
@@ -23,22 +23,8 @@ def account(sandbox):
 
 
 @pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def make_hook(connect, account, waits):
-    def _make(**extra) -> ThreadsHook:
-        return ThreadsHook(connect(P, account, **extra),
-                           retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02), sleep=waits.append)
-
-    return _make
-
-
-@pytest.fixture
-def hook(make_hook) -> ThreadsHook:
-    return make_hook()
+def make_hook(hook_factory, account):
+    return hook_factory(ThreadsHook, P, account)
 
 
 def live_posts(sandbox) -> list[dict]:
@@ -161,14 +147,9 @@ def test_search_uses_profile_lookup(sandbox, hook):
 
 def test_token_never_appears_in_errors_or_logs(sandbox, hook, account, caplog, capsys):
     caplog.set_level(logging.DEBUG)
-    messages = []
-    for kind in ("expired_token", "server_error", "rate_limit"):
-        sandbox.fault(P, kind, count=50)
-        try:
-            hook.publish_once(OutgoingPost(f"{kind} のテスト"), idempotency_key=f"leak-{kind}")
-        except PlatformError as exc:
-            messages.append(str(exc))
-        sandbox.admin("DELETE", "/faults")
+    messages = errors_under_faults(
+        sandbox, P, ("expired_token", "server_error", "rate_limit"),
+        lambda kind: hook.publish_once(OutgoingPost(f"{kind} のテスト"), idempotency_key=f"leak-{kind}"), count=50)
     assert len(messages) == 3
     token = account["token"]
     assert all(token not in m for m in messages)

@@ -28,18 +28,8 @@ def official(sandbox):
 
 
 @pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
-def make_hook(connect, official, waits):
-    def _make(account=None, *, timeout: float = 5.0, attempts: int = 4, **extra) -> XHook:
-        conn_id = connect("x", account or official, **extra)
-        return XHook(conn_id, timeout=timeout, sleep=waits.append,
-                     retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.02))
-
-    return _make
+def make_hook(hook_factory, official):
+    return hook_factory(XHook, "x", official, attempts=4, timeout=5.0)
 
 
 def test_publish_read_metrics_comments_delete(sandbox, official, make_hook):

@@ -32,11 +32,6 @@ def city(sandbox):
 
 
 @pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
 def make_hook(connect, waits):
     def _make(account: dict, conn_id: str | None = None, **extra) -> YouTubeHook:
         return YouTubeHook(connect("youtube", account, conn_id, **extra), retry=POLICY, sleep=waits.append)

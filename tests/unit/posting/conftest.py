@@ -1,5 +1,6 @@
-"""Fixtures for the posting forms: the calendar tests' small registry, a media folder, a SQLite
-ledger, the form settings, and ``submit`` — check a form and record it if (and only if) valid."""
+"""Fixtures for the posting forms: a media folder, the form settings, and ``submit`` — check a form and
+record it if (and only if) valid. The calendar tests' small registry (``config``, ``blocking_config``) and
+the SQLite ``ledger`` come from ``tests/unit/conftest.py``."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ from koho.calendar.demo_media import png_bytes
 from koho.config import KohoConfig
 from koho.errors import InputError
 from koho.ledger import repo
-from koho.ledger.db import Ledger, dispose_engine
+from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting import adhoc
 from koho.posting.form import AdhocCheck, validate_adhoc
 from koho.posting.settings import PostingSettings
-from tests.unit.calendar.calendar_helpers import write_config
+from tests.unit.calendar.calendar_helpers import write_media
 
 #: 2026-12-01 10:00 JST, a Tuesday and a working day.
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
@@ -30,24 +31,10 @@ STAFF_USER = "staff-user"
 
 
 @pytest.fixture(scope="session")
-def config(tmp_path_factory) -> KohoConfig:
-    return write_config(tmp_path_factory.mktemp("config"))
-
-
-@pytest.fixture(scope="session")
-def blocking_config(tmp_path_factory) -> KohoConfig:
-    return write_config(tmp_path_factory.mktemp("config-block"), holidays="block")
-
-
-@pytest.fixture(scope="session")
 def media(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("media")
-    (folder / "ok.png").write_bytes(png_bytes(4, 4, (10, 20, 30)))
+    """ok.png, notimage.png and huge.png (see ``write_media``), plus two.png, a second valid image."""
+    folder = write_media(tmp_path_factory.mktemp("media"))
     (folder / "two.png").write_bytes(png_bytes(4, 4, (30, 20, 10)))
-    (folder / "notimage.png").write_text("これは画像ではありません", encoding="utf-8")
-    with (folder / "huge.png").open("wb") as handle:
-        handle.write(png_bytes(2, 2))
-        handle.truncate(9 * 1024 * 1024)
     return folder
 
 
@@ -55,15 +42,6 @@ def media(tmp_path_factory) -> Path:
 def settings() -> PostingSettings:
     return PostingSettings(pr_users=[PR_USER], emergency_confirmation="緊急配信", emergency_image="ok.png",
                            emergency_retry_seconds=5, emergency_retry_max_delay_seconds=0.1)
-
-
-@pytest.fixture
-def ledger(tmp_path) -> Ledger:
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    ledger = Ledger(url)
-    ledger.migrate()
-    yield ledger
-    dispose_engine(url)
 
 
 @dataclass
