@@ -9,7 +9,7 @@ edges (``/{node-id}/{edge}``), the token in ``Authorization: Bearer``/``OAuth`` 
 
 A router declares its routes on a :class:`GraphRouter`; the router does the version check,
 authentication, error rendering and usage headers once, and each handler only gates, applies and
-returns its JSON body.
+returns its JSON body. Instagram's and Threads' two-step publishing is in ``_publishing``.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from sandbox.common import SandboxError, gate, lost_response, state_of
+from sandbox.common import SandboxError, gate, lost_response, state_of, sub_app
 from sandbox.faults import Fault
 from sandbox.ratelimit import Window
 from sandbox.state import Account, Comment, Post, SandboxState, utcnow
@@ -273,6 +273,11 @@ def truthy(value: Any) -> bool:
     return str(value).lower() in ("1", "true", "yes")
 
 
+def comma_list(value: Any) -> list[str]:
+    """A comma-separated parameter (``metric``, ``children``) as its non-empty, trimmed items."""
+    return [item.strip() for item in str(value or "").split(",") if item.strip()]
+
+
 def folded(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
@@ -342,7 +347,7 @@ def insights(node_id: str, requested: str | None, values: dict[str, int], *, per
     """An ``/insights`` answer; an unknown (or retired) metric name fails the whole request, as Graph does."""
     if not requested:
         raise missing("metric")
-    names = [m.strip() for m in requested.split(",") if m.strip()]
+    names = comma_list(requested)
     for index, name in enumerate(names):
         if name not in values:
             raise GraphError(
@@ -369,19 +374,6 @@ def comments_on(state: SandboxState, platform: str, post_id: str) -> list[Commen
 def reply_count(state: SandboxState, post: Post) -> int:
     """Seeded replies plus the comments the sandbox holds for the post."""
     return post.metrics.get("replies", 0) + len(comments_on(state, post.platform, post.post_id))
-
-
-def published_within(state: SandboxState, platform: str, account_id: str, seconds: float,
-                     predicate: Callable[[Post], bool] = lambda p: True) -> int:
-    """Posts the account published in the last ``seconds`` (deleted ones count too: quotas do)."""
-    since = utcnow() - timedelta(seconds=seconds)
-    return sum(1 for p in state.account_posts(platform, account_id, include_deleted=True)
-               if p.created_at >= since and predicate(p))
-
-
-def quota(state: SandboxState, platform: str, bucket: str, default: tuple[int, float]) -> tuple[int, float]:
-    """A publishing quota (limit, seconds); the admin API can shrink it like any rate-limit bucket."""
-    return state.limits.settings(platform, bucket) or default
 
 
 # ----------------------------------------------------------------------------- token inspection
@@ -435,8 +427,64 @@ class Ctx:
     def fields(self) -> str | None:
         return self.params.get("fields")
 
+    def field_names(self) -> set[str]:
+        """The top-level names ``fields=`` asks for; some decide which quota a read is charged to."""
+        return {field_name(spec) for spec in split_fields(self.fields())}
+
+    def is_self(self, node: str) -> bool:
+        """Whether ``node`` names the token's own account (``me`` or its id)."""
+        return node in ("me", self.account.account_id)
+
+    def page(self, rows: list[dict[str, Any]], **limits: int) -> dict[str, Any]:
+        """One page of ``rows`` with the cursors for this request's ``limit``/``after``/``before``."""
+        return paginate(self.request, self.params, rows, **limits)
+
+    def dated_posts(self, account_id: str, keep: Callable[[Post], bool] = lambda p: True) -> list[Post]:
+        """The account's live posts, newest first, inside the request's ``since``/``until``."""
+        since = parse_when(self.params.get("since"), "since")
+        until = parse_when(self.params.get("until"), "until")
+        return [p for p in self.state.account_posts(self.platform, account_id)
+                if in_range(p.created_at, since, until) and keep(p)]
+
+    def node_post(self, method: str = "get", *, own: bool = False) -> Post:
+        """The live post ``{node}`` names; with ``own``, one of the token's (Graph answers others' as missing)."""
+        node = self.args["node"]
+        post = self.state.post(self.platform, node)
+        if post is None or (own and post.account_id != self.account.account_id):
+            raise not_found(node, method)
+        return post
+
+    def search_text(self) -> str:
+        """The ``q`` of a search edge, folded for matching; Graph refuses a search without one."""
+        query = str(self.params.get("q") or "").strip()
+        if not query:
+            raise missing("q")
+        return folded(query)
+
+    async def gate_post(self, operation: str) -> Post:
+        """The post ``{node}`` names, the call charged to (and reported for) the account that owns it."""
+        post = self.node_post()
+        self.owner_id = post.account_id
+        await self.gate(operation)
+        return post
+
 
 Handler = Callable[[Ctx], Awaitable[Any]]
+Usage = Callable[[Ctx, Window | None], dict[str, str]]
+
+
+def buc_usage(use_case: str) -> Usage:
+    """Usage headers for a Business Use Case, keyed by the object the call touched (else the token's own)."""
+
+    def usage(ctx: Ctx, window: Window | None) -> dict[str, str]:
+        return buc_usage_header(ctx.owner_id or ctx.account.account_id, use_case, window)
+
+    return usage
+
+
+def app_usage(ctx: Ctx, window: Window | None) -> dict[str, str]:
+    """Usage headers for the app-user pair's allowance, which no business object keys."""
+    return app_usage_header(window)
 
 
 @dataclass
@@ -445,7 +493,7 @@ class GraphRouter:
 
     platform: str
     shapes: dict[str, ErrorShape]
-    usage: Callable[[Ctx, Window | None], dict[str, str]]
+    usage: Usage
     routes: list[tuple[str, list[str], Handler]] = field(default_factory=list)
 
     def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
@@ -456,6 +504,15 @@ class GraphRouter:
             return handler
 
         return register
+
+    def serve_debug_token(self, token_type: str, scopes: list[str]) -> None:
+        """``GET /debug_token`` as graph.facebook.com answers it for this host's token type and scopes."""
+
+        async def inspect_token(ctx: Ctx) -> dict:
+            await ctx.gate("verify")
+            return debug_token(ctx.state, self.platform, ctx.params.get("input_token"), token_type, scopes)
+
+        self.route("GET", "debug_token")(inspect_token)
 
     def render(self, exc: SandboxError) -> Response:
         return render_error(exc, self.shapes)
@@ -523,11 +580,13 @@ def authenticate(state: SandboxState, platform: str, token: str | None) -> Accou
     return account
 
 
-def mount(app: Any, router: GraphRouter) -> None:
-    """Serve every ``/{version}/{path}`` of the sub-app through ``router``."""
+def graph_app(title: str, router: GraphRouter) -> FastAPI:
+    """The host's sub-app: every ``/{version}/{path}`` goes through ``router``, errors in its shapes."""
+    app = sub_app(title, router.render)
 
     async def endpoint(request: Request, version: str, path: str) -> Response:
         return await router.dispatch(request, version, path)
 
     app.add_api_route("/{version}/{path:path}", endpoint, methods=["GET", "POST", "DELETE"],
                       include_in_schema=False)
+    return app

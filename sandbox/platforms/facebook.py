@@ -20,32 +20,27 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from sandbox.common import sub_app
 from sandbox.platforms._graph import (
     BASE_SHAPES,
     Ctx,
     ErrorShape,
     GraphError,
     GraphRouter,
-    buc_usage_header,
+    buc_usage,
     comments_on,
-    debug_token,
     field_name,
     folded,
+    graph_app,
     graph_time,
     in_range,
     insights,
-    missing,
-    mount,
     not_found,
-    paginate,
     parse_when,
     reply_count,
     select,
     split_fields,
     truthy,
 )
-from sandbox.ratelimit import Window
 from sandbox.state import Account, Comment, Post, SandboxState, utcnow
 
 PREFIX = "/facebook"
@@ -65,10 +60,6 @@ POST_METRICS = ("post_media_view", "post_total_media_view_unique", "post_clicks"
 
 POST_DEFAULT_FIELDS = ("created_time", "message", "id")
 PAGE_DEFAULT_FIELDS = ("name", "id")
-
-
-def _usage(ctx: Ctx, window: Window | None) -> dict[str, str]:
-    return buc_usage_header(ctx.owner_id or ctx.account.account_id, "pages", window)
 
 
 def _page_url(account: Account) -> str:
@@ -144,37 +135,24 @@ def _post_values(state: SandboxState, post: Post, fields: str | None) -> dict[st
     return select(values, fields, POST_DEFAULT_FIELDS)
 
 
-def _find_post(state: SandboxState, node: str) -> Post | None:
-    return state.post(PLATFORM, node)
-
-
 def _find_comment(state: SandboxState, node: str) -> Comment | None:
     with state.lock:
         return next((c for c in state.comments.get(PLATFORM, []) if _comment_id(c) == node), None)
 
 
 def build_router(state: SandboxState) -> GraphRouter:
-    router = GraphRouter(PLATFORM, SHAPES, _usage)
-
-    @router.route("GET", "debug_token")
-    async def inspect_token(ctx: Ctx) -> dict:
-        await ctx.gate("verify")
-        return debug_token(ctx.state, PLATFORM, ctx.params.get("input_token"), "PAGE",
-                           ["pages_show_list", "pages_read_engagement", "pages_manage_posts",
-                            "pages_read_user_content", "pages_manage_engagement", "read_insights"])
+    router = GraphRouter(PLATFORM, SHAPES, buc_usage("pages"))
+    router.serve_debug_token("PAGE", ["pages_show_list", "pages_read_engagement", "pages_manage_posts",
+                                      "pages_read_user_content", "pages_manage_engagement", "read_insights"])
 
     @router.route("GET", "pages/search")
     async def search_pages(ctx: Ctx) -> dict:
         await ctx.gate("search")
-        query = str(ctx.params.get("q") or "").strip()
-        if not query:
-            raise missing("q")
-        want = folded(query)
+        want = ctx.search_text()
         hits = [a for a in ctx.state.platform_accounts(PLATFORM)
                 if want in folded(a.handle) or want in folded(a.display_name or "")]
         hits.sort(key=lambda a: (-a.followers, a.account_id))
-        rows = [select(_page_values(a), ctx.fields(), ("id", "name", "link")) for a in hits]
-        return paginate(ctx.request, ctx.params, rows)
+        return ctx.page([select(_page_values(a), ctx.fields(), ("id", "name", "link")) for a in hits])
 
     @router.route("POST", "{node}/feed")
     async def create_post(ctx: Ctx) -> dict:
@@ -217,17 +195,11 @@ def build_router(state: SandboxState) -> GraphRouter:
         page = _page_by_node(ctx, ctx.args["node"])
         ctx.owner_id = page.account_id
         await ctx.gate("read")
-        since = parse_when(ctx.params.get("since"), "since")
-        until = parse_when(ctx.params.get("until"), "until")
-        posts = [p for p in ctx.state.account_posts(PLATFORM, page.account_id) if in_range(p.created_at, since, until)]
-        rows = [_post_values(ctx.state, p, ctx.fields()) for p in posts]
-        return paginate(ctx.request, ctx.params, rows)
+        return ctx.page([_post_values(ctx.state, p, ctx.fields()) for p in ctx.dated_posts(page.account_id)])
 
     @router.route("GET", "{node}/comments")
     async def list_comments(ctx: Ctx) -> dict:
-        post = _find_post(ctx.state, ctx.args["node"])
-        if post is None:
-            raise not_found(ctx.args["node"])
+        post = ctx.node_post()
         await ctx.gate("comments")
         found = comments_on(ctx.state, PLATFORM, post.post_id)
         since = parse_when(ctx.params.get("since"), "since")
@@ -239,16 +211,14 @@ def build_router(state: SandboxState) -> GraphRouter:
             raise GraphError("invalid", 400, "(#100) param order must be one of {CHRONOLOGICAL, "
                              "REVERSE_CHRONOLOGICAL, RANKED}", code=100)
         rows = [select(_comment_values(c), ctx.fields(), ("created_time", "from", "message", "id")) for c in found]
-        body = paginate(ctx.request, ctx.params, rows)
+        body = ctx.page(rows)
         if truthy(ctx.params.get("summary")):
             body["summary"] = {"order": order, "total_count": reply_count(ctx.state, post), "can_comment": True}
         return body
 
     @router.route("POST", "{node}/comments")
     async def comment(ctx: Ctx) -> dict:
-        post = _find_post(ctx.state, ctx.args["node"])
-        if post is None:
-            raise not_found(ctx.args["node"], "post")
+        post = ctx.node_post("post")
         await ctx.gate("publish")
         message = str(ctx.params.get("message") or "")
         if not message:
@@ -262,11 +232,7 @@ def build_router(state: SandboxState) -> GraphRouter:
 
     @router.route("GET", "{node}/insights")
     async def post_insights(ctx: Ctx) -> dict:
-        post = _find_post(ctx.state, ctx.args["node"])
-        if post is None:
-            raise not_found(ctx.args["node"])
-        ctx.owner_id = post.account_id
-        await ctx.gate("metrics")
+        post = await ctx.gate_post("metrics")
         views = post.metrics.get("impressions", 0)
         values = {"post_media_view": views, "post_total_media_view_unique": int(views * 0.8),
                   "post_clicks": post.metrics.get("clicks", 0),
@@ -279,15 +245,13 @@ def build_router(state: SandboxState) -> GraphRouter:
         if node == "me" or ctx.state.account(PLATFORM, node):
             page = _page_by_node(ctx, node)
             ctx.owner_id = page.account_id
-            wants = {field_name(f) for f in split_fields(ctx.fields())}
-            await ctx.gate("verify" if node == "me" else "metrics" if wants & {"followers_count", "fan_count"}
-                           else "read")
+            await ctx.gate("verify" if node == "me"
+                           else "metrics" if ctx.field_names() & {"followers_count", "fan_count"} else "read")
             return select(_page_values(page), ctx.fields(), PAGE_DEFAULT_FIELDS)
-        post = _find_post(ctx.state, node)
+        post = ctx.state.post(PLATFORM, node)
         if post is not None:
             ctx.owner_id = post.account_id
-            wants = {field_name(f) for f in split_fields(ctx.fields())}
-            await ctx.gate("metrics" if wants & {"reactions", "comments", "shares"} else "read")
+            await ctx.gate("metrics" if ctx.field_names() & {"reactions", "comments", "shares"} else "read")
             return _post_values(ctx.state, post, ctx.fields())
         found = _find_comment(ctx.state, node)
         if found is not None:
@@ -297,10 +261,7 @@ def build_router(state: SandboxState) -> GraphRouter:
 
     @router.route("DELETE", "{node}")
     async def delete_node(ctx: Ctx) -> dict:
-        node = ctx.args["node"]
-        post = _find_post(ctx.state, node)
-        if post is None or post.account_id != ctx.account.account_id:
-            raise not_found(node, "delete")
+        post = ctx.node_post("delete", own=True)
         await ctx.gate("delete")
         with ctx.state.lock:
             post.deleted = True
@@ -362,7 +323,4 @@ def _new_post(state: SandboxState, page: Account, message: str, *, link: str | N
 def create_app(state: SandboxState) -> FastAPI:
     # Pages BUC: 4,800 calls per rolling 24 h times the Page's engaged users (at least one assumed).
     state.limits.default(PLATFORM, "calls", 4800, 86400)
-    router = build_router(state)
-    app = sub_app("Facebook Graph API (sandbox)", router.render)
-    mount(app, router)
-    return app
+    return graph_app("Facebook Graph API (sandbox)", build_router(state))

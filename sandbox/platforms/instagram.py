@@ -23,40 +23,33 @@ Media cannot be deleted through this API (not generally available), so ``DELETE`
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
 
-from sandbox.common import sub_app
 from sandbox.platforms._graph import (
     BASE_SHAPES,
     Ctx,
     ErrorShape,
     GraphError,
     GraphRouter,
-    buc_usage_header,
+    buc_usage,
+    comma_list,
     comments_on,
-    debug_token,
     field_name,
+    graph_app,
     graph_time,
-    in_range,
     insights,
     missing,
-    mount,
     not_found,
-    paginate,
-    parse_when,
-    published_within,
-    quota,
     reply_count,
     select,
     shortcode,
     split_fields,
     truthy,
 )
-from sandbox.ratelimit import Window
-from sandbox.state import Account, Comment, Post, SandboxState, utcnow
+from sandbox.platforms._publishing import Container, Containers, limit_answer, limit_row, quota_use
+from sandbox.state import Account, Comment, Post, SandboxState
 
 PREFIX = "/instagram"
 PLATFORM = "instagram"
@@ -69,20 +62,11 @@ SHAPES: dict[str, ErrorShape] = {
 }
 
 CAPTION_MAX, HASHTAG_MAX, MENTION_MAX = 2200, 30, 20
-CONTAINER_TTL = timedelta(hours=24)
 DEFAULT_QUOTA = (50, 86400.0)  # the reference example's figure; Meta also quotes 25 and 100
 MEDIA_TYPES = ("IMAGE", "REELS", "VIDEO", "CAROUSEL", "STORIES")
 #: Media insights; ``impressions`` was retired in 2025 and now fails like any unknown metric.
 MEDIA_METRICS = ("views", "reach", "likes", "comments", "shares", "saved", "total_interactions")
 MEDIA_FIELDS = ("id",)
-
-
-def _usage(ctx: Ctx, window: Window | None) -> dict[str, str]:
-    return buc_usage_header(ctx.owner_id or ctx.account.account_id, "instagram", window)
-
-
-def _containers(state: SandboxState) -> dict[str, dict[str, Any]]:
-    return state.scratch.setdefault(PLATFORM, {}).setdefault("containers", {})
 
 
 def _user_values(account: Account, media_count: int) -> dict[str, Any]:
@@ -138,21 +122,7 @@ def _check_url(url: Any, name: str) -> str:
     return str(url)
 
 
-def _status(container: dict[str, Any], *, read: bool) -> str:
-    """A container's status; a status read is what moves a processing container along."""
-    if container["status_code"] == "IN_PROGRESS":
-        if utcnow() - container["created_at"] > CONTAINER_TTL:
-            container["status_code"] = "EXPIRED"
-        elif container["pending"] <= 0:
-            container["status_code"] = "ERROR" if container["broken"] else "FINISHED"
-        elif read:
-            container["pending"] -= 1
-    elif container["status_code"] == "FINISHED" and utcnow() - container["created_at"] > CONTAINER_TTL:
-        container["status_code"] = "EXPIRED"
-    return container["status_code"]
-
-
-def _new_container(ctx: Ctx, owner: Account) -> dict[str, Any]:
+def _new_container(ctx: Ctx, owner: Account) -> Container:
     params = ctx.params
     media_type = str(params.get("media_type") or ("CAROUSEL" if params.get("children") else "IMAGE")).upper()
     if media_type not in MEDIA_TYPES:
@@ -166,14 +136,14 @@ def _new_container(ctx: Ctx, owner: Account) -> dict[str, Any]:
     urls: list[str] = []
     children: list[str] = []
     if media_type == "CAROUSEL":
-        children = [c.strip() for c in str(params.get("children") or "").split(",") if c.strip()]
+        children = comma_list(params.get("children"))
         if not 2 <= len(children) <= 10:
             raise GraphError("invalid", 400, "(#100) A carousel needs between 2 and 10 children.", code=100)
         for cid in children:
-            item = _containers(ctx.state).get(cid)
-            if item is None or item["owner"] != owner.account_id or not item["child"]:
+            item = CONTAINERS.child(ctx.state, owner, cid)
+            if item is None:
                 raise GraphError("invalid", 400, f"(#100) The children parameter is invalid: {cid}", code=100)
-            if _status(item, read=False) != "FINISHED":
+            if CONTAINERS.status(item, read=False) != "FINISHED":
                 raise GraphError("invalid", 400, f"(#100) Carousel item {cid} is not ready", code=9007,
                                  subcode=2207027)
             urls.extend(item["urls"])
@@ -181,107 +151,92 @@ def _new_container(ctx: Ctx, owner: Account) -> dict[str, Any]:
         urls = [_check_url(params.get("video_url"), "video_url")]
     else:
         urls = [_check_url(params.get("image_url"), "image_url")]
-    video = media_type in ("REELS", "VIDEO")
-    default_polls = 2 if video else 0
-    return {
-        "id": ctx.state.next_id(), "owner": owner.account_id, "media_type": media_type, "caption": caption,
-        "urls": urls, "children": children, "child": child, "created_at": utcnow(),
-        "status_code": "IN_PROGRESS", "pending": int(owner.extra.get("container_polls", default_polls)),
-        "broken": any(u.rsplit("/", 1)[-1].startswith("broken") for u in urls), "media_id": None,
-    }
+    return CONTAINERS.new(ctx.state, owner, media_type, urls, child=child, video=media_type in ("REELS", "VIDEO"),
+                          text=caption, children=children)
 
 
 def _own_user(ctx: Ctx, node: str) -> Account:
-    if node in ("me", ctx.account.account_id):
+    if ctx.is_self(node):
         return ctx.account
     raise GraphError("forbidden", 403, "(#10) Application does not have permission for this action", code=10)
 
 
-def build_router(state: SandboxState) -> GraphRouter:
-    router = GraphRouter(PLATFORM, SHAPES, _usage)
+def _unknown_container(creation_id: str) -> GraphError:
+    return GraphError("invalid", 400, f"(#100) Param creation_id must be a valid media container id: {creation_id}",
+                      code=100)
 
-    @router.route("GET", "debug_token")
-    async def inspect_token(ctx: Ctx) -> dict:
-        await ctx.gate("verify")
-        return debug_token(ctx.state, PLATFORM, ctx.params.get("input_token"), "USER",
-                           ["instagram_basic", "instagram_content_publish", "instagram_manage_comments",
-                            "instagram_manage_insights", "pages_read_engagement"])
+
+def _refusal(current: str) -> GraphError:
+    """Why a container in status ``current`` cannot be published, in Instagram's codes."""
+    if current == "IN_PROGRESS":
+        return GraphError("invalid", 400, "Media ID is not available", code=9007, subcode=2207027,
+                          user_title="Media not ready for publishing",
+                          user_msg="The media is not ready for publishing, please wait for a moment")
+    if current == "EXPIRED":
+        return GraphError("invalid", 400, "The media you are trying to access has expired. Please try to upload "
+                          "again.", code=-2, subcode=2207020)
+    if current == "PUBLISHED":
+        return GraphError("invalid", 400, "(#100) This media container has already been published.", code=100)
+    return GraphError("invalid", 400, "Media upload has failed with error code 2207052", code=9004,
+                      subcode=2207052, user_title="Media download has failed.")
+
+
+def _status_fields(current: str) -> dict[str, str]:
+    """``status_code``, and ``status`` that names the error code a failed upload ended with."""
+    return {"status_code": current, "status": f"{current}: Error code 2207052" if current == "ERROR" else current}
+
+
+CONTAINERS = Containers(PLATFORM, "status_code", _status_fields, _unknown_container, _refusal)
+
+
+def build_router(state: SandboxState) -> GraphRouter:
+    router = GraphRouter(PLATFORM, SHAPES, buc_usage("instagram"))
+    router.serve_debug_token("USER", ["instagram_basic", "instagram_content_publish", "instagram_manage_comments",
+                                      "instagram_manage_insights", "pages_read_engagement"])
 
     @router.route("POST", "{node}/media")
     async def create_container(ctx: Ctx) -> dict:
-        owner = _own_user(ctx, ctx.args["node"])
-        await ctx.gate("publish")
-        container = _new_container(ctx, owner)
-        _containers(ctx.state)[container["id"]] = container
-        return {"id": container["id"]}
+        return await CONTAINERS.create(ctx, _own_user(ctx, ctx.args["node"]), _new_container)
 
     @router.route("POST", "{node}/media_publish")
     async def publish(ctx: Ctx) -> dict:
         owner = _own_user(ctx, ctx.args["node"])
-        await ctx.gate("publish")
-        creation_id = str(ctx.params.get("creation_id") or "")
-        if not creation_id:
-            raise missing("creation_id")
-        container = _containers(ctx.state).get(creation_id)
-        if container is None or container["owner"] != owner.account_id or container["child"]:
-            raise GraphError("invalid", 400, f"(#100) Param creation_id must be a valid media container id: "
-                             f"{creation_id}", code=100)
-        _publishable(container)
-        limit, seconds = quota(ctx.state, PLATFORM, "publish", DEFAULT_QUOTA)
-        if published_within(ctx.state, PLATFORM, owner.account_id, seconds) >= limit:
+        container = await CONTAINERS.claim(ctx, owner)
+        used, limit, _ = quota_use(ctx.state, PLATFORM, owner.account_id, "publish", DEFAULT_QUOTA)
+        if used >= limit:
             raise GraphError(
                 "rate_limit", 400, "Application request limit reached", code=9, subcode=2207042,
                 user_title="Cannot publish post",
                 user_msg="You reached maximum number of posts that is allowed to be published by Content "
                          "Publishing API.",
             )
-        post = ctx.state.add_post(Post(
-            platform=PLATFORM, post_id=ctx.state.next_id(), account_id=owner.account_id,
-            text=container["caption"], created_at=utcnow(), media=list(container["urls"]),
-            extra={"container": creation_id, "media_type": container["media_type"]},
-        ))
-        container["status_code"], container["media_id"] = "PUBLISHED", post.post_id
-        return {"id": post.post_id}
+        return CONTAINERS.publish(ctx.state, container)
 
     @router.route("GET", "{node}/content_publishing_limit")
     async def publishing_limit(ctx: Ctx) -> dict:
         owner = _own_user(ctx, ctx.args["node"])
         await ctx.gate("read")
-        limit, seconds = quota(ctx.state, PLATFORM, "publish", DEFAULT_QUOTA)
-        row = {"quota_usage": published_within(ctx.state, PLATFORM, owner.account_id, seconds),
-               "config": {"quota_total": limit, "quota_duration": int(seconds)}}
-        wanted = [field_name(f) for f in split_fields(ctx.fields())] or ["quota_usage"]
-        return {"data": [{k: v for k, v in row.items() if k in wanted}]}
+        used = quota_use(ctx.state, PLATFORM, owner.account_id, "publish", DEFAULT_QUOTA)
+        return limit_answer(ctx, limit_row(*used))
 
     @router.route("GET", "{node}/media")
     async def list_media(ctx: Ctx) -> dict:
         owner = _own_user(ctx, ctx.args["node"])
         await ctx.gate("read")
-        since = parse_when(ctx.params.get("since"), "since")
-        until = parse_when(ctx.params.get("until"), "until")
-        posts = [p for p in ctx.state.account_posts(PLATFORM, owner.account_id)
-                 if in_range(p.created_at, since, until)]
-        rows = [select(_media_values(ctx.state, p, owner.handle), ctx.fields(), MEDIA_FIELDS) for p in posts]
-        return paginate(ctx.request, ctx.params, rows)
+        rows = [select(_media_values(ctx.state, p, owner.handle), ctx.fields(), MEDIA_FIELDS)
+                for p in ctx.dated_posts(owner.account_id)]
+        return ctx.page(rows)
 
     @router.route("GET", "{node}/comments")
     async def list_comments(ctx: Ctx) -> dict:
-        post = ctx.state.post(PLATFORM, ctx.args["node"])
-        if post is None:
-            raise not_found(ctx.args["node"])
-        ctx.owner_id = post.account_id
-        await ctx.gate("comments")
+        post = await ctx.gate_post("comments")
         rows = [select(_comment_values(c), ctx.fields(), ("timestamp", "text", "id"))
                 for c in comments_on(ctx.state, PLATFORM, post.post_id)]
-        return paginate(ctx.request, ctx.params, rows, default_limit=50)
+        return ctx.page(rows, default_limit=50)
 
     @router.route("GET", "{node}/insights")
     async def media_insights(ctx: Ctx) -> dict:
-        post = ctx.state.post(PLATFORM, ctx.args["node"])
-        if post is None:
-            raise not_found(ctx.args["node"])
-        ctx.owner_id = post.account_id
-        await ctx.gate("metrics")
+        post = await ctx.gate_post("metrics")
         m = post.metrics
         values = {"views": m.get("impressions", 0), "reach": int(m.get("impressions", 0) * 0.7),
                   "likes": m.get("likes", 0), "comments": reply_count(ctx.state, post),
@@ -292,20 +247,15 @@ def build_router(state: SandboxState) -> GraphRouter:
     @router.route("GET", "{node}")
     async def read_node(ctx: Ctx) -> dict:
         node = ctx.args["node"]
-        container = _containers(ctx.state).get(node)
-        if container is not None and container["owner"] == ctx.account.account_id:
-            await ctx.gate("read")
-            status = _status(container, read=True)
-            values = {"id": node, "status_code": status,
-                      "status": f"{status}: Error code 2207052" if status == "ERROR" else status}
-            return select(values, ctx.fields(), ("id",))
-        if node == "me" or node == ctx.account.account_id:
+        container = await CONTAINERS.read(ctx, node)
+        if container is not None:
+            return container
+        if ctx.is_self(node):
             return await _read_user(ctx)
         post = ctx.state.post(PLATFORM, node)
         if post is not None:
             ctx.owner_id = post.account_id
-            wants = {field_name(f) for f in split_fields(ctx.fields())}
-            await ctx.gate("metrics" if wants & {"like_count", "comments_count"} else "read")
+            await ctx.gate("metrics" if ctx.field_names() & {"like_count", "comments_count"} else "read")
             owner = ctx.state.account(PLATFORM, post.account_id)
             return select(_media_values(ctx.state, post, owner.handle if owner else ""), ctx.fields(), MEDIA_FIELDS)
         raise not_found(node)
@@ -317,23 +267,6 @@ def build_router(state: SandboxState) -> GraphRouter:
     return router
 
 
-def _publishable(container: dict[str, Any]) -> None:
-    status = _status(container, read=False)
-    if status == "FINISHED":
-        return
-    if status == "IN_PROGRESS":
-        raise GraphError("invalid", 400, "Media ID is not available", code=9007, subcode=2207027,
-                         user_title="Media not ready for publishing",
-                         user_msg="The media is not ready for publishing, please wait for a moment")
-    if status == "EXPIRED":
-        raise GraphError("invalid", 400, "The media you are trying to access has expired. Please try to upload "
-                         "again.", code=-2, subcode=2207020)
-    if status == "PUBLISHED":
-        raise GraphError("invalid", 400, "(#100) This media container has already been published.", code=100)
-    raise GraphError("invalid", 400, "Media upload has failed with error code 2207052", code=9004,
-                     subcode=2207052, user_title="Media download has failed.")
-
-
 async def _read_user(ctx: Ctx) -> dict:
     """The app user's own IG user node, or a Business Discovery look-up through it."""
     account = ctx.account
@@ -341,8 +274,7 @@ async def _read_user(ctx: Ctx) -> dict:
     if discovery is not None:
         await ctx.gate("search")
         return {"business_discovery": _discover(ctx, discovery), "id": account.account_id}
-    wants = {field_name(f) for f in split_fields(ctx.fields())}
-    await ctx.gate("metrics" if "media_count" in wants else "verify")
+    await ctx.gate("metrics" if "media_count" in ctx.field_names() else "verify")
     count = len(ctx.state.account_posts(PLATFORM, account.account_id))
     return select(_user_values(account, count), ctx.fields(), ("id",))
 
@@ -364,7 +296,4 @@ def _discover(ctx: Ctx, spec: str) -> dict[str, Any]:
 def create_app(state: SandboxState) -> FastAPI:
     # Instagram BUC: 4,800 calls per rolling 24 h times the account's impressions (one assumed).
     state.limits.default(PLATFORM, "calls", 4800, 86400)
-    router = build_router(state)
-    app = sub_app("Instagram Graph API (sandbox)", router.render)
-    mount(app, router)
-    return app
+    return graph_app("Instagram Graph API (sandbox)", build_router(state))

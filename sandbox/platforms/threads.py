@@ -23,34 +23,27 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from sandbox.common import sub_app
 from sandbox.platforms._graph import (
     BASE_SHAPES,
     Ctx,
     ErrorShape,
     GraphError,
     GraphRouter,
-    app_usage_header,
+    app_usage,
+    comma_list,
     comments_on,
-    field_name,
     folded,
+    graph_app,
     graph_time,
-    in_range,
     insights,
     missing,
-    mount,
     not_found,
-    paginate,
-    parse_when,
-    published_within,
-    quota,
     reply_count,
     select,
     shortcode,
-    split_fields,
     truthy,
 )
-from sandbox.ratelimit import Window
+from sandbox.platforms._publishing import Container, Containers, limit_answer, limit_row, quota, quota_use
 from sandbox.state import Account, Comment, Post, SandboxState, utcnow
 
 PREFIX = "/threads"
@@ -64,7 +57,6 @@ SHAPES: dict[str, ErrorShape] = {
 }
 
 TEXT_MAX = 500
-CONTAINER_TTL = timedelta(hours=24)
 POST_QUOTA, REPLY_QUOTA, DELETE_QUOTA = (250, 86400.0), (1000, 86400.0), (100, 86400.0)
 MEDIA_TYPES = ("TEXT", "IMAGE", "VIDEO", "CAROUSEL")
 MEDIA_METRICS = ("views", "likes", "replies", "reposts", "quotes", "shares")
@@ -73,16 +65,8 @@ POST_FIELDS = ("id",)
 REPLY_FIELDS = ("id", "text", "timestamp")
 
 
-def _usage(ctx: Ctx, window: Window | None) -> dict[str, str]:
-    return app_usage_header(window)
-
-
 def _scratch(state: SandboxState) -> dict[str, Any]:
     return state.scratch.setdefault(PLATFORM, {})
-
-
-def _containers(state: SandboxState) -> dict[str, dict[str, Any]]:
-    return _scratch(state).setdefault("containers", {})
 
 
 def _error(message: str, *, code: int = 100, subcode: int | None = None, kind: str = "invalid") -> GraphError:
@@ -126,22 +110,9 @@ def _comment_values(comment: Comment, root: str) -> dict[str, Any]:
 
 
 def _user(ctx: Ctx, node: str) -> Account:
-    if node in ("me", ctx.account.account_id):
+    if ctx.is_self(node):
         return ctx.account
     raise _error("(#10) Application does not have permission for this action", code=10, kind="forbidden")
-
-
-def _status(container: dict[str, Any], *, read: bool) -> str:
-    if container["status"] == "IN_PROGRESS":
-        if utcnow() - container["created_at"] > CONTAINER_TTL:
-            container["status"] = "EXPIRED"
-        elif container["pending"] <= 0:
-            container["status"] = "ERROR" if container["broken"] else "FINISHED"
-        elif read:
-            container["pending"] -= 1
-    elif container["status"] == "FINISHED" and utcnow() - container["created_at"] > CONTAINER_TTL:
-        container["status"] = "EXPIRED"
-    return container["status"]
 
 
 def _replies_to(state: SandboxState, media_id: str, root: str, *, nested: bool) -> list[dict[str, Any]]:
@@ -169,7 +140,7 @@ def _target_exists(state: SandboxState, node: str) -> str | None:
     return comment.post_id if comment else None
 
 
-def _new_container(ctx: Ctx, owner: Account) -> dict[str, Any]:
+def _new_container(ctx: Ctx, owner: Account) -> Container:
     params = ctx.params
     media_type = str(params.get("media_type") or "TEXT").upper()
     if media_type not in MEDIA_TYPES:
@@ -189,13 +160,13 @@ def _new_container(ctx: Ctx, owner: Account) -> dict[str, Any]:
         if not str(url).startswith(("http://", "https://")):
             raise _error(f"Param {name} must be a valid URL")
         urls = [str(url)]
-    children = [c.strip() for c in str(params.get("children") or "").split(",") if c.strip()]
+    children = comma_list(params.get("children"))
     if media_type == "CAROUSEL":
         if not 2 <= len(children) <= 20:
             raise _error("A carousel needs between 2 and 20 children")
         for cid in children:
-            item = _containers(ctx.state).get(cid)
-            if item is None or item["owner"] != owner.account_id or not item["child"]:
+            item = CONTAINERS.child(ctx.state, owner, cid)
+            if item is None:
                 raise _error(f"Param children contains an invalid container id: {cid}")
             urls.extend(item["urls"])
     reply_to = params.get("reply_to_id") or None
@@ -204,40 +175,53 @@ def _new_container(ctx: Ctx, owner: Account) -> dict[str, Any]:
         root = _target_exists(ctx.state, str(reply_to))
         if root is None:
             raise not_found(str(reply_to))
-    return {
-        "id": ctx.state.next_id(), "owner": owner.account_id, "media_type": media_type, "text": text,
-        "urls": urls, "child": child, "reply_to": str(reply_to) if reply_to else None, "root": root,
-        "link": params.get("link_attachment") or None, "created_at": utcnow(), "status": "IN_PROGRESS",
-        "pending": int(owner.extra.get("container_polls", 2 if media_type == "VIDEO" else 0)),
-        "broken": any(u.rsplit("/", 1)[-1].startswith("broken") for u in urls),
-    }
+    return CONTAINERS.new(ctx.state, owner, media_type, urls, child=child, video=media_type == "VIDEO", text=text,
+                          reply_to=str(reply_to) if reply_to else None, root=root,
+                          link=params.get("link_attachment") or None)
 
 
-def _publishable(container: dict[str, Any]) -> None:
-    status = _status(container, read=False)
-    if status == "FINISHED":
-        return
-    if status == "IN_PROGRESS":
-        raise _error("The requested resource does not exist", subcode=4279009)
-    if status == "PUBLISHED":
-        raise _error("This media container has already been published.")
-    if status == "EXPIRED":
-        raise _error("The media container has expired; create a new one.")
-    raise _error("The media container failed to process: UNKNOWN")
+def _unknown_container(creation_id: str) -> GraphError:
+    return _error("The requested resource does not exist", subcode=4279009, kind="not_found")
+
+
+def _refusal(current: str) -> GraphError:
+    """Why a container in status ``current`` cannot be published, as Threads words it."""
+    if current == "IN_PROGRESS":
+        return _error("The requested resource does not exist", subcode=4279009)
+    if current == "PUBLISHED":
+        return _error("This media container has already been published.")
+    if current == "EXPIRED":
+        return _error("The media container has expired; create a new one.")
+    return _error("The media container failed to process: UNKNOWN")
+
+
+def _status_fields(current: str) -> dict[str, Any]:
+    """``status``, and ``error_message`` only for a container that failed."""
+    return {"status": current, "error_message": "UNKNOWN" if current == "ERROR" else None}
+
+
+CONTAINERS = Containers(PLATFORM, "status", _status_fields, _unknown_container, _refusal)
+
+
+def _is_reply(post: Post) -> bool:
+    return post.reply_to is not None
+
+
+def _is_top_level(post: Post) -> bool:
+    return post.reply_to is None
 
 
 def _check_quota(ctx: Ctx, owner: Account, reply: bool) -> None:
     bucket, default = ("reply", REPLY_QUOTA) if reply else ("publish", POST_QUOTA)
-    limit, seconds = quota(ctx.state, PLATFORM, bucket, default)
-    used = published_within(ctx.state, PLATFORM, owner.account_id, seconds,
-                            lambda p: (p.reply_to is not None) == reply)
+    used, limit, _ = quota_use(ctx.state, PLATFORM, owner.account_id, bucket, default,
+                               _is_reply if reply else _is_top_level)
     if used >= limit:
         what = "replies" if reply else "posts"
         raise _error(f"You have reached the limit of {limit} {what} per 24 hours.", code=9, kind="rate_limit")
 
 
 def build_router(state: SandboxState) -> GraphRouter:
-    router = GraphRouter(PLATFORM, SHAPES, _usage)
+    router = GraphRouter(PLATFORM, SHAPES, app_usage)
 
     @router.route("GET", "profile_lookup")
     async def profile_lookup(ctx: Ctx) -> dict:
@@ -265,82 +249,46 @@ def build_router(state: SandboxState) -> GraphRouter:
     @router.route("GET", "keyword_search")
     async def keyword_search(ctx: Ctx) -> dict:
         await ctx.gate("search")
-        query = str(ctx.params.get("q") or "").strip()
-        if not query:
-            raise missing("q")
-        want = folded(query)
+        want = ctx.search_text()
         with ctx.state.lock:
             posts = [p for p in ctx.state.posts.get(PLATFORM, {}).values() if not p.deleted and want in folded(p.text)]
         posts.sort(key=lambda p: p.created_at, reverse=True)
-        rows = [select(_post_values(ctx.state, p), ctx.fields(), POST_FIELDS) for p in posts]
-        return paginate(ctx.request, ctx.params, rows)
+        return ctx.page([select(_post_values(ctx.state, p), ctx.fields(), POST_FIELDS) for p in posts])
 
     @router.route("POST", "{node}/threads")
     async def create_container(ctx: Ctx) -> dict:
-        owner = _user(ctx, ctx.args["node"])
-        await ctx.gate("publish")
-        container = _new_container(ctx, owner)
-        _containers(ctx.state)[container["id"]] = container
-        return {"id": container["id"]}
+        return await CONTAINERS.create(ctx, _user(ctx, ctx.args["node"]), _new_container)
 
     @router.route("POST", "{node}/threads_publish")
     async def publish(ctx: Ctx) -> dict:
         owner = _user(ctx, ctx.args["node"])
-        await ctx.gate("publish")
-        creation_id = str(ctx.params.get("creation_id") or "")
-        if not creation_id:
-            raise missing("creation_id")
-        container = _containers(ctx.state).get(creation_id)
-        if container is None or container["owner"] != owner.account_id or container["child"]:
-            raise _error("The requested resource does not exist", subcode=4279009, kind="not_found")
-        _publishable(container)
+        container = await CONTAINERS.claim(ctx, owner)
         _check_quota(ctx, owner, reply=container["reply_to"] is not None)
-        extra = {"container": creation_id, "media_type": container["media_type"]}
-        if container["root"]:
-            extra["root"] = container["root"]
-        post = ctx.state.add_post(Post(
-            platform=PLATFORM, post_id=ctx.state.next_id(), account_id=owner.account_id, text=container["text"],
-            created_at=utcnow(), reply_to=container["reply_to"], link=container["link"],
-            media=list(container["urls"]), extra=extra,
-        ))
-        container["status"], container["media_id"] = "PUBLISHED", post.post_id
-        return {"id": post.post_id}
+        return CONTAINERS.publish(ctx.state, container, reply_to=container["reply_to"], link=container["link"],
+                                  extra={"root": container["root"]} if container["root"] else None)
 
     @router.route("GET", "{node}/threads_publishing_limit")
     async def publishing_limit(ctx: Ctx) -> dict:
         owner = _user(ctx, ctx.args["node"])
         await ctx.gate("read")
-        posts_total, posts_window = quota(ctx.state, PLATFORM, "publish", POST_QUOTA)
-        replies_total, replies_window = quota(ctx.state, PLATFORM, "reply", REPLY_QUOTA)
-        deletes_total, deletes_window = quota(ctx.state, PLATFORM, "delete", DELETE_QUOTA)
-        row = {
-            "quota_usage": published_within(ctx.state, PLATFORM, owner.account_id, posts_window,
-                                            lambda p: p.reply_to is None),
-            "config": {"quota_total": posts_total, "quota_duration": int(posts_window)},
-            "reply_quota_usage": published_within(ctx.state, PLATFORM, owner.account_id, replies_window,
-                                                  lambda p: p.reply_to is not None),
-            "reply_config": {"quota_total": replies_total, "quota_duration": int(replies_window)},
-            "delete_quota_usage": _deletes_within(ctx.state, owner.account_id, deletes_window),
-            "delete_config": {"quota_total": deletes_total, "quota_duration": int(deletes_window)},
-        }
-        wanted = [field_name(f) for f in split_fields(ctx.fields())] or ["quota_usage"]
-        return {"data": [{k: v for k, v in row.items() if k in wanted}]}
+        posts = quota_use(ctx.state, PLATFORM, owner.account_id, "publish", POST_QUOTA, _is_top_level)
+        replies = quota_use(ctx.state, PLATFORM, owner.account_id, "reply", REPLY_QUOTA, _is_reply)
+        deletes = _delete_use(ctx.state, owner.account_id)
+        return limit_answer(ctx, {**limit_row(*posts), **limit_row(*replies, prefix="reply_"),
+                                  **limit_row(*deletes, prefix="delete_")})
 
     @router.route("GET", "{node}/threads")
     @router.route("GET", "{node}/replies")
     async def list_posts(ctx: Ctx) -> dict:
         node = ctx.args["node"]
         edge = ctx.request.url.path.rstrip("/").rsplit("/", 1)[-1]
-        if edge == "replies" and node not in ("me", ctx.account.account_id):
+        if edge == "replies" and not ctx.is_self(node):
             return await _media_replies(ctx, nested=False)
         owner = _user(ctx, node)
         await ctx.gate("read")
-        since = parse_when(ctx.params.get("since"), "since")
-        until = parse_when(ctx.params.get("until"), "until")
-        posts = [p for p in ctx.state.account_posts(PLATFORM, owner.account_id)
-                 if in_range(p.created_at, since, until) and (p.reply_to is not None) == (edge == "replies")]
+        posts = ctx.dated_posts(owner.account_id, _is_reply if edge == "replies" else _is_top_level)
         rows = [select(_post_values(ctx.state, p), ctx.fields(), POST_FIELDS) for p in posts]
-        return paginate(ctx.request, ctx.params, rows)
+        return ctx.page(rows)
 
     @router.route("GET", "{node}/conversation")
     async def conversation(ctx: Ctx) -> dict:
@@ -348,9 +296,7 @@ def build_router(state: SandboxState) -> GraphRouter:
 
     @router.route("GET", "{node}/insights")
     async def media_insights(ctx: Ctx) -> dict:
-        post = ctx.state.post(PLATFORM, ctx.args["node"])
-        if post is None:
-            raise not_found(ctx.args["node"])
+        post = ctx.node_post()
         await ctx.gate("metrics")
         m = post.metrics
         values = {"views": m.get("impressions", 0), "likes": m.get("likes", 0),
@@ -362,7 +308,7 @@ def build_router(state: SandboxState) -> GraphRouter:
     async def user_insights(ctx: Ctx) -> dict:
         owner = _user(ctx, ctx.args["node"])
         await ctx.gate("metrics")
-        requested = [m.strip() for m in str(ctx.params.get("metric") or "").split(",") if m.strip()]
+        requested = comma_list(ctx.params.get("metric"))
         if not requested:
             raise missing("metric")
         posts = ctx.state.account_posts(PLATFORM, owner.account_id)
@@ -386,14 +332,10 @@ def build_router(state: SandboxState) -> GraphRouter:
     @router.route("GET", "{node}")
     async def read_node(ctx: Ctx) -> dict:
         node = ctx.args["node"]
-        container = _containers(ctx.state).get(node)
-        if container is not None and container["owner"] == ctx.account.account_id:
-            await ctx.gate("read")
-            status = _status(container, read=True)
-            values = {"id": node, "status": status,
-                      "error_message": "UNKNOWN" if status == "ERROR" else None}
-            return select(values, ctx.fields(), ("id",))
-        if node in ("me", ctx.account.account_id):
+        container = await CONTAINERS.read(ctx, node)
+        if container is not None:
+            return container
+        if ctx.is_self(node):
             await ctx.gate("verify")
             account = ctx.account
             values = {"id": account.account_id, "username": account.handle,
@@ -410,13 +352,10 @@ def build_router(state: SandboxState) -> GraphRouter:
 
     @router.route("DELETE", "{node}")
     async def delete_node(ctx: Ctx) -> dict:
-        node = ctx.args["node"]
-        post = ctx.state.post(PLATFORM, node)
-        if post is None or post.account_id != ctx.account.account_id:
-            raise not_found(node, "delete")
+        post = ctx.node_post("delete", own=True)
         await ctx.gate("delete")
-        limit, seconds = quota(ctx.state, PLATFORM, "delete", DELETE_QUOTA)
-        if _deletes_within(ctx.state, ctx.account.account_id, seconds) >= limit:
+        used, limit, _ = _delete_use(ctx.state, ctx.account.account_id)
+        if used >= limit:
             raise _error(f"You have reached the limit of {limit} deletes per 24 hours.", code=9, kind="rate_limit")
         with ctx.state.lock:
             post.deleted = True
@@ -427,26 +366,23 @@ def build_router(state: SandboxState) -> GraphRouter:
 
 
 async def _media_replies(ctx: Ctx, *, nested: bool) -> dict:
-    post = ctx.state.post(PLATFORM, ctx.args["node"])
-    if post is None:
-        raise not_found(ctx.args["node"])
+    post = ctx.node_post()
     await ctx.gate("comments")
     rows = _replies_to(ctx.state, post.post_id, post.post_id, nested=nested)
     if truthy(ctx.params.get("reverse", "true")):
         rows.reverse()
-    rows = [select(r, ctx.fields(), REPLY_FIELDS) for r in rows]
-    return paginate(ctx.request, ctx.params, rows)
+    return ctx.page([select(r, ctx.fields(), REPLY_FIELDS) for r in rows])
 
 
-def _deletes_within(state: SandboxState, account_id: str, seconds: float) -> int:
+def _delete_use(state: SandboxState, account_id: str) -> tuple[int, int, float]:
+    """(used, limit, seconds) of the delete quota, counted from the deletes the router records with their time."""
+    limit, seconds = quota(state, PLATFORM, "delete", DELETE_QUOTA)
     since = utcnow() - timedelta(seconds=seconds)
-    return sum(1 for who, when in _scratch(state).get("deletes", []) if who == account_id and when >= since)
+    used = sum(1 for who, when in _scratch(state).get("deletes", []) if who == account_id and when >= since)
+    return used, limit, seconds
 
 
 def create_app(state: SandboxState) -> FastAPI:
     # Threads: 4,800 calls per 24 h per app-user pair times impressions (impressions count at least 10).
     state.limits.default(PLATFORM, "calls", 48000, 86400)
-    router = build_router(state)
-    app = sub_app("Threads API (sandbox)", router.render)
-    mount(app, router)
-    return app
+    return graph_app("Threads API (sandbox)", build_router(state))
