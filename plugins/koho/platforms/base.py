@@ -142,6 +142,11 @@ class PlatformHook(HttpHook):
     platform: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    #: Seconds to let an unanswered write land before reconciling (platforms without idempotency
+    #: keys): a request that outlived the hook's timeout can still be applied afterwards, and a
+    #: retry decided on an earlier read would then be a second post. 0 where the platform itself
+    #: refuses the second copy (Bluesky's record key).
+    in_flight_grace: ClassVar[float] = 45.0
     # Identity and connection-form fields come from koho.platforms.catalog (see __init_subclass__):
     #: The real API's base URL, used when the connection has no host.
     default_host: ClassVar[str] = ""
@@ -274,6 +279,7 @@ class PlatformHook(HttpHook):
             if write and not _never_sent(exc):
                 raise UnknownOutcome(
                     f"connection lost after sending {method} {path}; it may have been applied",
+                    in_flight=True,
                     platform=self.platform,
                     account=self.account_label,
                 ) from exc
@@ -284,6 +290,7 @@ class PlatformHook(HttpHook):
             if write:
                 raise UnknownOutcome(
                     f"no answer to {method} {path} within {self.timeout:g}s; it may have been applied",
+                    in_flight=True,
                     platform=self.platform,
                     account=self.account_label,
                 ) from exc
@@ -524,6 +531,10 @@ class PlatformHook(HttpHook):
                 self._sleep(self.retry.backoff(attempt) if wait is None else wait + 0.05)
                 continue
             if not keyed:
+                if isinstance(last, UnknownOutcome) and last.in_flight and self.in_flight_grace > 0:
+                    # The unanswered request may still be applied: reading now could miss it and
+                    # the retry would post a second time. Let it land (or die) first.
+                    self._sleep(self.in_flight_grace)
                 found = self._reconcile(post, idempotency_key=idempotency_key, since=since)
                 if found:
                     return found

@@ -223,6 +223,7 @@ class BlueskyHook(PlatformHook):
         publish=True, delete=True, replies=True, images=True, links=True, comments=True,
         search_accounts=True, idempotency_key=False,
     )
+    in_flight_grace = 0.0  # the delivery's record key refuses a late second copy (see tid_for)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

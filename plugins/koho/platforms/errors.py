@@ -81,10 +81,16 @@ class UnknownOutcome(PlatformError):
     """A write timed out or failed after being sent: it may have been applied.
 
     Never publish again on this error without reconciling first (see
-    :meth:`koho.platforms.base.PlatformHook.publish_once`).
+    :meth:`koho.platforms.base.PlatformHook.publish_once`). ``in_flight`` says the platform never
+    answered (a timeout, a dropped connection): the request may still be applied after this
+    error, so reading the account at once proves nothing. A 5xx answer is not in flight.
     """
 
     retryable = True
+
+    def __init__(self, message: str, *, in_flight: bool = False, **kw) -> None:
+        super().__init__(message, **kw)
+        self.in_flight = in_flight
 
 
 class NotSupported(PlatformError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -307,3 +308,30 @@ def test_token_never_appears_in_errors_or_logs(sandbox, hook, page, caplog, caps
     assert token not in wire.text
     assert token not in caplog.text
     assert token not in "".join(capsys.readouterr())  # the hook's own (structlog) log lines
+
+
+def test_an_unanswered_post_is_given_time_to_land_before_the_account_is_read(sandbox, page, hook_factory):
+    """The first request outlives the hook's timeout and is applied later; meanwhile another post
+    becomes the Page's latest, so Facebook's duplicate check would not catch a second copy. The
+    hook waits ``in_flight_grace`` before reading, finds the late post and does not send again."""
+    time_out_after = 0.3
+    make_hook = hook_factory(FacebookHook, P, page, timeout=time_out_after)
+    hook, other = make_hook(), make_hook()
+    sandbox.fault(P, "slow", operation="publish", delay=1.0, count=1)
+    asked: list[float] = []
+
+    def wait_for_the_late_post(seconds: float) -> None:  # stands in for time.sleep: awaits the event
+        asked.append(seconds)
+        if seconds == FacebookHook.in_flight_grace > 0:
+            deadline = time.monotonic() + 10
+            while not any(p["text"] == NEWS for p in live_posts(sandbox)):
+                assert time.monotonic() < deadline, "the slow request never landed"
+                time.sleep(0.05)
+
+    hook._sleep = wait_for_the_late_post
+    published = hook.publish_once(OutgoingPost(NEWS), idempotency_key="late-1")
+    other.publish_once(OutgoingPost("別のお知らせです。"), idempotency_key="other-1")
+
+    assert published.reconciled
+    assert FacebookHook.in_flight_grace in asked
+    assert [p["text"] for p in live_posts(sandbox)].count(NEWS) == 1
