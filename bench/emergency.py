@@ -84,21 +84,15 @@ def _environment(values: dict[str, str]):
 def measure(cfg: Config, work: Path) -> BenchResult:
     import logging
 
-    from tests.e2e.koho_live import POSTING_DAGS, KohoStack, posting_config
+    from tests.e2e.koho_live import posting_stack
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # the SMTP catcher logs every command
     logging.getLogger("koho").setLevel(logging.WARNING)  # the in-process baseline logs every delivery
 
-    config_dir = posting_config(work / "config")
-    stack = KohoStack(work, config_dir=config_dir)
-    try:
-        stack.setup()
-        stack.start()
-        stack.wait_for_dags(POSTING_DAGS, timeout=240)
-        stack.set_paused("disaster_watch", True)  # no watcher polling a feed nobody serves
+    with posting_stack(work) as stack:
         stack.lift_rate_limits()
         conn_env = {k: v for k, v in stack.env.items() if k.startswith("AIRFLOW_CONN_")}
-        with _environment({**conn_env, "KOHO_CONFIG_DIR": str(config_dir)}):
+        with _environment({**conn_env, "KOHO_CONFIG_DIR": str(stack.config_dir)}):
             baseline = [_direct(stack, i) for i in range(cfg.baseline_runs)]
         # The first task after Airflow starts pays one-off costs (byte-compiling Koho, warming the
         # executor's processes and the page cache); it is reported on its own, not in the targets.
@@ -110,8 +104,6 @@ def measure(cfg: Config, work: Path) -> BenchResult:
             stats, latency = _broadcast_under_load(stack, cfg, i)
             loaded.append(latency)
             load_stats.append(stats)
-    finally:
-        stack.stop()
     return _result(cfg, baseline, first, quiet, loaded, load_stats)
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,28 @@ class KohoStack(AirflowStack):
             self.sandbox.limit(platform, bucket, 1_000_000, 3600)
 
 
+@contextmanager
+def posting_stack(work: Path, *, posting: dict | None = None, watch_feed: bool = False) -> Iterator[KohoStack]:
+    """A started :class:`KohoStack` on ``posting_config`` with the posting DAGs parsed, stopped on exit.
+
+    ``watch_feed``: the disaster watcher polls the sandbox's JMA feed every second; otherwise it
+    is paused (no watcher polling a feed nobody serves).
+    """
+    config = posting_config(work / "config", posting=posting)
+    live = KohoStack(work, config_dir=config)
+    try:
+        live.setup()
+        if watch_feed:
+            set_feed(config, live.sandbox.url, poll_seconds=1)
+        live.start()
+        live.wait_for_dags(POSTING_DAGS, timeout=240)
+        if not watch_feed:
+            live.set_paused("disaster_watch", True)
+        yield live
+    finally:
+        live.stop()
+
+
 def _log_line(record: Any) -> str:
     """One structured log record as text: the message plus any error detail (the exception's text)."""
     if not isinstance(record, dict):
@@ -167,4 +191,4 @@ def _log_line(record: Any) -> str:
     return str(record.get("event", "")) + (f" {json.dumps(extra, ensure_ascii=False, default=str)}" if extra else "")
 
 
-__all__ = ["FAB", "POSTING_DAGS", "KohoStack", "posting_config", "set_feed", "wait_for"]
+__all__ = ["FAB", "POSTING_DAGS", "KohoStack", "posting_config", "posting_stack", "set_feed", "wait_for"]

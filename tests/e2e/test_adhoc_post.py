@@ -20,7 +20,7 @@ from koho.ledger.db import Ledger
 from koho.ledger.models import Alert, CalendarEntry, Delivery
 from koho.posting.form import adhoc_entry_id
 from koho.timeutil import to_local
-from tests.e2e.koho_live import POSTING_DAGS, KohoStack, posting_config
+from tests.e2e.koho_live import KohoStack, posting_stack
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -30,17 +30,8 @@ TIMEOUT_TEXT = "【テスト】承認されないまま期限が切れる投稿�
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    work = tmp_path_factory.mktemp("adhoc-e2e")
-    config = posting_config(work / "config", posting={"approval_timeout_minutes": 1})
-    live = KohoStack(work, config_dir=config)
-    try:
-        live.setup()
-        live.start()
-        live.wait_for_dags(POSTING_DAGS, timeout=240)
-        live.set_paused("disaster_watch", True)
+    with posting_stack(tmp_path_factory.mktemp("adhoc-e2e"), posting={"approval_timeout_minutes": 1}) as live:
         yield live
-    finally:
-        live.stop()
 
 
 @pytest.fixture(scope="module")

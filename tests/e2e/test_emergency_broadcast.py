@@ -20,7 +20,7 @@ from sqlalchemy import select
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting.emergency import emergency_entry_id
-from tests.e2e.koho_live import POSTING_DAGS, KohoStack, posting_config, wait_for
+from tests.e2e.koho_live import KohoStack, posting_stack, wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -30,17 +30,8 @@ CONFIRM = "緊急配信"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    work = tmp_path_factory.mktemp("emergency-e2e")
-    config = posting_config(work / "config")
-    live = KohoStack(work, config_dir=config)
-    try:
-        live.setup()
-        live.start()
-        live.wait_for_dags(POSTING_DAGS, timeout=240)
-        live.set_paused("disaster_watch", True)
+    with posting_stack(tmp_path_factory.mktemp("emergency-e2e")) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def posting_rows(stack: KohoStack) -> list[dict]:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry
 from sandbox.platforms.jma import jma_state, publish_sample
-from tests.e2e.koho_live import POSTING_DAGS, KohoStack, posting_config, set_feed, wait_for
+from tests.e2e.koho_live import KohoStack, posting_stack, wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -24,17 +24,8 @@ WAITING = {"awaiting_input", "deferred"}
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    work = tmp_path_factory.mktemp("watch-e2e")
-    config = posting_config(work / "config")
-    live = KohoStack(work, config_dir=config)
-    try:
-        live.setup()
-        set_feed(config, live.sandbox.url, poll_seconds=1)
-        live.start()
-        live.wait_for_dags(POSTING_DAGS, timeout=240)
+    with posting_stack(tmp_path_factory.mktemp("watch-e2e"), watch_feed=True) as live:
         yield live
-    finally:
-        live.stop()
 
 
 def drafts(stack: KohoStack) -> list[CalendarEntry]:
