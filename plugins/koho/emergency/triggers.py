@@ -370,6 +370,7 @@ class JmaFeedTrigger(BaseTrigger):
                 if result.warnings:
                     self.log.info("JMA feed %s: %s new warning(s) for %s", self.feed_url, len(result.warnings),
                                   ", ".join(self.area_codes))
+                    await self.before_firing()
                     yield TriggerEvent({
                         "kind": "jma_warnings",
                         "feed_url": self.feed_url,
@@ -379,4 +380,17 @@ class JmaFeedTrigger(BaseTrigger):
                         "state": poller.state(),
                     })
                     return
-                await asyncio.sleep(self.poll_interval)
+                pause = self.next_pause()
+                if pause is None:
+                    yield TriggerEvent({"kind": "window_end", "feed_url": self.feed_url, "problems": problems,
+                                        "state": poller.state()})
+                    return
+                await asyncio.sleep(pause)
+
+    async def before_firing(self) -> None:
+        """Called with new warnings in hand, just before the event: nothing to wait for here."""
+
+    def next_pause(self) -> float | None:
+        """Seconds until the next poll, or ``None`` when the watch is over (it then fires
+        ``{"kind": "window_end"}`` with its state). This trigger watches until it finds something."""
+        return self.poll_interval

@@ -27,12 +27,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.triggers.base import TriggerEvent
 
 from koho.emergency.drafts import EmergencyDraft, draft_post
 from koho.emergency.jma import EmergencySettings
@@ -71,35 +70,15 @@ class WindowedJmaFeedTrigger(JmaFeedTrigger):
         _, kwargs = super().serialize()
         return WINDOWED_CLASS_PATH, {**kwargs, "until": self.until, "settle_until": self.settle_until}
 
-    async def _settle(self) -> None:
+    async def before_firing(self) -> None:
         if self._settle_until is not None:
             remaining = (self._settle_until - datetime.now(UTC)).total_seconds()
             if remaining > 0:
                 await asyncio.sleep(remaining)
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        poller = self.poller()
-        problems: list[str] = []
-        async with self.session() as session:
-            while True:
-                result = await poller.poll(session)
-                problems = [*problems, *result.problems][-50:]
-                if result.fatal:
-                    yield TriggerEvent({"kind": "error", "feed_url": self.feed_url, "message": result.fatal})
-                    return
-                if result.warnings:
-                    self.log.info("JMA feed %s: %s new warning(s)", self.feed_url, len(result.warnings))
-                    await self._settle()
-                    yield TriggerEvent({"kind": "jma_warnings", "feed_url": self.feed_url,
-                                        "warnings": result.warnings, "cancellations": result.cancellations,
-                                        "problems": problems, "state": poller.state()})
-                    return
-                remaining = (self._until - datetime.now(UTC)).total_seconds()
-                if remaining <= 0:
-                    yield TriggerEvent({"kind": "window_end", "feed_url": self.feed_url, "problems": problems,
-                                        "state": poller.state()})
-                    return
-                await asyncio.sleep(min(self.poll_interval, remaining))
+    def next_pause(self) -> float | None:
+        remaining = (self._until - datetime.now(UTC)).total_seconds()
+        return None if remaining <= 0 else min(self.poll_interval, remaining)
 
 
 def _aware(value: str, field: str) -> datetime:
