@@ -47,6 +47,20 @@ class Problem:
         return f"{self.where}: {self.message}"
 
 
+class HasProblems:
+    """For results that carry ``problems``: the errors (each stops its item) and the warnings."""
+
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
+
+
 class InputError(KohoError):
     """Input (config, calendar, form) was rejected; ``problems`` lists every place and reason."""
 

@@ -27,7 +27,7 @@ from koho.calendar.targets import resolve_targets
 from koho.calendar.timeparse import EXAMPLE
 from koho.config.loader import KohoConfig, include_dir
 from koho.config.schema import AccountConfig
-from koho.errors import InputError, KohoError, Problem
+from koho.errors import HasProblems, InputError, KohoError, Problem
 from koho.platforms.registry import PLATFORMS
 from koho.timeutil import holiday_name, to_local
 
@@ -44,19 +44,11 @@ _HINTS = {
 
 
 @dataclass
-class CalendarLoad:
+class CalendarLoad(HasProblems):
     """What loading the calendar gave: the usable entries and every problem found."""
 
     entries: list[CalendarEntry]
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
 
     def by_id(self) -> dict[str, CalendarEntry]:
         return {e.id: e for e in self.entries}

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from koho.config.schema import AccountConfig, Caps, Department, Policy
 from koho.config.yamlsource import YamlDocument, load_yaml
-from koho.errors import ConfigError, Problem, Where
+from koho.errors import ConfigError, HasProblems, Problem, Where
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -36,15 +36,11 @@ def config_dir() -> Path:
 
 
 @dataclass
-class KohoConfig:
+class KohoConfig(HasProblems):
     accounts: list[AccountConfig]
     departments: list[Department]
     policy: Policy | None
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
 
     def raise_for_problems(self) -> None:
         if self.errors:

@@ -33,7 +33,7 @@ from koho.calendar.schema import check_https
 from koho.calendar.targets import READ_ONLY_PLATFORMS, resolve_targets
 from koho.config.loader import KohoConfig
 from koho.config.schema import AccountConfig
-from koho.errors import KohoError, Problem, Where
+from koho.errors import HasProblems, KohoError, Problem, Where
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting.form import looks_like_html
@@ -66,7 +66,7 @@ class Original:
 
 
 @dataclass
-class EmergencyCheck:
+class EmergencyCheck(HasProblems):
     entry_id: str
     message: str
     link: str | None
@@ -82,10 +82,6 @@ class EmergencyCheck:
     triggered_by: str | None
     draft_of: str | None
     problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
 
     @property
     def ok(self) -> bool:

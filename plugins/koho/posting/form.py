@@ -43,7 +43,7 @@ from koho.calendar.targets import resolve_targets
 from koho.calendar.timeparse import EXAMPLE, parse_publish_at
 from koho.config.loader import KohoConfig, include_dir
 from koho.config.schema import AccountConfig
-from koho.errors import KohoError, Problem, Where
+from koho.errors import HasProblems, KohoError, Problem, Where
 from koho.posting.settings import PostingSettings
 from koho.timeutil import holiday_name, to_local
 
@@ -77,7 +77,7 @@ class AccountPreview:
 
 
 @dataclass
-class AdhocCheck:
+class AdhocCheck(HasProblems):
     """The outcome of checking one form: the problems, and (when valid) the entry and previews."""
 
     entry: CalendarEntry | None
@@ -90,14 +90,6 @@ class AdhocCheck:
     triggered_by: str | None
     dry_run: bool
     image_platforms: list[str] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
 
     @property
     def ok(self) -> bool:
