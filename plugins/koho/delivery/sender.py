@@ -17,7 +17,8 @@ import logging
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -219,10 +220,11 @@ class Sender:
                     reply_to=snapshot.parent_remote_id,
                     created_at=snapshot.planned_created_at,
                 )
-                published = self.hook(snapshot.account).publish_once(
-                    post, idempotency_key=snapshot.key, maybe_sent_before=claim.maybe_sent_before,
-                    since=snapshot.planned_created_at - timedelta(minutes=10),
-                )
+                with self._claim_kept(delivery_id, snapshot.attempts):
+                    published = self.hook(snapshot.account).publish_once(
+                        post, idempotency_key=snapshot.key, maybe_sent_before=claim.maybe_sent_before,
+                        since=snapshot.planned_created_at - timedelta(minutes=10),
+                    )
         except (PermanentlyRejected, AuthExpired, NotSupported) as exc:
             return self._fail(snapshot, _advice(exc), retryable=False, started=started)
         except UnknownOutcome as exc:
@@ -240,6 +242,30 @@ class Sender:
         log.info("delivery %s (%s part %s) published: %s", delivery_id, snapshot.account_id, snapshot.part_index,
                  published.url or published.remote_id)
         return outcome
+
+    @contextmanager
+    def _claim_kept(self, delivery_id: int, attempts: int) -> Iterator[None]:
+        """Renew the claim every third of ``stale_after`` while the platform call runs: waits for
+        rate-limit windows, budgets and unanswered requests can outlast ``stale_after``."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.stale_after.total_seconds() / 3):
+                try:
+                    with self.ledger.session() as session:
+                        if not repo.renew_claim(session, delivery_id, attempts):
+                            log.warning("delivery %s: the claim was lost while sending", delivery_id)
+                            return
+                except Exception:  # the ledger briefly unreachable: try again at the next beat
+                    log.exception("delivery %s: could not renew the claim", delivery_id)
+
+        keeper = threading.Thread(target=renew, name=f"claim-{delivery_id}", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join()
 
     def _left_by_earlier_try(self, delivery: Delivery) -> bool:
         return (
@@ -302,6 +328,7 @@ class _Snapshot:
     platform: str
     part_index: int
     key: str
+    attempts: int  # identifies this claim: a takeover by another run counts one more
     text: str
     due_at: datetime
     planned_created_at: datetime
@@ -315,7 +342,8 @@ class _Snapshot:
         return cls(
             delivery_id=delivery.id, entry_id=delivery.entry_id, origin=entry.origin, account_id=account.id,
             account=_detached(account), account_status=account.status, platform=account.platform,
-            part_index=delivery.part_index, key=delivery.idempotency_key, text=delivery.text,
+            part_index=delivery.part_index, key=delivery.idempotency_key, attempts=delivery.attempts,
+            text=delivery.text,
             due_at=delivery.due_at, planned_created_at=delivery.planned_created_at,
             payload={**(entry.payload or {}), "title": entry.title}, parent_id=delivery.parent_delivery_id,
             parent_remote_id=parent.remote_id if parent is not None and parent.status == "published" else None,

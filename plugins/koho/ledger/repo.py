@@ -600,6 +600,25 @@ def claim_for_sending(
     return Claim(False, False, delivery, _refusal(delivery))
 
 
+def renew_claim(session: Session, delivery_id: int, attempts: int, *, now: datetime | None = None) -> bool:
+    """Keep a live claim from looking stale: ``sending_since`` = now, if the claim made on attempt
+    ``attempts`` still holds (the delivery is ``sending`` and nobody has claimed it since).
+
+    A worker waiting for a rate-limit window can hold a delivery longer than ``stale_after``;
+    without renewal another run would take it over and both would post. A dead worker renews
+    nothing, so its claim still goes stale.
+    """
+    now = _now(now)
+    table = Delivery.__table__
+    renewed = session.execute(
+        update(table)
+        .where(table.c.id == delivery_id, table.c.status == DeliveryStatus.SENDING.value,
+               table.c.attempts == attempts)
+        .values(sending_since=now, updated_at=now)
+    )
+    return renewed.rowcount == 1
+
+
 def _refusal(delivery: Delivery) -> str:
     if delivery.status == DeliveryStatus.SENDING:
         since = delivery.sending_since.isoformat() if delivery.sending_since else "an unknown time"

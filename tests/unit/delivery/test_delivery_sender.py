@@ -226,3 +226,48 @@ def test_a_slot_of_many_posts_to_one_bluesky_account_logs_in_once_and_posts_each
     posts = sandbox.posts("bluesky")
     assert len(posts) == len({p["post_id"] for p in posts}) == 12
     assert session_counts(sandbox.state, account["sandbox"]["account_id"])["logins"] == 1
+
+
+def test_a_claim_is_renewed_while_the_platform_call_waits(ledger, sandbox, x_account):
+    """A hook waiting for a rate-limit window longer than stale_after must not let another run take
+    the delivery over: the sender renews its claim while the call runs."""
+    import threading
+
+    add_entry(ledger, "slow", accounts=["city-x"], text=TEXT)
+    plan(ledger, "slow")
+    delivery = only_delivery(ledger, "slow")
+    calling, release = threading.Event(), threading.Event()
+
+    def waiting_hooks(platform: str, conn_id: str):
+        hook = fast_hooks()(platform, conn_id)
+        publish = hook.publish_once
+
+        def publish_after_the_wait(*args, **kwargs):
+            calling.set()
+            assert release.wait(10), "the test never released the call"
+            return publish(*args, **kwargs)
+
+        hook.publish_once = publish_after_the_wait
+        return hook
+
+    slow = Sender(ledger, hook_factory=waiting_hooks, stale_after=timedelta(seconds=0.3), dag_run_id="run-a")
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(slow.send(delivery.id)))
+    worker.start()
+    assert calling.wait(10)
+    claimed_at = only_delivery(ledger, "slow").sending_since
+
+    def renewed() -> bool:
+        return only_delivery(ledger, "slow").sending_since > claimed_at
+
+    deadline = utcnow() + timedelta(seconds=10)
+    while not renewed():  # an event in the ledger, polled: the renewal every 0.1 s
+        assert utcnow() < deadline, "the claim was never renewed"
+    with ledger.session() as session:  # the renewed claim is younger than stale_after: no takeover
+        renewed_at = session.get(Delivery, delivery.id).sending_since
+        other = repo.claim_for_sending(session, delivery.id, "run-b", stale_after=timedelta(seconds=0.3),
+                                       now=renewed_at + timedelta(seconds=0.2))
+    assert not other.ok
+    release.set()
+    worker.join(10)
+    assert result[0].status == "published" and len(sandbox.posts("x")) == 1

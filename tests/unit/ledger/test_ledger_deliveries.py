@@ -191,6 +191,27 @@ def test_stale_sending_is_reclaimed_with_a_warning(ledger: Ledger, seeded: Calla
     assert (claim.delivery.attempts, claim.delivery.sending_since, claim.delivery.dag_run_id) == (2, later, "run-2")
 
 
+def test_a_renewed_claim_does_not_go_stale_and_a_taken_over_one_cannot_be_renewed(
+    ledger: Ledger, seeded: Callable[..., None]
+) -> None:
+    delivery_id = planned_id(ledger, seeded)
+    with ledger.session() as s:
+        first = repo.claim_for_sending(s, delivery_id, "run-1", now=T0)
+    with ledger.session() as s:  # run-1 is alive, waiting for a rate-limit window, and renews
+        assert repo.renew_claim(s, delivery_id, first.delivery.attempts, now=T0 + timedelta(minutes=10))
+    with ledger.session() as s:
+        assert not repo.claim_for_sending(s, delivery_id, "run-2", stale_after=STALE,
+                                          now=T0 + timedelta(minutes=16)).ok
+    with ledger.session() as s:  # run-1 died after renewing: the claim goes stale from the renewal
+        taken = repo.claim_for_sending(s, delivery_id, "run-2", stale_after=STALE, now=T0 + timedelta(minutes=26))
+    assert taken.ok and taken.maybe_sent_before
+    with ledger.session() as s:
+        assert not repo.renew_claim(s, delivery_id, first.delivery.attempts, now=T0 + timedelta(minutes=27))
+        assert repo.renew_claim(s, delivery_id, taken.delivery.attempts, now=T0 + timedelta(minutes=27))
+        repo.mark_published(s, delivery_id, "1", None)
+        assert not repo.renew_claim(s, delivery_id, taken.delivery.attempts, now=T0 + timedelta(minutes=28))
+
+
 def test_awaiting_approval_is_not_claimable_until_approved(ledger: Ledger, seeded: Callable[..., None]) -> None:
     delivery_id = planned_id(ledger, seeded, awaiting_approval=True)
     with ledger.session() as s:
