@@ -34,6 +34,12 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+DB_ERROR_ATTEMPTS = 6
+
+
+def _database_error(response: requests.Response) -> bool:
+    """The api-server's answer to a failed metadata-DB statement (on SQLite: "database is locked")."""
+    return response.status_code == 500 and "Database error" in response.text
 
 
 def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.25,
@@ -286,8 +292,20 @@ class AirflowStack:
         return self._token
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token()}", **kwargs.pop("headers", {})}
-        return self.http.request(method, f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
+        return self.send(method, path, token=self.token(), **kwargs)
+
+    def send(self, method: str, path: str, *, token: str, **kwargs: Any) -> requests.Response:
+        """One REST call with ``token``. A write that met SQLite's lock (the embedded metadata DB
+        under load) is answered 500 "Database error" and rolled back: idempotent calls are sent
+        again after a short back-off; POSTs are the caller's to retry (see ``trigger``)."""
+        headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
+        attempts = 1 if method.upper() == "POST" else DB_ERROR_ATTEMPTS
+        for attempt in range(attempts):
+            response = self.http.request(method, f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
+            if not _database_error(response) or attempt == attempts - 1:
+                return response
+            time.sleep(1 + attempt)  # backing off from a locked SQLite database
+        raise AssertionError("unreachable")
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
@@ -314,13 +332,13 @@ class AirflowStack:
         body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
         if run_id:
             body["dag_run_id"] = run_id
-        for attempt in range(6):
+        for attempt in range(DB_ERROR_ATTEMPTS):
             response = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
             if response.status_code < 300:
                 return response.json()["dag_run_id"]
             if response.status_code == 409 and run_id and attempt:
                 return run_id
-            if response.status_code < 500 or attempt == 5:
+            if response.status_code < 500 or attempt == DB_ERROR_ATTEMPTS - 1:
                 raise RuntimeError(f"POST dagRuns of {dag_id} -> {response.status_code}: {response.text[:500]}")
             time.sleep(1 + attempt)  # backing off from a locked SQLite database
         raise AssertionError("unreachable")

@@ -82,8 +82,7 @@ class KohoStack(AirflowStack):
         return self._tokens[user]
 
     def as_user(self, user: str, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.user_token(user)}", **kwargs.pop("headers", {})}
-        return self.http.request(method, f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
+        return self.send(method, path, token=self.user_token(user), **kwargs)
 
     def trigger_as(self, user: str, dag_id: str, conf: dict, *, run_id: str | None = None) -> requests.Response:
         body: dict[str, Any] = {"logical_date": None, "conf": conf}
