@@ -123,6 +123,7 @@ class AirflowStack:
         self.mail = mail
         self.components = tuple(components)
         self.procs: dict[str, subprocess.Popen] = {}
+        self._crashed_groups: list[int] = []  # process groups of components crashed by ``crash_and_restart``
         self.sandbox: Any = None
         self.mailbox: Mailbox | None = None
         self._smtp: Any = None
@@ -258,9 +259,27 @@ class AirflowStack:
         except ProcessLookupError:
             pass
 
+    def crash_and_restart(self, name: str) -> subprocess.Popen:
+        """``kill -9`` a component's main process only, as a crash would, and start a new one.
+
+        Its children (a scheduler's executor workers and the tasks they supervise) are left to
+        live or die on their own, as after a real crash; ``stop`` ends whatever is left of them.
+        """
+        proc = self.procs.pop(name)
+        self._crashed_groups.append(proc.pid)  # start_new_session: the group id is the pid
+        proc.kill()
+        proc.wait(timeout=30)
+        return self.start_component(name)
+
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
             self.stop_component(name)
+        for group in self._crashed_groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self._crashed_groups.clear()
         if self._smtp is not None:
             self._smtp.stop()
             self._smtp = None
