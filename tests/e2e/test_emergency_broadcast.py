@@ -133,6 +133,9 @@ def test_broadcast_reaches_every_account_during_a_calendar_load(stack: KohoStack
         assert broadcast["message"][:40] in text, "the same words everywhere"
     summary = stack.xcom("emergency_broadcast", broadcast["run"]["dag_run_id"], "broadcast")
     assert summary["published"] == summary["total"] == len(expected) + 1
+    # each delivery names its run, so the calendar view links straight to it
+    assert {d.dag_run_id for d in deliveries(stack, broadcast["entry_id"])} == {
+        f"emergency_broadcast/{broadcast['run']['dag_run_id']}"}
     for row in summary["accounts"]:
         assert row["status"] == "published"
         assert row["url"] or row["platform"] == "line"  # a LINE broadcast has no public link

@@ -354,7 +354,9 @@ def send_all(ledger: Ledger, check: EmergencyCheck, config: KohoConfig, settings
     """Plan, send every account at once, retry the passing failures; returns the summary.
 
     ``retry_of_task``: this is a later try of the Airflow task; deliveries an earlier try of the
-    same run left 'sending' (it died mid-call) are reconciled and taken over after a few seconds.
+    same run left 'sending' (it died mid-call) are reconciled and taken over once they are
+    ``OWN_RECLAIM_AFTER`` (a minute) old: a request still in flight from the dead try must have
+    had time to land before the account is read, or the post could appear twice.
     """
     from koho.delivery.sender import OWN_RECLAIM_AFTER, Sender
     from koho.delivery.slots import Slot, send_slot

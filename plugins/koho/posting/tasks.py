@@ -141,8 +141,11 @@ def settle(checked: Mapping[str, Any] | None, approval: Mapping[str, Any] | None
 
 
 def broadcast(form: Mapping[str, Any], *, run_id: str, run_after: datetime | None,
-              triggered_by: str | None, try_number: int = 1) -> dict[str, Any]:
-    """Validate, post everywhere at once, summarise (log table + mail); returns the summary."""
+              triggered_by: str | None, try_number: int = 1, dag_id: str = "emergency_broadcast") -> dict[str, Any]:
+    """Validate, post everywhere at once, summarise (log table + mail); returns the summary.
+
+    The deliveries record ``dag_id/run_id``, as every sender does, so the calendar view links
+    each emergency post straight to the run that sent it."""
     from koho.config import load_config
     from koho.ledger.db import Ledger
     from koho.posting import emergency
@@ -162,7 +165,7 @@ def broadcast(form: Mapping[str, Any], *, run_id: str, run_after: datetime | Non
         from koho.posting.form import problem_dict
 
         raise _fail("the emergency form has problems; nothing was posted", [problem_dict(p) for p in check.errors])
-    result = emergency.send_all(ledger, check, config, settings, run_id=run_id, now=utcnow(),
+    result = emergency.send_all(ledger, check, config, settings, run_id=f"{dag_id}/{run_id}", now=utcnow(),
                                 retry_of_task=try_number > 1)
     log.info("emergency broadcast %s: %s of %s published in %.1f s\n%s", result["entry_id"], result["published"],
              result["total"], result["seconds"], report.outcome_rows(result["accounts"]))
