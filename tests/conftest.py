@@ -1,4 +1,5 @@
-"""Shared fixtures: a real sandbox server on loopback, and Airflow connections pointing at it.
+"""Shared fixtures: a real sandbox server on loopback, Airflow connections pointing at it, and a
+real SMTP server (aiosmtpd) catching mail.
 
 Connections are given to hooks the way Airflow documents for tests: ``AIRFLOW_CONN_<ID>``
 environment variables holding JSON, never rows in a metadata database.
@@ -23,6 +24,7 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow" / "test-home"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
+from bench.airflow_stack import Mailbox  # noqa: E402
 from sandbox.server import SandboxServer  # noqa: E402
 
 
@@ -65,3 +67,27 @@ def connect(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> Callable
         )
 
     return _connect
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback: (the messages it received, its port)."""
+    from aiosmtpd.controller import Controller
+
+    from sandbox.server import free_port
+
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+def smtp_connection(monkeypatch: pytest.MonkeyPatch, port: int) -> str:
+    """``koho_smtp`` pointing at the :func:`mailbox` server, for code that mails through the SMTP provider."""
+    return set_connection(monkeypatch, "koho_smtp", conn_type="smtp", host="127.0.0.1", port=port,
+                          extra={"disable_tls": True, "disable_ssl": True, "from_email": "koho@city.example.jp",
+                                 "retry_limit": 0, "timeout": 10})

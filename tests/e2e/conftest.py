@@ -6,32 +6,15 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from sandbox.bootstrap import register_accounts
-from sandbox.server import SandboxServer, free_port
+from sandbox.server import SandboxServer
 from scripts.koho_env import airflow_env
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Mailbox:
-    messages: list[EmailMessage] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler protocol
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def bodies(self) -> list[str]:
-        return [m.get_body(("html", "plain")).get_content() for m in self.messages]
 
 
 @pytest.fixture(scope="session")
@@ -44,18 +27,6 @@ def airflow_home(tmp_path_factory) -> dict[str, str]:
     subprocess.run(["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")], env=env, check=True,
                    capture_output=True, timeout=120)
     return env
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture

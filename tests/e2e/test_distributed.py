@@ -18,11 +18,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select, text
 
+from bench.airflow_stack import Mailbox
 from koho.ledger.db import Ledger, dispose_engine
 from koho.ledger.models import Account, Alert
 from sandbox.server import SandboxServer, free_port
 from scripts.run_distributed import DistributedAirflow, demo_city_env, reachable, tail
-from tests.e2e.conftest import Mailbox
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.postgres]
 
