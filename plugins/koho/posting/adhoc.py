@@ -11,18 +11,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from koho.calendar.rules import PlannedSlot, volume_problems
+from koho.calendar.timeparse import parse_publish_at
 from koho.config.loader import KohoConfig
 from koho.delivery.slots import Slot, group_into_slots
 from koho.errors import InputError, Problem, Where
 from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import Account, CalendarEntry, Delivery, DeliveryStatus
-from koho.posting.form import AdhocCheck
+from koho.posting.form import AdhocCheck, validate_adhoc
+from koho.posting.settings import PostingSettings
 from koho.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,30 @@ def sync_accounts(session, config: KohoConfig, account_ids: list[str]) -> None:
     rows = [row for row in registry_rows(config) if row["id"] in set(account_ids)]
     if rows:
         repo.upsert_accounts(session, rows)
+
+
+def submit(ledger: Ledger, form: Mapping[str, Any], config: KohoConfig, settings: PostingSettings, *,
+           now: datetime, entry_id: str, triggered_by: str | None,
+           media_dir: Path | None = None) -> tuple[AdhocCheck, dict[str, Any] | None]:
+    """Check the form against what the ledger holds and, for a valid real run, record and plan it.
+
+    Returns the check and what :func:`record` wrote; nothing is written for a dry run or a form
+    with errors (the caller reports those). The volume rules are judged around the requested
+    time, not now, so a post for next week is checked against next week's posts.
+    """
+    around = now
+    if form.get("when") == "at" and isinstance(form.get("publish_at"), str):
+        try:
+            around = parse_publish_at(form["publish_at"])
+        except ValueError:
+            pass  # reported by the validation
+    with ledger.session(readonly=True) as session:
+        existing = existing_slots(session, around=around, exclude_entry=entry_id)
+    check = validate_adhoc(dict(form), config, settings, now=now, entry_id=entry_id, triggered_by=triggered_by,
+                           existing=existing, media_dir=media_dir)
+    if check.dry_run or not check.ok:
+        return check, None
+    return check, record(ledger, check, config)
 
 
 def record(ledger: Ledger, check: AdhocCheck, config: KohoConfig) -> dict[str, Any]:

@@ -39,11 +39,10 @@ def check_and_record(form: Mapping[str, Any], *, run_id: str, run_after: datetim
     A dry run never fails: its return value and log show the fitted texts and every problem.
     A real run with any error fails here, before anything is written.
     """
-    from koho.calendar.timeparse import parse_publish_at
     from koho.config import load_config
     from koho.ledger.db import Ledger
     from koho.posting import adhoc
-    from koho.posting.form import adhoc_entry_id, validate_adhoc
+    from koho.posting.form import adhoc_entry_id
     from koho.posting.settings import load_posting_settings
     from koho.timeutil import utcnow
 
@@ -56,16 +55,8 @@ def check_and_record(form: Mapping[str, Any], *, run_id: str, run_after: datetim
     ledger.migrate()
     # the entry id is fixed by the run: a retried task writes the same entry, never a second one
     entry_id = adhoc_entry_id(run_id, run_after or now)
-    around = now
-    if form.get("when") == "at" and isinstance(form.get("publish_at"), str):
-        try:
-            around = parse_publish_at(form["publish_at"])
-        except ValueError:
-            pass  # reported by the validation
-    with ledger.session(readonly=True) as session:
-        existing = adhoc.existing_slots(session, around=around, exclude_entry=entry_id)
-    check = validate_adhoc(dict(form), config, settings, now=now, entry_id=entry_id, triggered_by=triggered_by,
-                           existing=existing)
+    check, recorded = adhoc.submit(ledger, form, config, settings, now=now, entry_id=entry_id,
+                                   triggered_by=triggered_by)
     result = check.as_dict()
     log.info("ad-hoc post check:\n%s", report.preview_text(result))
     if check.dry_run:
@@ -73,7 +64,6 @@ def check_and_record(form: Mapping[str, Any], *, run_id: str, run_after: datetim
         return {"check": result, "recorded": None}
     if not check.ok:
         raise _fail("the form has problems; nothing was recorded or posted", result["errors"])
-    recorded = adhoc.record(ledger, check, config)
     result["approval_body"] = report.approval_body(result, check.entry.text if check.entry else "")
     return {"check": result, "recorded": recorded}
 

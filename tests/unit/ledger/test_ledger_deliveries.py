@@ -353,25 +353,28 @@ def test_concurrent_claims_exactly_one_wins(ledger: Ledger, seeded: Callable[...
 def test_claim_waits_for_an_open_competitor(ledger: Ledger, seeded: Callable[..., None]) -> None:
     """A claim made while another transaction holds its uncommitted claim must lose, not win."""
     delivery_id = planned_id(ledger, seeded)
-    claimed = threading.Event()
-    outcome: dict[str, object] = {}
+    claimed, competing = threading.Event(), threading.Event()
+    outcome: dict[str, float | bool] = {}
 
     def slow_winner() -> None:
         with ledger.session() as s:
             outcome["first"] = repo.claim_for_sending(s, delivery_id, "run-1").ok
             claimed.set()
-            time.sleep(0.3)  # still uncommitted while the other claim arrives
+            assert competing.wait(timeout=10)
+            time.sleep(0.3)  # keeps the claim uncommitted while the competitor's claim is under way
+            outcome["committing"] = time.monotonic()
 
     thread = threading.Thread(target=slow_winner)
     thread.start()
     assert claimed.wait(timeout=10)
     with ledger.session() as s:
-        started = time.monotonic()
+        competing.set()
         second = repo.claim_for_sending(s, delivery_id, "run-2")
-        waited = time.monotonic() - started
+        returned = time.monotonic()
     thread.join()
     assert outcome["first"] is True and second.ok is False
-    assert waited > 0.1  # it really waited for the first transaction to finish
+    # it waited for the first transaction to end instead of deciding on what it saw before
+    assert returned >= outcome["committing"]
 
 
 def test_concurrent_stale_reclaims_exactly_one_wins(ledger: Ledger, seeded: Callable[..., None]) -> None:

@@ -1,5 +1,5 @@
-"""Fixtures for the posting forms: a media folder, the form settings, and ``submit`` — check a form and
-record it if (and only if) valid. The calendar tests' small registry (``config``, ``blocking_config``) and
+"""Fixtures for the posting forms: a media folder, the form settings, and ``submit`` — the ad-hoc
+task's own check-and-record (``koho.posting.adhoc.submit``) on the test ledger. The calendar tests' small registry (``config``, ``blocking_config``) and
 the SQLite ``ledger`` come from ``tests/unit/conftest.py``."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting import adhoc
-from koho.posting.form import AdhocCheck, validate_adhoc
+from koho.posting.form import AdhocCheck
 from koho.posting.settings import PostingSettings
 from tests.unit.calendar.calendar_helpers import write_media
 
@@ -58,20 +58,12 @@ def submit(config, settings, media, ledger) -> Callable[..., Submitted]:
     def run(form: dict[str, Any], *, user: str = STAFF_USER, config_: KohoConfig | None = None,
             now: datetime = NOW) -> Submitted:
         cfg = config_ or config
-        with ledger.session(readonly=True) as session:
-            existing = adhoc.existing_slots(session, around=now)
-            if form.get("when") == "at" and isinstance(form.get("publish_at"), str):
-                try:
-                    from koho.calendar.timeparse import parse_publish_at
-
-                    existing = adhoc.existing_slots(session, around=parse_publish_at(form["publish_at"]))
-                except ValueError:
-                    pass
-        check = validate_adhoc(form, cfg, settings, now=now, entry_id="adhoc-test-0001", triggered_by=user,
-                               existing=existing, media_dir=media)
-        try:
-            recorded = adhoc.record(ledger, check, cfg)
+        check, recorded = adhoc.submit(ledger, form, cfg, settings, now=now, entry_id="adhoc-test-0001",
+                                       triggered_by=user, media_dir=media)
+        if check.ok or check.dry_run:
             return Submitted(check, recorded, None)
+        try:  # record() itself refuses an invalid form, whatever its caller does
+            return Submitted(check, adhoc.record(ledger, check, cfg), None)
         except InputError as exc:
             return Submitted(check, None, exc)
 

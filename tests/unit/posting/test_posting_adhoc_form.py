@@ -210,9 +210,20 @@ def test_dry_run_shows_fitted_texts_counts_and_rules_and_writes_nothing(submit, 
         for line in part.splitlines():
             assert f"| {line}" in report
     assert "min_spacing" in report and "city-line" in report
-    # the dry run records nothing (in the DAG: nothing after the check runs)
-    assert result.check.errors  # would break spacing
+    assert result.check.errors  # would break spacing: reported, not raised
+    assert result.recorded is None and counts(ledger) == before
+
+
+def test_a_valid_dry_run_records_nothing_and_the_same_form_for_real_does(submit, ledger):
+    form = {**BASE, "accounts": ["city-x", "city-line"], "dry_run": True}
+    before = counts(ledger)
+
+    dry = submit(form)
+
+    assert dry.check.ok and dry.check.dry_run and dry.recorded is None and dry.error is None
     assert counts(ledger) == before
+    real = submit({**form, "dry_run": False})
+    assert real.recorded and counts(ledger) == (before[0] + 1, before[1] + 2)
 
 
 def test_images_only_where_the_platform_takes_them(submit):
