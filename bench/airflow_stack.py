@@ -162,6 +162,7 @@ class AirflowStack:
         from koho.ledger.db import Ledger
         from sandbox.bootstrap import register_accounts
         from sandbox.server import SandboxServer, free_port
+        from scripts.demo_connections import local_smtp_connection
         from scripts.koho_env import airflow_env
 
         self.api_port = free_port()
@@ -224,11 +225,7 @@ class AirflowStack:
             smtp_port = free_port()
             self._smtp = Controller(self.mailbox, hostname="127.0.0.1", port=smtp_port)
             self._smtp.start()
-            env["AIRFLOW_CONN_KOHO_SMTP"] = json.dumps({
-                "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
-                "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "koho@city.example.jp",
-                          "retry_limit": 0, "timeout": 10},
-            })
+            env["AIRFLOW_CONN_KOHO_SMTP"] = json.dumps(local_smtp_connection("127.0.0.1", smtp_port))
         self.env = env
 
     def start(self, timeout: float = 180) -> None:

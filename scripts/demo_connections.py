@@ -22,6 +22,13 @@ for entry in (ROOT / "plugins", ROOT):
         sys.path.insert(0, str(entry))
 
 
+def local_smtp_connection(host: str, port: int, *, retry_limit: int = 0) -> dict:
+    """``koho_smtp`` for a mail catcher without TLS (the demo's, the tests' aiosmtpd): extra as a dict."""
+    return {"conn_type": "smtp", "host": host, "port": port,
+            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "koho@city.example.jp",
+                      "retry_limit": retry_limit, "timeout": 10}}
+
+
 def build_connections(sandbox_url: str, secrets_file: Path, *, ledger_url: str | None, smtp: str | None) -> dict:
     from koho.accounts.sync import registry_rows
     from koho.config import load_config
@@ -36,11 +43,8 @@ def build_connections(sandbox_url: str, secrets_file: Path, *, ledger_url: str |
             if ledger_url.startswith("sqlite:///") else _uri_connection(ledger_url)
     if smtp:
         host, _, port = smtp.partition(":")
-        connections["koho_smtp"] = {
-            "conn_type": "smtp", "host": host, "port": int(port or 25),
-            "extra": json.dumps({"disable_tls": True, "disable_ssl": True, "from_email": "koho@city.example.jp",
-                                 "retry_limit": 1, "timeout": 10}),
-        }
+        smtp_conn = local_smtp_connection(host, int(port or 25), retry_limit=1)
+        connections["koho_smtp"] = {**smtp_conn, "extra": json.dumps(smtp_conn["extra"])}
     return connections
 
 

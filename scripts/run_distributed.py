@@ -65,6 +65,7 @@ for _entry in (ROOT / "plugins", ROOT):
     if str(_entry) not in sys.path:
         sys.path.insert(0, str(_entry))
 
+from scripts.demo_connections import local_smtp_connection  # noqa: E402
 from scripts.koho_env import read_env_file  # noqa: E402
 
 LOCAL_HOST = "127.0.0.1"
@@ -840,11 +841,7 @@ def demo_city_env(sandbox_url: str, smtp_port: int, *, tokens: dict[str, str] | 
     tokens = tokens or {row["id"]: secrets.token_urlsafe(24) for row in rows}
     connections = register_accounts(sandbox_url, rows, tokens)
     env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(fields) for conn_id, fields in connections.items()}
-    env["AIRFLOW_CONN_KOHO_SMTP"] = json.dumps({
-        "conn_type": "smtp", "host": LOCAL_HOST, "port": smtp_port,
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "koho@city.example.jp",
-                  "retry_limit": 0, "timeout": 10},
-    })
+    env["AIRFLOW_CONN_KOHO_SMTP"] = json.dumps(local_smtp_connection(LOCAL_HOST, smtp_port))
     return {"env": env, "rows": rows, "tokens": tokens}
 
 

@@ -88,6 +88,6 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
 
 def smtp_connection(monkeypatch: pytest.MonkeyPatch, port: int) -> str:
     """``koho_smtp`` pointing at the :func:`mailbox` server, for code that mails through the SMTP provider."""
-    return set_connection(monkeypatch, "koho_smtp", conn_type="smtp", host="127.0.0.1", port=port,
-                          extra={"disable_tls": True, "disable_ssl": True, "from_email": "koho@city.example.jp",
-                                 "retry_limit": 0, "timeout": 10})
+    from scripts.demo_connections import local_smtp_connection
+
+    return set_connection(monkeypatch, "koho_smtp", **local_smtp_connection("127.0.0.1", port))

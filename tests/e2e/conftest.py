@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.bootstrap import register_accounts
 from sandbox.server import SandboxServer
+from scripts.demo_connections import local_smtp_connection
 from scripts.koho_env import airflow_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,11 +45,7 @@ def demo_city(airflow_home, sandbox: SandboxServer, mailbox, tmp_path) -> dict:
     for conn_id, fields in connections.items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(fields)
     env["AIRFLOW_CONN_KOHO_DB"] = json.dumps({"conn_type": "sqlite", "host": str(ledger_file)})
-    env["AIRFLOW_CONN_KOHO_SMTP"] = json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": smtp_port,
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "koho@city.example.jp",
-                  "retry_limit": 0, "timeout": 10},
-    })
+    env["AIRFLOW_CONN_KOHO_SMTP"] = json.dumps(local_smtp_connection("127.0.0.1", smtp_port))
     return {"env": env, "rows": rows, "tokens": tokens, "connections": connections,
             "ledger_url": f"sqlite:///{ledger_file}", "mailbox": mailbox[0]}
 

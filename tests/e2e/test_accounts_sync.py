@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from koho.ledger.db import Ledger
 from koho.ledger.models import Account, Alert
@@ -32,8 +32,14 @@ def test_accounts_sync_verifies_alerts_and_mails(demo_city, sandbox):
 
     run = dags_test(env, "accounts_sync")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    # no token in the output, in what the tasks handed each other (XCom) or in the ledger
+    xcoms = xcom_values(env, "accounts_sync")
+    assert any("city-mastodon" in value for value in xcoms), "the run's XComs were not found"
+    ledger_bytes = Path(demo_city["ledger_url"].removeprefix("sqlite:///")).read_bytes()
     for token in demo_city["tokens"].values():
         assert token not in run.stdout and token not in run.stderr
+        assert not any(token in value for value in xcoms)
+        assert token.encode() not in ledger_bytes
 
     ledger = Ledger(demo_city["ledger_url"])
     with ledger.session(readonly=True) as session:
@@ -59,6 +65,17 @@ def test_accounts_sync_verifies_alerts_and_mails(demo_city, sandbox):
     again = dags_test(env, "accounts_sync")
     assert again.returncode == 0, again.stdout[-3000:]
     assert len(box.messages) == 1
+
+
+def xcom_values(env: dict[str, str], dag_id: str) -> list[str]:
+    """Every XCom value the DAG's runs stored in the Airflow metadata database, as text."""
+    engine = create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT value FROM xcom WHERE dag_id = :dag_id"), {"dag_id": dag_id})
+            return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for (v,) in rows]
+    finally:
+        engine.dispose()
 
 
 def test_broken_config_fails_the_run_after_syncing_the_rest(demo_city, tmp_path):
