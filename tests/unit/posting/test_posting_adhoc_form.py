@@ -215,7 +215,19 @@ def test_dry_run_shows_fitted_texts_counts_and_rules_and_writes_nothing(submit, 
     assert counts(ledger) == before
 
 
-def test_images_only_where_the_platform_takes_them(submit):
+def test_images_go_to_every_platform_that_takes_them(submit):
+    result = submit({**BASE, "accounts": ["city-x", "city-line"], "images": ["ok.png"]})
+    assert result.check.ok
+    assert result.check.image_platforms == ["line", "x"]  # X uploads media since POST /2/media/upload
+    assert not any("without the images" in p.message for p in result.check.warnings)
+
+
+def test_images_only_where_the_platform_takes_them(submit, monkeypatch):
+    """A platform whose hook says ``images=False`` gets the text alone, with a warning, not a failure."""
+    from koho.platforms.types import Capabilities
+    from koho.platforms.x import XHook
+
+    monkeypatch.setattr(XHook, "capabilities", Capabilities(images=False))
     result = submit({**BASE, "accounts": ["city-x", "city-line"], "images": ["ok.png"]})
     assert result.check.ok
     assert result.check.image_platforms == ["line"]
