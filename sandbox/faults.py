@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field
 from itertools import count as _counter
 
 KINDS = frozenset({"rate_limit", "server_error", "slow", "expired_token", "duplicate", "lost_response"})
-OPERATIONS = frozenset({"publish", "delete", "read", "metrics", "comments", "verify", "search", "auth", "*"})
+#: ``media`` is an upload of an image before its post (X, Mastodon), so a fault can hit the post alone.
+OPERATIONS = frozenset({"publish", "media", "delete", "read", "metrics", "comments", "verify", "search", "auth", "*"})
 
 
 @dataclass

@@ -14,7 +14,16 @@ What is faithful and why it matters to Koho:
 * one rate-limit window per account (300 requests per 5 minutes) plus a delete window (30 per
   30 minutes), announced in ``X-RateLimit-Limit``/``-Remaining``/``-Reset`` with the reset as an
   ISO 8601 time;
-* lists are paged with ``max_id``/``since_id``/``min_id`` and a ``Link`` header.
+* lists are paged with ``max_id``/``since_id``/``min_id`` and a ``Link`` header;
+* media: ``POST /api/v2/media`` (multipart ``file``, optional ``description``) answers a
+  MediaAttachment, 200 when processed; an account whose extra sets ``media_processing_reads: n``
+  gets 202 with ``url: null`` and ``GET /api/v1/media/{id}`` answers 206 for the next ``n`` reads,
+  as a large upload does on a real instance. Uploads count against the account window and their
+  own (30 per 30 minutes). A status takes up to 4 ``media_ids`` of the account's own unattached,
+  processed media; anything else is the 422 Mastodon's PostStatusService raises ("Media ... not
+  found or already attached to another post", "Cannot attach more than 4 files", "Cannot attach
+  files that have not finished processing..."). Read back, the status lists them in
+  ``media_attachments``.
 
 Residents' comments (``state.comments``) appear as statuses replying to the official post and
 mentioning the account, and as ``mention`` notifications.
@@ -34,7 +43,7 @@ import twitter_text
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from sandbox.common import SandboxError, bearer_token, gate, lost_response, state_of, sub_app
+from sandbox.common import SandboxError, bearer_token, gate, image_size, image_type, lost_response, state_of, sub_app
 from sandbox.ratelimit import Window
 from sandbox.state import Account, Comment, Post, SandboxState, utcnow
 
@@ -44,11 +53,14 @@ IDEMPOTENCY_TTL = 3600.0  # Mastodon keeps keys for an hour
 MAX_CHARACTERS = 500
 URL_CHARACTERS = 23
 VISIBILITIES = ("public", "unlisted", "private", "direct")
-LIMITS: dict[str, tuple[int, float]] = {"api": (300, 300.0), "statuses:delete": (30, 1800.0)}
+LIMITS: dict[str, tuple[int, float]] = {"api": (300, 300.0), "statuses:delete": (30, 1800.0), "media": (30, 1800.0)}
+MAX_MEDIA_ATTACHMENTS = 4
+IMAGE_SIZE_LIMIT = 16 * 1024 * 1024  # Mastodon 4's default, announced in configuration.media_attachments
+SUPPORTED_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 VERSION = "4.3.0"
 _STATUS_CONFIGURATION = {
     "max_characters": MAX_CHARACTERS,
-    "max_media_attachments": 4,
+    "max_media_attachments": MAX_MEDIA_ATTACHMENTS,
     "characters_reserved_per_url": URL_CHARACTERS,
 }
 
@@ -286,7 +298,8 @@ def status_json(state: SandboxState, post: Post, base: str) -> dict[str, Any]:
         "reblog": None,
         "application": {"name": post.extra.get("application", "Koho"), "website": None},
         "account": account_json(state, account, base),
-        "media_attachments": [],
+        "media_attachments": [_media_json(_media_store(state)[m], base) for m in post.media
+                              if m in _media_store(state)],
         "mentions": [],
         "tags": [{"name": t, "url": f"{base}/tags/{t}"} for t in re.findall(r"(?<![\w/#])#(\w+)", post.text)],
         "emojis": [],
@@ -381,13 +394,44 @@ def create_app(state: SandboxState) -> FastAPI:
             earlier = state.remembered(PLATFORM, account.account_id, key, IDEMPOTENCY_TTL) if key else None
             post = state.post(PLATFORM, earlier) if earlier else None
             if post is None:
+                params["media_ids"] = _check_media(state, account, params.get("media_ids"))
                 _validate_status(state, params)
                 post = _store_status(state, account, params)
+                for media_id in post.media:
+                    _media_store(state)[media_id]["status_id"] = post.post_id
                 if key:
                     state.remember(PLATFORM, account.account_id, key, post.post_id)
         if fault is not None:
             return await lost_response(fault)
         return _ok(status_json(state, post, base), window)
+
+    @app.post("/api/v2/media")
+    async def upload_media(request: Request) -> Response:
+        account = _authenticate(request)
+        fault, window = await _gate(request, "media", account, bucket="media")
+        form = await _media_form(request)
+        upload = form.get("file")
+        data = await upload.read() if hasattr(upload, "read") else b""
+        item = _store_media(state, account, data, str(form.get("description") or "") or None)
+        if fault is not None:
+            return await lost_response(fault)
+        body = _media_json(item, _base(request))
+        return JSONResponse(body, status_code=202 if body["url"] is None else 200, headers=_rate_headers(window))
+
+    @app.get("/api/v1/media/{media_id}")
+    async def get_media(request: Request, media_id: str) -> Response:
+        account = _authenticate(request)
+        fault, window = await _gate(request, "read", account)
+        item = _media_store(state).get(media_id)
+        if item is None or item["account_id"] != account.account_id:
+            raise SandboxError("not_found", 404, "Record not found", window=window)
+        if fault is not None:
+            return await lost_response(fault)
+        with state.lock:
+            processing = item["pending_reads"] > 0
+            item["pending_reads"] = max(0, item["pending_reads"] - 1)
+        body = _media_json(item, _base(request), processing=processing)
+        return JSONResponse(body, status_code=206 if processing else 200, headers=_rate_headers(window))
 
     @app.get("/api/v1/statuses/{status_id}")
     async def get_status(request: Request, status_id: str) -> Response:
@@ -516,8 +560,8 @@ def create_app(state: SandboxState) -> FastAPI:
                 "urls": {"streaming": f"ws://{domain}"},
                 "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
                 "statuses": _STATUS_CONFIGURATION,
-                "media_attachments": {"supported_mime_types": ["image/jpeg", "image/png"],
-                                      "image_size_limit": 16777216, "image_matrix_limit": 33177600},
+                "media_attachments": {"supported_mime_types": list(SUPPORTED_IMAGE_TYPES),
+                                      "image_size_limit": IMAGE_SIZE_LIMIT, "image_matrix_limit": 33177600},
                 "polls": {"max_options": 4, "max_characters_per_option": 50,
                           "min_expiration": 300, "max_expiration": 2629746},
                 "translation": {"enabled": False},
@@ -570,11 +614,77 @@ async def _status_params(request: Request) -> dict[str, Any]:
     return params
 
 
+def _media_store(state: SandboxState) -> dict[str, dict[str, Any]]:
+    with state.lock:
+        return state.scratch.setdefault(PLATFORM, {}).setdefault("media", {})
+
+
+async def _media_form(request: Request) -> Any:
+    try:
+        return await request.form()
+    except (ValueError, AssertionError):
+        raise SandboxError("invalid", 422, "Validation failed: File can't be blank") from None
+
+
+def _store_media(state: SandboxState, account: Account, data: bytes, description: str | None) -> dict[str, Any]:
+    """Keep one upload, refused the way Mastodon's MediaAttachment validations refuse it (422)."""
+    if not data:
+        raise SandboxError("invalid", 422, "Validation failed: File can't be blank")
+    mime = image_type(data)
+    if mime not in SUPPORTED_IMAGE_TYPES:
+        raise SandboxError("invalid", 422, "Validation failed: File content type is invalid, File is invalid")
+    if len(data) > IMAGE_SIZE_LIMIT:
+        raise SandboxError("invalid", 422, "Validation failed: File file size must be less than 16 MB")
+    width, height = image_size(data)
+    item = {"id": state.next_id(), "account_id": account.account_id, "mime": mime, "size": len(data),
+            "w": width, "h": height, "description": description, "status_id": None,
+            "pending_reads": int(account.extra.get("media_processing_reads", 0))}
+    with state.lock:
+        _media_store(state)[item["id"]] = item
+    return item
+
+
+def _media_json(item: dict[str, Any], base: str, *, processing: bool | None = None) -> dict[str, Any]:
+    """A MediaAttachment; ``url`` is null while the instance is still processing the file."""
+    processing = item["pending_reads"] > 0 if processing is None else processing
+    ext = item["mime"].split("/")[1]
+    path = f"{base}/system/media_attachments/files/{item['id']}"
+    meta = {"width": item["w"], "height": item["h"], "size": f"{item['w']}x{item['h']}",
+            "aspect": round(item["w"] / item["h"], 4) if item["h"] else None}
+    return {
+        "id": item["id"],
+        "type": "image",
+        "url": None if processing else f"{path}/original/{item['id']}.{ext}",
+        "preview_url": f"{path}/small/{item['id']}.{ext}",
+        "remote_url": None,
+        "text_url": None,
+        "meta": {"original": meta, "small": meta},
+        "description": item["description"],
+        "blurhash": "UBL_:rOpGG-oBUNG,qRj2so|=eE1w^n4S5NH",
+    }
+
+
+def _check_media(state: SandboxState, account: Account, media_ids: Any) -> list[str]:
+    """Mastodon's PostStatusService#validate_media!: at most 4, own, unattached, processed."""
+    if not media_ids:
+        return []
+    ids = [str(m) for m in (media_ids if isinstance(media_ids, list) else [media_ids])]
+    if len(ids) > MAX_MEDIA_ATTACHMENTS:
+        raise SandboxError("invalid", 422, f"Cannot attach more than {MAX_MEDIA_ATTACHMENTS} files")
+    store = _media_store(state)
+    missing = [m for m in ids if m not in store or store[m]["account_id"] != account.account_id
+               or store[m]["status_id"] is not None]
+    if missing:
+        raise SandboxError("invalid", 422, f"Media {', '.join(missing)} not found or already attached to another post")
+    if any(store[m]["pending_reads"] > 0 for m in ids):
+        raise SandboxError("invalid", 422,
+                           "Cannot attach files that have not finished processing. Try again in a moment!")
+    return ids
+
+
 def _validate_status(state: SandboxState, params: dict[str, Any]) -> None:
     text = str(params.get("status") or "")
-    if params.get("media_ids"):
-        raise SandboxError("invalid", 422, "Validation failed: Media attachments could not be found")
-    if not text.strip():
+    if not text.strip() and not params.get("media_ids"):
         raise SandboxError("invalid", 422, "Validation failed: Text can't be blank")
     total = countable_length(text) + countable_length(str(params.get("spoiler_text") or ""))
     if total > MAX_CHARACTERS:
@@ -598,6 +708,7 @@ def _store_status(state: SandboxState, account: Account, params: dict[str, Any])
         created_at=utcnow(),
         reply_to=str(params["in_reply_to_id"]) if params.get("in_reply_to_id") else None,
         link=urls[0] if urls else None,
+        media=list(params.get("media_ids") or []),
         extra={
             "visibility": params.get("visibility") or "public",
             "language": params.get("language") or "ja",

@@ -18,7 +18,16 @@ What is faithful and why it matters to Koho:
   the HMAC-SHA1 signature is checked (against the URL as sent and as signed for the real hosts,
   since clients sign the URL they believe they call).
 
-Not served: media upload (any ``media.media_ids`` is refused as invalid), polls, quotes.
+* photos: ``POST /2/media/upload`` (multipart ``media`` + ``media_category``) stores an image
+  for 24 hours and answers ``{"data": {"id", "media_key", "size", "expires_after_secs"}}``;
+  ``POST /2/tweets`` attaches up to 4 of the account's own unexpired media ids and refuses any
+  other id with X's 400 "Your media IDs are invalid."; the post's text then ends with a ``t.co``
+  link for the photos, as X shows it, and ``GET /2/tweets/{id}?expansions=attachments.media_keys``
+  returns ``attachments.media_keys`` and ``includes.media``. Images over 5 MB or of an unknown
+  type are refused. The v1.1 simple upload (``upload.twitter.com/1.1/media/upload.json``) that
+  tweepy's ``API.media_upload`` calls is served too, on the same media store.
+
+Not served: chunked (video) upload, polls, quotes.
 """
 
 from __future__ import annotations
@@ -38,14 +47,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from oauthlib.oauth1.rfc5849 import signature as oauth1_signature
 
-from sandbox.common import SandboxError, gate, lost_response, state_of, sub_app
+from sandbox.common import SandboxError, gate, image_size, image_type, lost_response, state_of, sub_app
 from sandbox.ratelimit import Window
 from sandbox.state import Account, Comment, Post, SandboxState, utcnow
 
 PREFIX = "/x"
 PLATFORM = "x"
 PROBLEMS = "https://api.twitter.com/2/problems/"
-REAL_HOSTS = ("https://api.x.com", "https://api.twitter.com")
+#: Hosts clients sign OAuth 1.0a requests for; the upload host is where v1.1 media upload lives.
+REAL_HOSTS = ("https://api.x.com", "https://api.twitter.com", "https://upload.twitter.com", "https://upload.x.com")
 
 #: Per-user limits (requests, seconds) from X's rate-limit tables (Pro tier, 15-minute windows).
 LIMITS: dict[str, tuple[int, float]] = {
@@ -57,7 +67,14 @@ LIMITS: dict[str, tuple[int, float]] = {
     "users:tweets": (900, 900),
     "users:mentions": (300, 900),
     "users:search": (300, 900),
+    "media:upload": (500, 900),
 }
+#: docs.x.com "Media": images up to 5 MB, up to 4 photos per post; uploads expire after a day.
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_MEDIA_PER_POST = 4
+MEDIA_TTL = timedelta(hours=24)
+IMAGE_CATEGORIES = ("tweet_image", "dm_image")
+INVALID_MEDIA_IDS = "Your media IDs are invalid."
 MAX_WEIGHTED_LENGTH = 280
 DUPLICATE_WINDOW = timedelta(hours=24)
 TOO_LONG = (
@@ -100,6 +117,7 @@ class Tweet:
     urls: list[dict[str, str]] = field(default_factory=list)
     metrics: dict[str, int] = field(default_factory=dict)
     lang: str = "ja"
+    media_keys: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- errors
@@ -299,7 +317,7 @@ def _comment_count(state: SandboxState, post_id: str) -> int:
 def _from_post(post: Post) -> Tweet:
     return Tweet(post.post_id, post.account_id, post.text, post.created_at, post.reply_to,
                  post.extra.get("reply_to_user"), post.extra.get("urls", []), post.metrics,
-                 post.extra.get("lang", "ja"))
+                 post.extra.get("lang", "ja"), [_media_key(m) for m in post.media])
 
 
 def _from_comment(state: SandboxState, comment: Comment) -> Tweet:
@@ -334,6 +352,8 @@ def _tweet_json(state: SandboxState, tweet: Tweet, fields: set[str]) -> dict[str
         data["conversation_id"] = _conversation_id(state, tweet)
     if "lang" in fields:
         data["lang"] = tweet.lang
+    if "attachments" in fields and tweet.media_keys:
+        data["attachments"] = {"media_keys": list(tweet.media_keys)}
     if "in_reply_to_user_id" in fields and tweet.reply_to_user:
         data["in_reply_to_user_id"] = tweet.reply_to_user
     if "referenced_tweets" in fields and tweet.reply_to:
@@ -396,17 +416,89 @@ def _fields(request: Request, name: str) -> set[str]:
     return {f.strip() for f in request.query_params.get(name, "").split(",") if f.strip()}
 
 
+def _tweet_fields(request: Request) -> set[str]:
+    """``tweet.fields``, plus the id fields an expansion needs (X returns them with the expansion)."""
+    fields = _fields(request, "tweet.fields")
+    if "attachments.media_keys" in _fields(request, "expansions"):
+        fields.add("attachments")
+    return fields
+
+
 def _includes(state: SandboxState, tweets: list[Tweet], request: Request) -> dict[str, Any]:
-    if "author_id" not in _fields(request, "expansions"):
-        return {}
-    user_fields = _fields(request, "user.fields")
-    users, seen = [], set()
-    for tweet in tweets:
-        user = _user_by_id(state, tweet.author_id)
-        if user and user[0] not in seen:
-            seen.add(user[0])
-            users.append(_user_json(state, user, user_fields))
-    return {"includes": {"users": users}} if users else {}
+    expansions = _fields(request, "expansions")
+    includes: dict[str, Any] = {}
+    if "author_id" in expansions:
+        user_fields = _fields(request, "user.fields")
+        users, seen = [], set()
+        for tweet in tweets:
+            user = _user_by_id(state, tweet.author_id)
+            if user and user[0] not in seen:
+                seen.add(user[0])
+                users.append(_user_json(state, user, user_fields))
+        if users:
+            includes["users"] = users
+    if "attachments.media_keys" in expansions:
+        media_fields = _fields(request, "media.fields")
+        store = _media_store(state)
+        media = [_media_json(store[key.split("_", 1)[1]], media_fields)
+                 for tweet in tweets for key in tweet.media_keys if key.split("_", 1)[1] in store]
+        if media:
+            includes["media"] = media
+    return {"includes": includes} if includes else {}
+
+
+# --------------------------------------------------------------------------- media
+
+
+def _media_key(media_id: str) -> str:
+    """Photos are media type 3 in X's media keys (``3_<id>``)."""
+    return f"3_{media_id}"
+
+
+def _media_store(state: SandboxState) -> dict[str, dict[str, Any]]:
+    with state.lock:
+        return state.scratch.setdefault(PLATFORM, {}).setdefault("media", {})
+
+
+def _media_json(item: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"media_key": _media_key(item["id"]), "type": "photo"}
+    if "url" in fields:
+        data["url"] = f"https://pbs.twimg.com/media/{item['id']}.{item['mime'].split('/')[1]}"
+    if "width" in fields:
+        data["width"] = item["w"]
+    if "height" in fields:
+        data["height"] = item["h"]
+    return data
+
+
+def _store_media(state: SandboxState, account: Account, data: bytes, category: str) -> dict[str, Any]:
+    """Check and keep one uploaded image; raises X's invalid-request problem for what X refuses."""
+    if not data:
+        raise _invalid("The media parameter is missing or empty.", "media", None)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise _invalid(f"File size exceeds {MAX_IMAGE_BYTES} bytes: media is too large.", "media", len(data))
+    mime = image_type(data)
+    if mime is None:
+        raise _invalid("The media type is unrecognized.", "media", None)
+    width, height = image_size(data)
+    item = {"id": state.next_id(), "owner": account.account_id, "mime": mime, "size": len(data),
+            "w": width, "h": height, "category": category, "expires_at": utcnow() + MEDIA_TTL}
+    with state.lock:
+        _media_store(state)[item["id"]] = item
+    return item
+
+
+def _check_media_ids(state: SandboxState, account: Account, media_ids: Any) -> list[str]:
+    """The ids a post may attach: a list of 1 to 4 of the account's own, unexpired uploads."""
+    if not isinstance(media_ids, list) or not 1 <= len(media_ids) <= MAX_MEDIA_PER_POST:
+        raise _invalid(f"$.media.media_ids must hold 1 to {MAX_MEDIA_PER_POST} media ids", "media.media_ids",
+                       media_ids)
+    store, now = _media_store(state), utcnow()
+    for media_id in media_ids:
+        item = store.get(str(media_id))
+        if item is None or item["owner"] != account.account_id or item["expires_at"] <= now:
+            raise _invalid(INVALID_MEDIA_IDS, "media.media_ids", media_ids)
+    return [str(m) for m in media_ids]
 
 
 # --------------------------------------------------------------------------- paging
@@ -458,7 +550,7 @@ def _timeline(state: SandboxState, request: Request, tweets: list[Tweet]) -> dic
     if before is not None:
         chosen = [t for t in chosen if int(t.tweet_id) < before]
     page, more = chosen[:limit], len(chosen) > limit
-    fields = _fields(request, "tweet.fields")
+    fields = _tweet_fields(request)
     body: dict[str, Any] = {}
     if page:
         body["data"] = [_tweet_json(state, t, fields) for t in page]
@@ -487,14 +579,62 @@ def create_app(state: SandboxState) -> FastAPI:
         body = await _json_body(request)
         text = body.get("text") or ""
         reply_to = (body.get("reply") or {}).get("in_reply_to_tweet_id")
-        media_ids = (body.get("media") or {}).get("media_ids") or []
+        media = body.get("media") or {}
+        media_ids = _check_media_ids(state, account, media.get("media_ids")) if "media_ids" in media else []
         _validate_tweet(state, account, text, media_ids, reply_to)
         with state.lock:
             _refuse_duplicate(state, account, text)
-            post = _store_tweet(state, account, text, reply_to)
+            post = _store_tweet(state, account, text, reply_to, media_ids)
         if fault is not None:
             return await lost_response(fault)
         return _ok({"data": _tweet_json(state, _from_post(post), set())}, window, status=201)
+
+    @app.post("/2/media/upload")
+    async def upload_media(request: Request) -> Response:
+        account = _authenticate(request)
+        fault, window = await gate(request, PLATFORM, "media", account, bucket="media:upload")
+        form = await _form(request)
+        category = form.get("media_category")
+        if category not in IMAGE_CATEGORIES:
+            raise _invalid(f"$.media_category must be one of {list(IMAGE_CATEGORIES)} for an image upload",
+                           "media_category", category)
+        media = form.get("media")
+        data = await media.read() if hasattr(media, "read") else b""
+        item = _store_media(state, account, data, str(category))
+        if fault is not None:
+            return await lost_response(fault)
+        body = {"id": item["id"], "media_key": _media_key(item["id"]), "size": item["size"],
+                "expires_after_secs": int(MEDIA_TTL.total_seconds())}
+        return _ok({"data": body}, window)
+
+    @app.post("/1.1/media/upload.json")
+    async def upload_media_v1(request: Request) -> Response:
+        """The v1.1 simple upload on upload.twitter.com, which tweepy's ``API.media_upload`` calls."""
+        account = _authenticate(request)
+        fault, window = await gate(request, PLATFORM, "media", account, bucket="media:upload")
+        form = await _form(request)
+        media = form.get("media")
+        if hasattr(media, "read"):
+            data = await media.read()
+        else:
+            try:
+                data = base64.b64decode(str(form.get("media_data") or ""), validate=True)
+            except ValueError:
+                data = b""
+        category = str(form.get("media_category") or request.query_params.get("media_category")
+                       or "tweet_image").lower()
+        try:
+            item = _store_media(state, account, data, category)
+        except XProblem as exc:
+            message = exc.body["errors"][0]["message"]
+            raise XProblem("invalid", 400, message, body={"errors": [{"code": 324, "message": message}]}) from None
+        if fault is not None:
+            return await lost_response(fault)
+        return _ok({
+            "media_id": int(item["id"]), "media_id_string": item["id"], "media_key": _media_key(item["id"]),
+            "size": item["size"], "expires_after_secs": int(MEDIA_TTL.total_seconds()),
+            "image": {"image_type": item["mime"], "w": item["w"], "h": item["h"]},
+        }, window)
 
     @app.delete("/2/tweets/{tweet_id}")
     async def delete_tweet(request: Request, tweet_id: str) -> Response:
@@ -513,7 +653,7 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.get("/2/tweets/{tweet_id}")
     async def get_tweet(request: Request, tweet_id: str) -> Response:
         account = _authenticate(request)
-        fields = _fields(request, "tweet.fields")
+        fields = _tweet_fields(request)
         operation = "metrics" if "public_metrics" in fields else "read"
         fault, window = await gate(request, PLATFORM, operation, account, bucket="tweets:lookup")
         tweet = _find_tweet(state, tweet_id)
@@ -643,11 +783,17 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _validate_tweet(state: SandboxState, account: Account, text: str, media_ids: list[Any], reply_to: Any) -> None:
+async def _form(request: Request) -> Any:
+    """A multipart or form-encoded body; anything else is X's invalid request."""
+    try:
+        return await request.form()
+    except (ValueError, AssertionError):
+        raise _invalid("Request body must be multipart/form-data", "body", None) from None
+
+
+def _validate_tweet(state: SandboxState, account: Account, text: str, media_ids: list[str], reply_to: Any) -> None:
     if not text and not media_ids:
         raise _invalid("$.text or $.media is required", "text", text)
-    if media_ids:
-        raise _invalid("Your media IDs are invalid.", "media.media_ids", media_ids)
     limit = int(account.extra.get("max_weighted_length", MAX_WEIGHTED_LENGTH))
     if twitter_text.parse_tweet(text).weightedLength > limit:
         raise XProblem("too_long", 400, TOO_LONG, body=_problem("Bad Request", TOO_LONG, 400))
@@ -662,8 +808,11 @@ def _refuse_duplicate(state: SandboxState, account: Account, text: str) -> None:
             raise _forbidden(DUPLICATE)
 
 
-def _store_tweet(state: SandboxState, account: Account, text: str, reply_to: Any) -> Post:
+def _store_tweet(state: SandboxState, account: Account, text: str, reply_to: Any, media_ids: list[str]) -> Post:
     wrapped, urls = _wrap_urls(text)
+    if media_ids:  # X shows a post's photos as a t.co link at the end of its text
+        photos, _ = _wrap_urls(f"https://x.com/{account.handle}/status/photo/1")
+        wrapped = f"{wrapped} {photos}".strip()
     parent = _find_tweet(state, str(reply_to)) if reply_to is not None else None
     post = Post(
         platform=PLATFORM,
@@ -673,6 +822,7 @@ def _store_tweet(state: SandboxState, account: Account, text: str, reply_to: Any
         created_at=utcnow(),
         reply_to=str(reply_to) if reply_to is not None else None,
         link=urls[0]["expanded_url"] if urls else None,
+        media=list(media_ids),
         extra={
             "source_text": text,
             "urls": urls,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from atproto import Client, client_utils, models
-from atproto_client.exceptions import BadRequestError, RateLimitExceededError, UnauthorizedError
+from atproto_client.exceptions import AtProtocolError, BadRequestError, RateLimitExceededError, UnauthorizedError
 from atproto_server.auth.jwt import get_jwt_payload
 
 from koho.platforms.base import RetryPolicy
@@ -132,3 +132,22 @@ def test_errors_come_out_as_the_sdk_expects(sandbox, client, city, password):
         Client(base_url=f"{sandbox.url}/bluesky/xrpc").login(HANDLE, password)
     assert (limited.value.limit, limited.value.remaining, limited.value.policy) == (1, 0, "1;w=300")
     assert 295 <= (limited.value.reset_at - datetime.now(UTC)).total_seconds() <= 301
+
+
+def test_a_second_create_with_the_same_record_key_is_refused(sandbox, client, city, password):
+    """What Koho's retry of a Bluesky post relies on: the delivery's record key can be used once.
+    A repeat of the create (a retry after a lost answer) is refused (the reference PDS answers 500,
+    atproto issue #3718) and leaves one record."""
+    client.login(HANDLE, password)
+    record = models.AppBskyFeedPost.Record(text="臨時休館のお知らせ", created_at=client.get_current_time_iso())
+    data = models.ComAtprotoRepoCreateRecord.Data(repo=client.me.did, collection=POST, rkey="3lkohotest2aa",
+                                                  record=record)
+    created = client.com.atproto.repo.create_record(data)
+    assert created.uri.endswith("/3lkohotest2aa")
+    with pytest.raises(AtProtocolError):
+        client.com.atproto.repo.create_record(data)
+    records = client.com.atproto.repo.list_records(
+        models.ComAtprotoRepoListRecords.Params(repo=client.me.did, collection=POST)
+    ).records
+    assert [r.uri for r in records] == [created.uri]
+    assert len(sandbox.posts("bluesky")) == 1

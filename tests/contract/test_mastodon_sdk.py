@@ -101,3 +101,40 @@ def test_errors_and_rate_limit_headers(sandbox, account):
     with pytest.raises(MastodonUnauthorizedError) as unauthorized:
         _api(sandbox, "not-a-token").account_verify_credentials()
     assert unauthorized.value.args[3] == "The access token is invalid"
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + (64).to_bytes(4, "big") + (48).to_bytes(4, "big")
+
+
+def test_media_post_then_status_with_media_ids(sandbox, account):
+    api = _api(sandbox, account["token"])
+    media = [api.media_post(PNG + bytes([n]) * 32, mime_type="image/png", description=f"地図 {n}") for n in range(4)]
+    assert all(m.type == "image" and m.url and m.meta.original.width == 64 for m in media)
+
+    status = api.status_post("避難所マップ", media_ids=media, idempotency_key="delivery-44")
+    assert [(a.id, a.description) for a in status.media_attachments] == [(m.id, f"地図 {n}")
+                                                                          for n, m in enumerate(media)]
+    assert [a.id for a in api.status(status.id).media_attachments] == [m.id for m in media]
+
+    with pytest.raises(MastodonAPIError) as reused:  # attached media cannot go on a second status
+        api.status_post("もう一度", media_ids=[media[0]])
+    assert reused.value.args[1] == 422 and "already attached" in reused.value.args[3]
+    with pytest.raises(MastodonAPIError) as too_many:
+        api.status_post("五枚", media_ids=[api.media_post(PNG, mime_type="image/png") for _ in range(5)])
+    assert "more than 4" in too_many.value.args[3]
+    with pytest.raises(MastodonAPIError) as not_image:
+        api.media_post(b"not an image", mime_type="image/png")
+    assert not_image.value.args[1] == 422
+    assert [p["post_id"] for p in sandbox.posts("mastodon")] == [str(status.id)]
+
+
+def test_media_still_processing_reads_as_mastodon_py_expects(sandbox):
+    account = sandbox.add_account("mastodon", "koho_slow", extra={"media_processing_reads": 1})
+    api = _api(sandbox, account["token"])
+    uploaded = api.media_post(PNG, mime_type="image/png")
+    assert uploaded.url is None  # the 202 of a file still processing
+    with pytest.raises(MastodonAPIError, match="not finished processing"):
+        api.status_post("まだ処理中", media_ids=[uploaded])
+    assert api.media(uploaded).url is None  # 206 Partial Content
+    assert api.media(uploaded).url  # 200: processed
+    assert api.status_post("処理済み", media_ids=[uploaded]).media_attachments[0].id == uploaded.id

@@ -8,24 +8,30 @@ them.
 
 from __future__ import annotations
 
+import io
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 import tweepy
 
+from koho.platforms.x import _x_text
+
 REAL_HOST = "https://api.twitter.com"
+UPLOAD_HOST = "https://upload.twitter.com"  # where tweepy.API sends media uploads (v1.1)
+PNG = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + (64).to_bytes(4, "big") + (48).to_bytes(4, "big")
 
 
 class _ToSandbox(requests.adapters.HTTPAdapter):
-    """Send requests for the real API host to the sandbox's ``/x`` router."""
+    """Send requests for a real API host to the sandbox's ``/x`` router."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, host: str = REAL_HOST) -> None:
         super().__init__()
-        self.target = target
+        self.target, self.host = target, host
 
     def send(self, request: requests.PreparedRequest, **kwargs):
-        request.url = self.target + request.url[len(REAL_HOST):]
+        request.url = self.target + request.url[len(self.host):]
         return super().send(request, **kwargs)
 
 
@@ -33,6 +39,17 @@ def _client(sandbox, **credentials) -> tweepy.Client:
     client = tweepy.Client(**credentials)
     client.session.mount(REAL_HOST, _ToSandbox(f"{sandbox.url}/x"))
     return client
+
+
+def _signed(sandbox, handle: str) -> tuple[tweepy.Client, tweepy.API]:
+    """An account whose OAuth 1.0a signatures the sandbox checks, with tweepy's v2 client and v1.1 API."""
+    account = sandbox.add_account("x", handle, extra={
+        "oauth1_consumer_secret": "consumer-secret-for-test", "oauth1_token_secret": "token-secret-for-test"})
+    credentials = {"consumer_key": "ck", "consumer_secret": "consumer-secret-for-test",
+                   "access_token": account["token"], "access_token_secret": "token-secret-for-test"}
+    api = tweepy.API(tweepy.OAuth1UserHandler(**credentials))
+    api.session.mount(UPLOAD_HOST, _ToSandbox(f"{sandbox.url}/x", UPLOAD_HOST))
+    return _client(sandbox, **credentials), api
 
 
 @pytest.fixture
@@ -117,3 +134,44 @@ def test_errors_reach_tweepy_as_x_sends_them(sandbox, account):
 
     with pytest.raises(tweepy.Unauthorized):
         _client(sandbox, bearer_token="not-a-token").get_me(user_auth=False)
+
+
+def test_media_upload_then_create_tweet_with_media_ids(sandbox):
+    """tweepy uploads with ``API.media_upload`` (v1.1 simple upload; tweepy has no v2 upload) and
+    attaches with ``Client.create_tweet(media_ids=...)``; the read-back expands the media."""
+    client, api = _signed(sandbox, "koho_photos")
+    uploaded = [api.media_upload("map.png", file=io.BytesIO(PNG + bytes([n]) * 32), media_category="tweet_image")
+                for n in range(4)]
+    assert all(m.media_key == f"3_{m.media_id_string}" and m.image["w"] == 64 for m in uploaded)
+
+    created = client.create_tweet(text="避難所マップ", media_ids=[m.media_id for m in uploaded])
+    read = client.get_tweet(created.data["id"], expansions=["attachments.media_keys"], media_fields=["width"],
+                            user_auth=True)
+    assert read.data.attachments["media_keys"] == [m.media_key for m in uploaded]
+    assert [(m.type, m.width) for m in read.includes["media"]] == [("photo", 64)] * 4
+
+    with pytest.raises(tweepy.BadRequest) as unknown:
+        client.create_tweet(text="別の写真", media_ids=["1234"])
+    assert "Your media IDs are invalid." in unknown.value.api_messages
+    with pytest.raises(tweepy.BadRequest):
+        client.create_tweet(text="五枚", media_ids=[m.media_id for m in uploaded] + [uploaded[0].media_id])
+    with pytest.raises(tweepy.BadRequest):
+        api.media_upload("big.png", file=io.BytesIO(PNG + b"\0" * (5 * 1024 * 1024)))
+    assert [p["post_id"] for p in sandbox.posts("x")] == [created.data["id"]]
+
+
+def test_lost_answer_is_reconciled_by_reading_own_tweets_instead_of_posting_again(sandbox, account):
+    """X has no idempotency key, so a create whose answer was lost must not simply be sent again.
+    What Koho does instead, done with tweepy: read the account's own tweets since the attempt
+    (``Client.get_users_tweets``) and match the text; the post is there, so no second create."""
+    client = _client(sandbox, bearer_token=account["token"])
+    text = "断水のお知らせ https://city.example.jp/suido"
+    started = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    sandbox.fault("x", "lost_response", operation="publish")
+    with pytest.raises(tweepy.TwitterServerError):
+        client.create_tweet(text=text, user_auth=False)  # the gateway's 504: did it post?
+
+    timeline = client.get_users_tweets(account["account_id"], start_time=started, max_results=5, user_auth=False)
+    found = [t for t in timeline.data if _x_text(t.text) == _x_text(text)]
+    assert len(found) == 1  # X rewrote the link to t.co; the match ignores URLs
+    assert [p["post_id"] for p in sandbox.posts("x")] == [str(found[0].id)]

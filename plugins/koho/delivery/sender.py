@@ -132,8 +132,8 @@ def carries_images(payload: dict[str, Any], platform: str) -> bool:
 
 
 def takes_images(platform: str) -> bool:
-    """Whether Koho can attach images on ``platform``; where it cannot (X, Mastodon: media upload
-    is not wired), the post goes out with its text and link only rather than failing."""
+    """Whether Koho can attach images on ``platform`` (its hook's ``capabilities.images``); where it
+    cannot, the post goes out with its text and link only rather than failing."""
     from koho.platforms.registry import hook_class
 
     try:

@@ -18,6 +18,7 @@ here once:
 
 from __future__ import annotations
 
+import mimetypes
 import random
 import re
 import threading
@@ -27,7 +28,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlparse
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook, _process_extra_options_from_connection
@@ -259,17 +262,22 @@ class PlatformHook(HttpHook):
         params: dict[str, Any] | list[tuple[str, Any]] | None = None,
         json: Any = None,
         data: Any = None,
+        files: Any = None,
         headers: dict[str, str] | None = None,
         write: bool | None = None,
     ) -> requests.Response:
-        """Send one request and return the response, or raise the taxonomy error it means."""
+        """Send one request and return the response, or raise the taxonomy error it means.
+
+        ``files`` makes a multipart/form-data body (media uploads), as in ``requests``.
+        """
         method = method.upper()
         write = method in WRITE_METHODS if write is None else write
         session = self.get_conn()
         url = self.url_from_endpoint(path)
         try:
             response = session.request(
-                method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
+                method, url, params=params, json=json, data=data, files=files, headers=headers,
+                timeout=self.timeout,
             )
         except requests.exceptions.ConnectTimeout as exc:
             raise TransientError(
@@ -439,6 +447,49 @@ class PlatformHook(HttpHook):
         if post.link and post.link not in post.text:
             return f"{post.text}{separator}{post.link}"
         return post.text
+
+    def read_image(self, url: str) -> tuple[bytes, str]:
+        """Image bytes from a local path, ``file://`` URL or http(s) URL, with their media type.
+
+        Platforms that take uploads rather than public URLs (Bluesky, X, Mastodon) read the
+        image here; a file or URL that cannot be read is the image's fault, not the platform's.
+        """
+        parsed = urlparse(url)
+        try:
+            if parsed.scheme in ("http", "https"):
+                response = requests.get(url, timeout=self.timeout)
+                response.raise_for_status()
+                mime = response.headers.get("Content-Type", "").split(";")[0]
+                return response.content, mime or mimetypes.guess_type(parsed.path)[0] or "image/jpeg"
+            path = Path(unquote(parsed.path) if parsed.scheme == "file" else url)
+            return path.read_bytes(), mimetypes.guess_type(path.name)[0] or "image/jpeg"
+        except (OSError, requests.RequestException) as exc:
+            raise PermanentlyRejected(
+                f"could not read image {url}: {secrets.redact(str(exc))}",
+                kind="bad_media", platform=self.platform, account=self.account_label,
+            ) from exc
+
+    def read_images(self, urls: Iterable[str], *, max_count: int, max_bytes: int) -> list[tuple[bytes, str]]:
+        """Every image of a post, checked against the platform's limits before anything is uploaded.
+
+        The count is checked before reading and the sizes after reading all of them, so a post
+        the platform would refuse never leaves orphan uploads behind or spends upload quota.
+        """
+        urls = list(urls)
+        name = self.display_name or self.platform
+        if len(urls) > max_count:
+            raise PermanentlyRejected(
+                f"a {name} post takes at most {max_count} images, got {len(urls)}",
+                kind="bad_media", platform=self.platform, account=self.account_label,
+            )
+        images = [self.read_image(url) for url in urls]
+        for url, (data, _) in zip(urls, images, strict=True):
+            if len(data) > max_bytes:
+                raise PermanentlyRejected(
+                    f"image {url} is {len(data):,} bytes; {name} takes images up to {max_bytes:,} bytes",
+                    kind="bad_media", platform=self.platform, account=self.account_label,
+                )
+        return images
 
     def verify_credentials(self) -> AccountInfo:
         """Who the token belongs to, and when the token expires if the platform says."""

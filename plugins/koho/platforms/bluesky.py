@@ -26,13 +26,10 @@ import base64
 import dataclasses
 import hashlib
 import json
-import mimetypes
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import grapheme
 import regex
@@ -69,6 +66,8 @@ XRPC = "/xrpc/"
 SESSION_NSIDS = frozenset({"com.atproto.server.createSession", "com.atproto.server.refreshSession"})
 AUTH_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired", "AuthMissing", "AuthRequired"})
 MAX_IMAGES = 4
+#: app.bsky.embed.images accepts blobs up to 1,000,000 bytes (the lexicon's ``maxSize``).
+MAX_IMAGE_BYTES = 1_000_000
 #: Renew the access token this long before its ``exp`` instead of wasting a request on ExpiredToken.
 REFRESH_MARGIN = timedelta(seconds=60)
 #: How far listRecords paging goes when reconciling or listing (100 records a page).
@@ -545,38 +544,14 @@ class BlueskyHook(PlatformHook):
         return {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent_ref}
 
     def _upload_images(self, urls: Iterable[str]) -> list[dict[str, Any]]:
-        urls = list(urls)
-        if len(urls) > MAX_IMAGES:
-            raise PermanentlyRejected(
-                f"a Bluesky post takes at most {MAX_IMAGES} images, got {len(urls)}",
-                kind="bad_media", platform=self.platform, account=self.account_label,
-            )
         images = []
-        for url in urls:
-            data, mime = self._read_image(url)
+        for data, mime in self.read_images(urls, max_count=MAX_IMAGES, max_bytes=MAX_IMAGE_BYTES):
             response = self.call(
                 "POST", XRPC + "com.atproto.repo.uploadBlob", data=data, headers={"Content-Type": mime},
                 retry_unknown=True,  # blobs are content-addressed: uploading twice stores one blob
             )
             images.append({"alt": "", "image": response.json()["blob"]})
         return images
-
-    def _read_image(self, url: str) -> tuple[bytes, str]:
-        """Image bytes from a local path, ``file://`` URL or http(s) URL, with their media type."""
-        parsed = urlparse(url)
-        try:
-            if parsed.scheme in ("http", "https"):
-                response = requests.get(url, timeout=self.timeout)
-                response.raise_for_status()
-                mime = response.headers.get("Content-Type", "").split(";")[0]
-                return response.content, mime or mimetypes.guess_type(parsed.path)[0] or "image/jpeg"
-            path = Path(unquote(parsed.path) if parsed.scheme == "file" else url)
-            return path.read_bytes(), mimetypes.guess_type(path.name)[0] or "image/jpeg"
-        except (OSError, requests.RequestException) as exc:
-            raise PermanentlyRejected(
-                f"could not read image {url}: {secrets.redact(str(exc))}",
-                kind="bad_media", platform=self.platform, account=self.account_label,
-            ) from exc
 
     def delete(self, remote_id: str) -> None:
         repo, collection, rkey = split_at_uri(remote_id)

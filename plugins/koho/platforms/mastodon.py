@@ -9,6 +9,16 @@ hour, so a publish whose answer was lost is simply sent again with the same key 
 delivery key). An attempt that may be older than that hour (a worker killed yesterday) is
 reconciled by reading the account's own statuses first.
 
+Images: each is uploaded with ``POST /api/v2/media`` (multipart ``file``, optional
+``description``) -> a MediaAttachment (``id``, ``type``, ``url``). Mastodon answers 200 when the
+file is processed and 202 with ``url: null`` while it is still processing; then
+``GET /api/v1/media/{id}`` is polled (206 while processing, 200 when done), because a status
+naming unprocessed media is refused with 422. The status then carries ``media_ids`` (at most 4;
+docs.joinmastodon.org "media" and "statuses"). Uploads count against their own window (30 per 30
+minutes). A lost upload answer is harmless (unattached media is no post and the instance removes
+it); the ids are kept per delivery for the hook's lifetime, so a status retried with its
+idempotency key names the same media.
+
 Status ``content`` is HTML; every text this hook returns is plain text.
 """
 
@@ -26,7 +36,7 @@ import requests
 from koho import secrets
 from koho.errors import InputError, Problem, Where
 from koho.platforms.base import PlatformHook, RateLimitInfo, parse_time
-from koho.platforms.errors import AuthExpired, PermanentlyRejected, PlatformError
+from koho.platforms.errors import AuthExpired, PermanentlyRejected, PlatformError, TransientError
 from koho.platforms.types import (
     AccountInfo,
     AccountMetrics,
@@ -40,6 +50,12 @@ from koho.platforms.types import (
 )
 
 _PAGE_CAP = 10
+#: ``configuration.statuses.max_media_attachments`` and the default ``image_size_limit`` (16 MB)
+#: of Mastodon 4; an instance announcing less refuses with 422, which is ``bad_media`` too.
+MAX_IMAGES = 4
+MAX_IMAGE_BYTES = 16 * 1024 * 1024
+#: How often an upload still processing is asked after before the post is left for a later try.
+MEDIA_POLLS = 8
 
 
 class _TextExtractor(HTMLParser):
@@ -74,12 +90,16 @@ class MastodonHook(PlatformHook):
     """Mastodon client API for one account on one instance."""
 
     platform = "mastodon"
-    # Media upload (POST /api/v2/media) is not wired yet; planners must not send images here.
-    capabilities = Capabilities(images=False, idempotency_key=True)
+    capabilities = Capabilities(images=True, idempotency_key=True)
 
     #: Items per page when listing (Mastodon allows up to 40 statuses or 80 notifications).
     page_size: int = 40
     _me: AccountInfo | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Delivery key -> media ids already uploaded for it (see the module docstring).
+        self._uploaded: dict[str, list[dict[str, Any]]] = {}
 
     # ----------------------------------------------------------------- connection
 
@@ -102,6 +122,8 @@ class MastodonHook(PlatformHook):
         path = path.split("?", 1)[0]
         if method.upper() == "DELETE" and re.match(r"^/?api/v1/statuses/[^/]+$", path):
             return "statuses:delete"
+        if method.upper() == "POST" and re.match(r"^/?api/v[12]/media$", path):
+            return "media"
         return "api"
 
     def parse_rate_limit(self, response: requests.Response) -> RateLimitInfo | None:
@@ -137,7 +159,7 @@ class MastodonHook(PlatformHook):
             return PermanentlyRejected(message, kind="too_long", **kw)
         if status == 422 and "duplicate" in lowered:
             return PermanentlyRejected(message, kind="duplicate", **kw)
-        if status == 422 and "media" in lowered:
+        if status == 422 and ("media" in lowered or "file" in lowered):
             return PermanentlyRejected(message, kind="bad_media", **kw)
         kind = {403: "forbidden", 404: "not_found"}.get(status, "invalid")
         return PermanentlyRejected(message, kind=kind, **kw)
@@ -182,13 +204,13 @@ class MastodonHook(PlatformHook):
 
     def publish(self, post: OutgoingPost, *, idempotency_key: str) -> PublishedPost:
         """``POST /api/v1/statuses`` with the delivery's key; a lost answer is resent with the same key."""
-        if post.image_urls:
-            raise self._unsupported("attach images (media upload is not wired for Mastodon yet)")
         body: dict[str, Any] = {
             "status": self.text_with_link(post),
             "visibility": self.extras.get("visibility") or "public",
             "language": post.language,
         }
+        if post.image_urls:
+            body["media_ids"] = self._media_ids(post.image_urls, idempotency_key)
         if post.reply_to:
             body["in_reply_to_id"] = post.reply_to
         response = self.call(
@@ -196,6 +218,42 @@ class MastodonHook(PlatformHook):
         )
         status = response.json()
         return PublishedPost(str(status["id"]), status.get("url"), parse_time(status.get("created_at")))
+
+    def _media_ids(self, urls: Iterable[str], idempotency_key: str) -> list[str]:
+        """Upload the post's images (limits checked first), wait until processed, return their ids.
+
+        The uploads are remembered before waiting, so a post retried after processing took too
+        long waits for the same media instead of uploading it again.
+        """
+        urls = list(urls)
+        attachments = self._uploaded.get(idempotency_key)
+        if attachments is None or len(attachments) != len(urls):
+            images = self.read_images(urls, max_count=MAX_IMAGES, max_bytes=MAX_IMAGE_BYTES)
+            attachments = [
+                self.call(
+                    "POST", "/api/v2/media", files={"file": (f"image-{index}", data, mime)},
+                    retry_unknown=True,  # a lost upload is unattached media, never a post
+                ).json()
+                for index, (data, mime) in enumerate(images)
+            ]
+            self._uploaded[idempotency_key] = attachments
+        for index, attachment in enumerate(attachments):
+            attachments[index] = self._processed(attachment)
+        return [str(a["id"]) for a in attachments]
+
+    def _processed(self, attachment: dict[str, Any]) -> dict[str, Any]:
+        """The attachment once the instance has processed it (``url`` set), polling a bounded number of times."""
+        for attempt in range(1, MEDIA_POLLS + 1):
+            if attachment.get("url"):
+                return attachment
+            self._sleep(self.retry.backoff(attempt))
+            attachment = self.call("GET", f"/api/v1/media/{attachment['id']}").json()
+        if attachment.get("url"):
+            return attachment
+        raise TransientError(
+            f"media {attachment['id']} is still processing on the instance; the post will be tried again",
+            platform=self.platform, account=self.account_label,
+        )
 
     def delete(self, remote_id: str) -> None:
         """``DELETE /api/v1/statuses/{id}``; idempotent, and a status already gone counts as deleted."""

@@ -16,6 +16,16 @@ attempt and matches the text; X rewrites every URL (including ``example.com/x`` 
 scheme) into a ``t.co`` link and returns ``&``/``<``/``>`` as entities, so matching drops URLs
 as twitter-text finds them and unescapes entities on both sides. A 403 "duplicate content" on a
 retry is only a hint that the first attempt landed; :meth:`PlatformHook.publish_once` treats it so.
+
+Images: each is uploaded with ``POST /2/media/upload`` (multipart ``media``, ``media_category=
+tweet_image``, ``media_type``) -> ``{"data": {"id", "media_key", "size", "expires_after_secs"}}``,
+then attached with ``POST /2/tweets`` ``{"media": {"media_ids": [...]}}``. At most 4 images per
+post and 5 MB per image (docs.x.com "Media" and "Upload media"); both are checked before any
+request. An upload whose answer was lost is simply sent again: an unattached media id is no post
+and expires (``expires_after_secs``). The ids are kept per delivery for the hook's lifetime, so a
+retry of the post after an unknown outcome attaches the same media instead of uploading again. X
+appends a ``t.co`` link for the photos to the post's text, which reconciliation ignores like
+every other URL.
 """
 
 from __future__ import annotations
@@ -57,6 +67,7 @@ from koho.platforms.types import (
 #: make the hook wait before a post (and the other way round).
 _BUCKETS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(r"^/?2/tweets/?$"), "tweets:create"),
+    ("POST", re.compile(r"^/?2/media/upload$"), "media:upload"),
     ("DELETE", re.compile(r"^/?2/tweets/[^/]+$"), "tweets:delete"),
     ("GET", re.compile(r"^/?2/tweets/[^/]+$"), "tweets:lookup"),
     ("GET", re.compile(r"^/?2/users/me$"), "users:me"),
@@ -69,6 +80,9 @@ _BUCKETS: tuple[tuple[str, re.Pattern[str], str], ...] = (
 _PAGE_CAP = 10  # pages per listing: 1,000 tweets is far beyond a city's posts in a reconciliation window
 _MENTION_PAGE_CAP = 30  # mentions between two polls; beyond this the oldest are reported as skipped
 _HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+#: Photos per post and bytes per photo (docs.x.com "Media": "Image: 5 MB"; up to 4 photos a Post).
+MAX_IMAGES = 4
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
 
 class _OAuth1(requests.auth.AuthBase):
@@ -138,12 +152,16 @@ class XHook(PlatformHook):
     """X API v2 for one account (user context)."""
 
     platform = "x"
-    # Media upload (POST /2/media/upload) is not wired yet; planners must not send images here.
-    capabilities = Capabilities(images=False, idempotency_key=False)
+    capabilities = Capabilities(images=True, idempotency_key=False)
 
     #: Tweets per page when listing (X allows 5..100).
     page_size: int = 100
     _me: AccountInfo | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Delivery key -> media ids already uploaded for it (see the module docstring).
+        self._uploaded: dict[str, list[str]] = {}
 
     # ----------------------------------------------------------------- auth
 
@@ -273,9 +291,9 @@ class XHook(PlatformHook):
 
     def publish(self, post: OutgoingPost, *, idempotency_key: str) -> PublishedPost:
         """One ``POST /2/tweets``. X has no idempotency key; ``idempotency_key`` only labels the log."""
-        if post.image_urls:
-            raise self._unsupported("attach images (media upload is not wired for X yet)")
         body: dict[str, Any] = {"text": self.text_with_link(post)}
+        if post.image_urls:
+            body["media"] = {"media_ids": self._media_ids(post.image_urls, idempotency_key)}
         if post.reply_to:
             body["reply"] = {"in_reply_to_tweet_id": post.reply_to}
         self.log.info("x: publishing delivery %s", idempotency_key)
@@ -283,6 +301,29 @@ class XHook(PlatformHook):
         data = self._data(response)
         tweet_id = str(data["id"])
         return PublishedPost(tweet_id, self._post_url(tweet_id), datetime.now(UTC))
+
+    def _media_ids(self, urls: Iterable[str], idempotency_key: str) -> list[str]:
+        """Upload the post's photos (limits checked first) and return their media ids.
+
+        The same delivery reuses its uploads: a post retried after a lost answer then carries
+        the very media the first attempt did, and no quota is spent twice.
+        """
+        urls = list(urls)
+        cached = self._uploaded.get(idempotency_key)
+        if cached is not None and len(cached) == len(urls):
+            return cached
+        images = self.read_images(urls, max_count=MAX_IMAGES, max_bytes=MAX_IMAGE_BYTES)
+        ids = []
+        for index, (data, mime) in enumerate(images):
+            response = self.call(
+                "POST", "/2/media/upload",
+                data={"media_category": "tweet_image", "media_type": mime},
+                files={"media": (f"image-{index}", data, mime)},
+                retry_unknown=True,  # a lost upload is an orphan media id, never a post
+            )
+            ids.append(str(self._data(response)["id"]))
+        self._uploaded[idempotency_key] = ids
+        return ids
 
     def delete(self, remote_id: str) -> None:
         """``DELETE /2/tweets/{id}``; deleting is idempotent, so an unknown outcome is simply retried."""

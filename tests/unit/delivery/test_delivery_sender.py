@@ -194,16 +194,23 @@ def test_a_suspended_account_fails_without_posting(ledger, sandbox, city):
     assert only_delivery(ledger, "e1").status == "failed" and sandbox.posts() == []
 
 
-def test_images_go_only_where_the_platform_takes_them(ledger, sandbox, city):
+def test_images_go_where_the_platform_takes_them(ledger, sandbox, city, monkeypatch):
+    """LINE gets the public URL; X downloads it and uploads the bytes (the download is stubbed:
+    the city's website is not reachable from the tests)."""
+    from koho.platforms.x import XHook
+
     city("city-x", "x")
     city("city-line", "line")
     image = "https://www.city.example.jp/news/media/gomi.png"
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    read: list[str] = []
+    monkeypatch.setattr(XHook, "read_image", lambda self, url: (read.append(url), (png, "image/png"))[1])
     add_entry(ledger, "gomi", accounts=["city-x", "city-line"], text=TEXT, images=[image])
     s = sender(ledger)
     outcomes = [s.send(i) for i in plan(ledger, "gomi").deliveries]
     assert [o.status for o in outcomes] == ["published", "published"]
     [x_post], [line_post] = sandbox.posts("x"), sandbox.posts("line")
-    assert not x_post["media"]  # X media upload is not wired: the text goes out alone, not a failure
+    assert read == [image] and len(x_post["media"]) == 1
     assert image in str(line_post["media"])
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from koho.platforms.errors import PlatformError
 
@@ -23,3 +25,19 @@ def errors_under_faults(sandbox, platform: str, kinds: Iterable[str], attempt: C
             messages.append(str(exc))
         sandbox.admin("DELETE", "/faults")
     return messages
+
+
+def write_png(path: Path, *, width: int = 4, height: int = 3, size: int = 256) -> str:
+    """A file that is a PNG to every check a platform makes (signature, IHDR size), ``size`` bytes long.
+
+    The tail is random so that no two test images are the same upload.
+    """
+    header = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR"
+    header += width.to_bytes(4, "big") + height.to_bytes(4, "big") + b"\x08\x02\x00\x00\x00"
+    path.write_bytes(header + os.urandom(max(0, size - len(header))))
+    return str(path)
+
+
+def requests_seen(sandbox, platform: str) -> int:
+    """How many requests the sandbox has answered for ``platform`` (to prove a refusal sent none)."""
+    return sum(n for (p, account, _), n in sandbox.state.stats.counts.items() if p == platform and account == "*")

@@ -13,6 +13,7 @@ from koho.platforms.base import RetryPolicy
 from koho.platforms.errors import AuthExpired, PermanentlyRejected, PlatformError, UnknownOutcome
 from koho.platforms.mastodon import MastodonHook, plain_text
 from koho.platforms.types import OutgoingPost
+from tests.unit.platforms.hook_helpers import requests_seen, write_png
 
 NOTICE = "【幸保市】ごみ収集日の変更 <年末年始> & 資源ごみ\n詳しくは https://city.example.jp/gomi/2026/nenmatsu-nenshi.html #幸保市\n\n問い合わせ: 環境課"
 
@@ -211,10 +212,76 @@ def test_a_connection_without_host_is_a_clear_error(monkeypatch):
         MastodonHook("mastodon_nohost").verify_credentials()
 
 
-def test_images_are_refused_before_sending(sandbox, make_hook):
-    with pytest.raises(PlatformError, match="images"):
-        make_hook().publish(OutgoingPost("写真", image_urls=("https://city.example.jp/a.png",)), idempotency_key="d")
-    assert sandbox.posts("mastodon") == []
+@pytest.mark.parametrize("count", [1, 4])
+def test_images_are_uploaded_and_attached(sandbox, make_hook, tmp_path, count):
+    hook = make_hook()
+    images = tuple(write_png(tmp_path / f"map{n}.png", width=10 + n, height=5) for n in range(count))
+    published = hook.publish(OutgoingPost("避難所マップ", image_urls=images), idempotency_key="d-1")
+
+    status = hook.call("GET", f"/api/v1/statuses/{published.remote_id}").json()
+    attachments = status["media_attachments"]
+    assert [(a["type"], a["meta"]["original"]["width"]) for a in attachments] == [("image", 10 + n)
+                                                                                   for n in range(count)]
+    assert all(a["url"] for a in attachments)
+    assert sandbox.posts("mastodon")[0]["media"] == [a["id"] for a in attachments]
+
+
+def test_too_many_or_too_large_images_are_refused_before_any_request(sandbox, make_hook, tmp_path):
+    hook = make_hook()
+    before = requests_seen(sandbox, "mastodon")
+    five = tuple(write_png(tmp_path / f"p{n}.png") for n in range(5))
+    with pytest.raises(PermanentlyRejected, match="at most 4 images") as many:
+        hook.publish_once(OutgoingPost("写真五枚", image_urls=five), idempotency_key="d-1")
+    big = write_png(tmp_path / "big.png", size=16 * 1024 * 1024 + 1)
+    with pytest.raises(PermanentlyRejected, match="16,777,216 bytes") as large:
+        hook.publish_once(OutgoingPost("大きな写真", image_urls=(big,)), idempotency_key="d-2")
+    assert many.value.kind == large.value.kind == "bad_media"
+    assert requests_seen(sandbox, "mastodon") == before and sandbox.posts("mastodon") == []
+
+
+def test_media_still_processing_is_waited_for(sandbox, make_hook, tmp_path, waits):
+    """A 202 upload (url null) is polled until processed: a status naming it earlier is a 422."""
+    slow = sandbox.add_account("mastodon", "koho_slow", extra={"media_processing_reads": 2})
+    hook = make_hook(slow)
+    published = hook.publish(OutgoingPost("大きな地図", image_urls=(write_png(tmp_path / "a.png"),)),
+                             idempotency_key="d-1")
+    assert len(waits) == 3  # 202 on upload, 206 on two polls, 200 on the third
+    status = hook.call("GET", f"/api/v1/statuses/{published.remote_id}").json()
+    assert status["media_attachments"][0]["url"]
+
+
+def test_unknown_or_reused_media_ids_are_refused_as_mastodon_does(sandbox, make_hook, tmp_path):
+    hook = make_hook()
+    with pytest.raises(PermanentlyRejected) as unknown:
+        hook.call("POST", "/api/v1/statuses", json={"status": "写真", "media_ids": ["999999"]})
+    assert unknown.value.kind == "bad_media" and "not found or already attached" in str(unknown.value)
+    first = hook.publish(OutgoingPost("一枚目", image_urls=(write_png(tmp_path / "a.png"),)), idempotency_key="d-1")
+    [media_id] = sandbox.posts("mastodon")[0]["media"]
+    with pytest.raises(PermanentlyRejected, match="already attached"):
+        hook.call("POST", "/api/v1/statuses", json={"status": "二枚目", "media_ids": [media_id]})
+    assert [p["post_id"] for p in sandbox.posts("mastodon")] == [first.remote_id]
+
+
+def test_lost_answer_to_a_post_with_images_gives_one_status(sandbox, make_hook, tmp_path):
+    """The uploads succeed, the status is applied but its answer lost: the retry with the same
+    idempotency key returns that status, with the media uploaded once."""
+    hook = make_hook()
+    images = (write_png(tmp_path / "a.png"), write_png(tmp_path / "b.png"))
+    sandbox.fault("mastodon", "lost_response", operation="publish")
+    published = hook.publish_once(OutgoingPost("停電情報", image_urls=images), idempotency_key="d-1")
+    [stored] = sandbox.posts("mastodon")
+    assert stored["post_id"] == published.remote_id and len(stored["media"]) == 2
+    assert len(sandbox.state.scratch["mastodon"]["media"]) == 2
+
+
+def test_lost_answer_to_an_upload_is_retried_without_a_second_status(sandbox, make_hook, tmp_path):
+    hook = make_hook()
+    sandbox.fault("mastodon", "lost_response", operation="media")
+    published = hook.publish_once(OutgoingPost("写真つき", image_urls=(write_png(tmp_path / "a.png"),)),
+                                  idempotency_key="d-1")
+    [stored] = sandbox.posts("mastodon")
+    assert stored["post_id"] == published.remote_id and len(stored["media"]) == 1
+    assert len(sandbox.state.scratch["mastodon"]["media"]) == 2  # the lost one stays unattached
 
 
 def test_token_never_appears_in_errors_or_logs(sandbox, official, make_hook, caplog):

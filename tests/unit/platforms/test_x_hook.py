@@ -18,6 +18,7 @@ from koho.platforms.errors import (
 )
 from koho.platforms.types import OutgoingPost
 from koho.platforms.x import XHook, candidate_handles
+from tests.unit.platforms.hook_helpers import requests_seen, write_png
 
 NOTICE = "【幸保市】12月1日(日)は総合防災訓練です。詳しくは city.example.jp/bousai & 防災アプリで確認を"
 
@@ -215,11 +216,79 @@ def test_text_over_280_weighted_characters_is_too_long(sandbox, make_hook):
     assert hook.publish(OutgoingPost("あ" * 140), idempotency_key="d-2").remote_id
 
 
-def test_images_are_refused_before_sending(sandbox, make_hook):
-    with pytest.raises(PlatformError, match="images"):
-        make_hook().publish(OutgoingPost("写真つき", image_urls=("https://city.example.jp/a.jpg",)),
-                            idempotency_key="d-1")
+def _read_back_media(hook: XHook, tweet_id: str) -> tuple[list[str], list[dict]]:
+    """(attachments.media_keys, includes.media) as X returns them for the expansion."""
+    body = hook.call("GET", f"/2/tweets/{tweet_id}", params={
+        "expansions": "attachments.media_keys", "media.fields": "width,height,url"}).json()
+    return body["data"].get("attachments", {}).get("media_keys", []), body.get("includes", {}).get("media", [])
+
+
+@pytest.mark.parametrize("count", [1, 4])
+def test_images_are_uploaded_and_attached(sandbox, make_hook, tmp_path, count):
+    hook = make_hook()
+    images = tuple(write_png(tmp_path / f"map{n}.png", width=40 + n, height=30) for n in range(count))
+    published = hook.publish(OutgoingPost("避難所マップ", image_urls=images), idempotency_key="d-1")
+
+    keys, media = _read_back_media(hook, published.remote_id)
+    assert len(keys) == count and [m["media_key"] for m in media] == keys
+    assert [(m["type"], m["width"], m["height"]) for m in media] == [("photo", 40 + n, 30) for n in range(count)]
+    [stored] = sandbox.posts("x")
+    assert [f"3_{m}" for m in stored["media"]] == keys
+    assert hook.get_post(published.remote_id).text.startswith("避難所マップ https://t.co/")  # X's photo link
+
+
+def test_too_many_or_too_large_images_are_refused_before_any_request(sandbox, make_hook, tmp_path):
+    hook = make_hook()
+    before = requests_seen(sandbox, "x")
+    five = tuple(write_png(tmp_path / f"p{n}.png") for n in range(5))
+    with pytest.raises(PermanentlyRejected, match="at most 4 images") as many:
+        hook.publish_once(OutgoingPost("写真五枚", image_urls=five), idempotency_key="d-1")
+    big = write_png(tmp_path / "big.png", size=5 * 1024 * 1024 + 1)
+    small = write_png(tmp_path / "small.png")
+    with pytest.raises(PermanentlyRejected, match="5,242,880 bytes") as large:
+        hook.publish_once(OutgoingPost("大きな写真", image_urls=(small, big)), idempotency_key="d-2")
+    assert many.value.kind == large.value.kind == "bad_media"
+    assert requests_seen(sandbox, "x") == before and sandbox.posts("x") == []
+
+
+def test_unknown_media_ids_are_refused_as_x_does(sandbox, make_hook):
+    hook = make_hook()
+    with pytest.raises(PermanentlyRejected) as refused:
+        hook.call("POST", "/2/tweets", json={"text": "写真", "media": {"media_ids": ["1234567890"]}})
+    assert refused.value.kind == "bad_media" and "media IDs are invalid" in str(refused.value)
     assert sandbox.posts("x") == []
+
+
+def test_lost_answer_to_a_post_with_images_is_reconciled_to_one_post(sandbox, make_hook, tmp_path):
+    """The uploads succeed, the post is applied but its answer lost: reconciliation finds it by its
+    text (X's photo link ignored like every URL), and the media is uploaded only once."""
+    hook = make_hook()
+    images = (write_png(tmp_path / "a.png"), write_png(tmp_path / "b.png"))
+    sandbox.fault("x", "lost_response", operation="publish")
+    published = hook.publish_once(OutgoingPost(NOTICE, image_urls=images), idempotency_key="d-1")
+    assert published.reconciled is True
+    [stored] = sandbox.posts("x")
+    assert stored["post_id"] == published.remote_id and len(stored["media"]) == 2
+    assert len(sandbox.state.scratch["x"]["media"]) == 2  # no second upload for the retry
+
+
+def test_lost_answer_to_an_upload_is_retried_without_a_second_post(sandbox, make_hook, tmp_path):
+    hook = make_hook()
+    sandbox.fault("x", "lost_response", operation="media")
+    published = hook.publish_once(OutgoingPost("写真つき", image_urls=(write_png(tmp_path / "a.png"),)),
+                                  idempotency_key="d-1")
+    [stored] = sandbox.posts("x")
+    assert stored["post_id"] == published.remote_id and len(stored["media"]) == 1
+    assert len(sandbox.state.scratch["x"]["media"]) == 2  # the orphan of the lost answer is no post
+
+
+def test_images_given_as_file_urls_are_read(sandbox, make_hook, tmp_path):
+    """Images reach the hook as paths or URLs (file://, http(s)://); all are read the same way."""
+    write_png(tmp_path / "gomi.png")
+    hook = make_hook()
+    published = hook.publish(OutgoingPost("ごみ", image_urls=((tmp_path / "gomi.png").as_uri(),)),
+                             idempotency_key="d-1")
+    assert len(_read_back_media(hook, published.remote_id)[0]) == 1
 
 
 def test_expired_and_revoked_tokens_are_auth_expired(sandbox, make_hook):

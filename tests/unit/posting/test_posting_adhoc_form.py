@@ -226,7 +226,19 @@ def test_a_valid_dry_run_records_nothing_and_the_same_form_for_real_does(submit,
     assert real.recorded and counts(ledger) == (before[0] + 1, before[1] + 2)
 
 
-def test_images_only_where_the_platform_takes_them(submit):
+def test_images_go_to_every_platform_that_takes_them(submit):
+    result = submit({**BASE, "accounts": ["city-x", "city-line"], "images": ["ok.png"]})
+    assert result.check.ok
+    assert result.check.image_platforms == ["line", "x"]  # X uploads media since POST /2/media/upload
+    assert not any("without the images" in p.message for p in result.check.warnings)
+
+
+def test_images_only_where_the_platform_takes_them(submit, monkeypatch):
+    """A platform whose hook says ``images=False`` gets the text alone, with a warning, not a failure."""
+    from koho.platforms.types import Capabilities
+    from koho.platforms.x import XHook
+
+    monkeypatch.setattr(XHook, "capabilities", Capabilities(images=False))
     result = submit({**BASE, "accounts": ["city-x", "city-line"], "images": ["ok.png"]})
     assert result.check.ok
     assert result.check.image_platforms == ["line"]
