@@ -2,7 +2,7 @@
 
 Seeded for every official account already registered (``/_admin/accounts``): past posts with
 metrics, residents' comments addressed to various departments (roads, garbage, child care,
-tourism, disaster), a few hostile ones, a comment storm on one post, and look-alike accounts
+tourism, disaster, the PR section), a few hostile ones, a comment storm on one post, and look-alike accounts
 imitating the city. Deterministic (fixed seed) so the demo and the tests see the same data.
 """
 
@@ -31,6 +31,7 @@ COMMENTS = [
     ("resident_f", "街灯が切れていて夜道が暗いです。"),
     ("resident_g", "学童の申し込み方法を教えてください。"),
     ("resident_h", "いつも役立つ情報をありがとうございます。"),
+    ("resident_i", "市報とホームページでイベントの日付が違います。どちらが正しいですか？"),
 ]
 
 HOSTILE = [

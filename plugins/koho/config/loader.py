@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from koho.config.schema import AccountConfig, Caps, Department, Policy
+from koho.config.schema import AccountConfig, Caps, Department, Policy, WriteBudgetConfig
 from koho.config.yamlsource import YamlDocument, load_yaml
 from koho.errors import ConfigError, HasProblems, Problem, Where
 
@@ -58,8 +58,23 @@ class KohoConfig(HasProblems):
         return [a for a in self.accounts if a.status == "active"]
 
     def caps_for(self, account: AccountConfig) -> Caps:
-        """The account's caps with the policy defaults filled in."""
-        return account.caps.merged_over(self.policy.caps) if self.policy else account.caps
+        """The account's caps with the policy defaults filled in.
+
+        ``write_budget``: the account's own, else the policy's default for its platform
+        (``write_budgets``), else none.
+        """
+        if not self.policy:
+            return account.caps
+        caps = account.caps.merged_over(self.policy.caps)
+        if caps.write_budget is None and account.platform in self.policy.write_budgets:
+            caps = caps.model_copy(update={"write_budget": self.policy.write_budgets[account.platform]})
+        return caps
+
+    def write_budget_for(self, account_id: str) -> WriteBudgetConfig | None:
+        """The posting budget for the account with this id (see :meth:`caps_for`); none for an
+        account not in the registry (a ledger row whose config entry was since removed)."""
+        account = self.accounts_by_id.get(account_id)
+        return self.caps_for(account).write_budget if account else None
 
     def pr_email(self) -> str | None:
         if not self.policy:

@@ -50,12 +50,27 @@ class QuietHours(Strict):
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
+class WriteBudgetConfig(Strict):
+    """At most ``posts`` publish attempts per sliding ``per_seconds`` window, counted by Koho itself.
+
+    Set below the platform's own limit so Koho never draws a 429 in normal operation, including on
+    platforms that announce no limits in their responses (LINE) and before the first response of a
+    task has told the hook the real numbers. A retry counts as an attempt: it reaches the platform
+    too. The window is at most a day: platforms' posting windows are no longer (Instagram: 24 h).
+    """
+
+    posts: int = Field(ge=1, le=10_000)
+    per_seconds: float = Field(gt=0, le=24 * 3600)
+
+
 class Caps(Strict):
     """Volume rules for one account (policy: avoid needless volume, save staff time)."""
 
     per_day: int | None = Field(default=None, ge=1, le=500)
     min_spacing_minutes: int | None = Field(default=None, ge=0, le=24 * 60)
     quiet_hours: QuietHours | None = None
+    #: The client-side posting budget; unset: the policy's default for the platform, if any.
+    write_budget: WriteBudgetConfig | None = None
 
     @field_validator("quiet_hours", mode="before")
     @classmethod
@@ -70,7 +85,20 @@ class Caps(Strict):
                 self.min_spacing_minutes if self.min_spacing_minutes is not None else default.min_spacing_minutes
             ),
             quiet_hours=self.quiet_hours if self.quiet_hours is not None else default.quiet_hours,
+            write_budget=self.write_budget,  # defaults are per platform: KohoConfig.caps_for
         )
+
+
+class PolicyCaps(Caps):
+    """The policy's default caps: like an account's, but a default budget is set per platform."""
+
+    @field_validator("write_budget", mode="before")
+    @classmethod
+    def _no_global_budget(cls, value: object) -> object:
+        if value is not None:
+            # Platforms' limits differ by orders of magnitude: one number for all would be wrong for most.
+            raise ValueError("a default write_budget is set per platform, under 'write_budgets' (e.g. line:)")
+        return value
 
 
 Platform = Literal["x", "facebook", "instagram", "threads", "line", "youtube", "bluesky", "mastodon"]
@@ -156,10 +184,13 @@ class Policy(Strict):
     timezone: str = "Asia/Tokyo"
     pr_department: Slug
     crisis_emails: list[EmailStr] = Field(default_factory=list)
-    caps: Caps
+    caps: PolicyCaps
     holidays: Literal["allow", "warn", "block"] = "warn"
     token_expiry_warning_days: int = Field(default=14, ge=1, le=365)
     platform_limits: dict[Platform, int] = Field(default_factory=dict)
+    #: Default posting budgets per platform, for accounts whose caps set none: where a platform
+    #: announces no limits (LINE), this is what keeps Koho under them.
+    write_budgets: dict[Platform, WriteBudgetConfig] = Field(default_factory=dict)
     texts: Texts
     review: ReviewWeights = ReviewWeights()
     channels: Channels

@@ -46,7 +46,9 @@ from koho.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-HookFactory = Callable[[str, str], Any]
+#: ``factory(platform, conn_id, **options)`` -> a hook; ``options`` carry the account's settings from
+#: the configuration (today ``write_budget``, only when the account has one).
+HookFactory = Callable[..., Any]
 #: ``$KOHO_STALE_AFTER_SECONDS``: how long a delivery may stay 'sending' before another attempt
 #: reconciles and takes it over (default 15 minutes; longer than any platform call with retries).
 STALE_AFTER_ENV = "KOHO_STALE_AFTER_SECONDS"
@@ -170,13 +172,30 @@ class Sender:
 
     def hook(self, account: Account) -> Any:
         """One hook per account for the whole task, shared by the slot's threads (one login each);
-        accounts do not wait for each other's hooks."""
+        accounts do not wait for each other's hooks.
+
+        This is where every publishing path (calendar slots, ad-hoc posts, emergency broadcasts)
+        gets its hook, so the account's settings from the configuration are applied here once: its
+        posting budget (``caps.write_budget``, else the policy's default for the platform). The
+        budget lives in the hook, so it spans the task's deliveries for the account.
+        """
         with self._locks_lock:
             lock = self._hook_locks[account.id]
         with lock:
             if account.id not in self._hooks:
-                self._hooks[account.id] = self.hook_factory(account.platform, account.connection_id or "")
+                self._hooks[account.id] = self.hook_factory(
+                    account.platform, account.connection_id or "", **self.hook_options(account.id)
+                )
             return self._hooks[account.id]
+
+    def hook_options(self, account_id: str) -> dict[str, Any]:
+        """The hook arguments the configuration gives this account (none when it sets nothing)."""
+        budget = self.config.write_budget_for(account_id)
+        if budget is None:
+            return {}
+        from koho.platforms.base import WriteBudget  # imports Airflow: only when a hook is made
+
+        return {"write_budget": WriteBudget(budget.posts, budget.per_seconds)}
 
     def send(self, delivery_id: int) -> DeliveryOutcome:
         with self.ledger.session() as session:

@@ -91,9 +91,12 @@ class RateLimitInfo:
 class WriteBudget:
     """A client-side sliding window: at most ``calls`` writes per ``seconds`` for one account.
 
-    Configured per account (``write_budget`` in the connection extra, or by the caller from
-    ``accounts.yaml``) below the platform's own limit, so Koho stays under it even before the
-    first response tells it the real numbers.
+    Configured per account below the platform's own limit, so Koho stays under it even before the
+    first response tells it the real numbers, and on platforms that send none (LINE). One rule
+    decides which budget a hook uses: the connection extra's ``write_budget`` (``[calls, seconds]``)
+    when set, as the operator's per-connection override (e.g. a token on a lower access tier);
+    else the one the caller passes, which the sender takes from ``accounts.yaml`` ``caps.write_budget``
+    or policy.yaml's per-platform ``write_budgets``; else none.
     """
 
     def __init__(self, calls: int, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
@@ -220,7 +223,7 @@ class PlatformHook(HttpHook):
         """One ``requests.Session`` per hook, reused across calls (keep-alive matters for bursts)."""
         if self._session is None:
             self._session = super().get_conn(headers, extra_options)
-            if self._budget is None and self.extras.get("write_budget"):
+            if self.extras.get("write_budget"):  # the connection's override wins (see WriteBudget)
                 calls, seconds = self.extras["write_budget"]
                 self._budget = WriteBudget(int(calls), float(seconds))
         return self._session
@@ -367,7 +370,7 @@ class PlatformHook(HttpHook):
 
     def _budgeted_publish(self, post: OutgoingPost, idempotency_key: str) -> PublishedPost:
         """One publish attempt within the account's own posting budget (see :class:`WriteBudget`)."""
-        self.get_conn()  # reads the budget from the connection extra when none was given
+        self.get_conn()  # settles which budget applies (the connection extra overrides the given one)
         if self._budget is None:
             return self.publish(post, idempotency_key=idempotency_key)
         while (delay := self._budget.delay()) > 0:
@@ -392,6 +395,12 @@ class PlatformHook(HttpHook):
             if wait > 0:
                 self._sleep(wait + 0.05)
             self._windows.pop(bucket, None)
+
+    @property
+    def write_budget(self) -> WriteBudget | None:
+        """The posting budget in force for this hook, after the connection's override (see :class:`WriteBudget`)."""
+        self.get_conn()
+        return self._budget
 
     def rate_limit_window(self, bucket: str) -> RateLimitInfo | None:
         """The last window the platform reported for ``bucket`` (for reports and benchmarks)."""

@@ -102,6 +102,16 @@ def replace_line(text: str, old: str, new: str) -> str:
     return text.replace(old, new, 1)
 
 
+def with_budget(budget_lines: str) -> str:
+    """ACCOUNTS with a block-style ``caps.write_budget`` on the first account: ``caps`` on line 9,
+    ``write_budget`` on line 10 and its fields from line 11, so each value has a line of its own."""
+    return replace_line(ACCOUNTS, "    connection_id: koho_city_x\n",
+                        "    connection_id: koho_city_x\n    caps:\n      write_budget:\n" + budget_lines)
+
+
+WRITE_BUDGETS_POLICY = POLICY + "write_budgets:\n  line:\n    posts: 50\n    per_seconds: 3600\n"  # line 20 on
+
+
 # (file, broken text, expected line, field fragment or None, message fragment)
 CASES = [
     # accounts.yaml — structure
@@ -134,6 +144,14 @@ CASES = [
     ("accounts.yaml", replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: koho_city_x\n    started_on: 2024-13-01\n"), 9, "accounts[0].started_on", "date"),
     ("accounts.yaml", replace_line(ACCOUNTS, "    name: 市公式 X\n", "    name: 市公式 X\n    name: 二重\n"), 4, "accounts[0].name", "duplicate key"),
     ("accounts.yaml", replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: \"koho city x\"\n"), 8, "accounts[0].connection_id", "invalid value"),
+    # accounts.yaml — caps.write_budget
+    ("accounts.yaml", with_budget("        posts: 0\n        per_seconds: 900\n"), 11, "accounts[0].caps.write_budget.posts", "greater than or equal to 1"),
+    ("accounts.yaml", with_budget("        posts: many\n        per_seconds: 900\n"), 11, "accounts[0].caps.write_budget.posts", "valid integer"),
+    ("accounts.yaml", with_budget("        posts: 25\n        per_seconds: 0\n"), 12, "accounts[0].caps.write_budget.per_seconds", "greater than 0"),
+    ("accounts.yaml", with_budget("        posts: 25\n        per_seconds: 172800\n"), 12, "accounts[0].caps.write_budget.per_seconds", "less than or equal"),
+    ("accounts.yaml", with_budget("        posts: 25\n"), 10, "accounts[0].caps.write_budget.per_seconds", "required field is missing"),
+    ("accounts.yaml", with_budget("        calls: 25\n        posts: 25\n        per_seconds: 900\n"), 11, "accounts[0].caps.write_budget.calls", "unknown field"),
+    ("accounts.yaml", replace_line(ACCOUNTS, "    caps: {per_day: 20,", "    caps: {write_budget: 25, per_day: 20,"), 17, "accounts[1].caps.write_budget", "valid dictionary"),
     # departments.yaml
     ("departments.yaml", replace_line(DEPARTMENTS, "    email: doro@city.example.jp\n", "    email: doro-at-city\n"), 8, "departments[1].email", "email"),
     ("departments.yaml", replace_line(DEPARTMENTS, "  - id: roads\n", "  - id: pr\n"), 6, "departments[1].id", "duplicate department id"),
@@ -151,6 +169,9 @@ CASES = [
     ("policy.yaml", POLICY + "platform_limits: {mastodon: 0}\n", 20, "platform_limits", "positive length"),
     ("policy.yaml", POLICY + "platform_limits: {myspace: 100}\n", 20, "platform_limits.myspace", "expected"),
     ("policy.yaml", "just a string\n", 1, None, "expected a mapping"),
+    ("policy.yaml", replace_line(WRITE_BUDGETS_POLICY, "    posts: 50\n", "    posts: -5\n"), 22, "write_budgets.line.posts", "greater than or equal to 1"),
+    ("policy.yaml", replace_line(WRITE_BUDGETS_POLICY, "  line:\n", "  myspace:\n"), 21, "write_budgets.myspace", "expected"),
+    ("policy.yaml", replace_line(POLICY, "  per_day: 5\n", "  per_day: 5\n  write_budget: {posts: 5, per_seconds: 60}\n"), 7, "caps.write_budget", "per platform"),
 ]
 
 
@@ -176,6 +197,35 @@ def test_one_bad_account_does_not_stop_the_others(tmp_path):
     assert config.errors[0].where.account == "city-x"
     with pytest.raises(ConfigError, match=r"accounts.yaml:4, field 'accounts\[0\].platform', account 'city-x'"):
         config.raise_for_problems()
+
+
+def test_a_bad_write_budget_skips_only_its_account(tmp_path):
+    broken = with_budget("        posts: 0\n        per_seconds: 900\n")
+    config = load_config(write_config(tmp_path, **{"accounts.yaml": broken}))
+    assert [a.id for a in config.accounts] == ["bousai-x"]
+    assert [(p.where.line, p.where.field, p.where.account) for p in config.errors] == [
+        (11, "accounts[0].caps.write_budget.posts", "city-x")]
+
+
+def test_write_budget_comes_from_the_account_else_the_platforms_default(tmp_path):
+    line_account = ("  - id: city-line\n    name: 市公式 LINE\n    platform: line\n    handle: \"@city-sample\"\n"
+                    "    kind: general\n    department: pr\n    connection_id: koho_city_line\n")
+    accounts = with_budget("        posts: 25\n        per_seconds: 900\n") + line_account
+    config = load_config(write_config(tmp_path, **{"accounts.yaml": accounts, "policy.yaml": WRITE_BUDGETS_POLICY}))
+    assert config.problems == []
+    own = config.write_budget_for("city-x")
+    assert own is not None and (own.posts, own.per_seconds) == (25, 900)
+    default = config.write_budget_for("city-line")
+    assert default is not None and (default.posts, default.per_seconds) == (50, 3600)
+    assert config.write_budget_for("bousai-x") is None  # X has no default: its headers announce the limits
+    assert config.write_budget_for("not-in-the-registry") is None
+
+
+def test_shipped_line_accounts_have_a_budget():
+    """LINE sends no rate-limit headers: without a budget a burst of broadcasts would meet its 429s."""
+    config = load_config(include_dir() / "config")
+    lines = [a for a in config.accounts if a.platform == "line"]
+    assert lines and all(config.write_budget_for(a.id) is not None for a in lines)
 
 
 def test_missing_file_is_reported_not_raised(tmp_path):

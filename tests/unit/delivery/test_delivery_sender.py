@@ -28,9 +28,9 @@ TEXT = "こほ市からのお知らせです。本日の市役所の窓口は17�
 def fast_hooks(attempts: int = 2):
     """Hooks that retry quickly and never really sleep (the sandbox answers at once)."""
 
-    def factory(platform: str, conn_id: str):
+    def factory(platform: str, conn_id: str, **options):
         return hook_for(platform, conn_id, timeout=3.0, sleep=lambda _s: None,
-                        retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.02))
+                        retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.02), **options)
 
     return factory
 
@@ -245,8 +245,8 @@ def test_a_claim_is_renewed_while_the_platform_call_waits(ledger, sandbox, x_acc
     delivery = only_delivery(ledger, "slow")
     calling, release = threading.Event(), threading.Event()
 
-    def waiting_hooks(platform: str, conn_id: str):
-        hook = fast_hooks()(platform, conn_id)
+    def waiting_hooks(platform: str, conn_id: str, **options):
+        hook = fast_hooks()(platform, conn_id, **options)
         publish = hook.publish_once
 
         def publish_after_the_wait(*args, **kwargs):

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bench.airflow_stack import wait_for
 from koho.platforms.errors import PlatformError
 
 
@@ -41,3 +42,25 @@ def write_png(path: Path, *, width: int = 4, height: int = 3, size: int = 256) -
 def requests_seen(sandbox, platform: str) -> int:
     """How many requests the sandbox has answered for ``platform`` (to prove a refusal sent none)."""
     return sum(n for (p, account, _), n in sandbox.state.stats.counts.items() if p == platform and account == "*")
+
+
+def wait_until(condition: Callable[[], bool], what: str, *, deadline_seconds: float = 10.0) -> None:
+    """Poll the sandbox until ``condition()`` holds: an event awaited, not a guessed duration."""
+    wait_for(condition, timeout=deadline_seconds, what=what, interval=0.05)
+
+
+def sleep_until(landed: Callable[[], bool], asked: list[float]) -> Callable[[float], None]:
+    """A stand-in for a hook's ``sleep`` that records the wait asked for and returns once ``landed()``.
+
+    For ``slow`` faults, whose request outlives the hook's timeout and is applied afterwards: whatever
+    the hook waits for after the timeout (a backoff, the in-flight grace), the test lets it resume only
+    when the late request has really landed, so the retry or reconciliation meets the worst case: the
+    post is on the platform although the hook never heard so. It also keeps a late request from
+    landing in the next test's sandbox.
+    """
+
+    def sleep(seconds: float) -> None:
+        asked.append(seconds)
+        wait_until(landed, "the slow request's landing")
+
+    return sleep

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +18,7 @@ from koho.platforms.errors import (
 )
 from koho.platforms.facebook import FacebookHook
 from koho.platforms.types import OutgoingPost
-from tests.unit.platforms.hook_helpers import errors_under_faults
+from tests.unit.platforms.hook_helpers import errors_under_faults, sleep_until
 
 P = "facebook"
 NEWS = "年末年始（12月29日〜1月3日）は市役所の窓口をお休みします。"
@@ -319,16 +318,7 @@ def test_an_unanswered_post_is_given_time_to_land_before_the_account_is_read(san
     hook, other = make_hook(), make_hook()
     sandbox.fault(P, "slow", operation="publish", delay=1.0, count=1)
     asked: list[float] = []
-
-    def wait_for_the_late_post(seconds: float) -> None:  # stands in for time.sleep: awaits the event
-        asked.append(seconds)
-        if seconds == FacebookHook.in_flight_grace > 0:
-            deadline = time.monotonic() + 10
-            while not any(p["text"] == NEWS for p in live_posts(sandbox)):
-                assert time.monotonic() < deadline, "the slow request never landed"
-                time.sleep(0.05)
-
-    hook._sleep = wait_for_the_late_post
+    hook._sleep = sleep_until(lambda: any(p["text"] == NEWS for p in live_posts(sandbox)), asked)
     published = hook.publish_once(OutgoingPost(NEWS), idempotency_key="late-1")
     other.publish_once(OutgoingPost("別のお知らせです。"), idempotency_key="other-1")
 

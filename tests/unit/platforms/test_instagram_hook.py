@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from koho.platforms.errors import AuthExpired, NotSupported, PermanentlyRejected, RateLimited
+from koho.platforms.errors import AuthExpired, NotSupported, PermanentlyRejected, RateLimited, UnknownOutcome
 from koho.platforms.instagram import InstagramHook
 from koho.platforms.types import OutgoingPost
-from tests.unit.platforms.hook_helpers import errors_under_faults
+from tests.unit.platforms.hook_helpers import errors_under_faults, sleep_until, wait_until
 
 P = "instagram"
 IMAGE = "https://cdn.city.koho.example.jp/media/sakura.jpg"
@@ -169,6 +169,41 @@ def test_server_error_on_read_is_retried(sandbox, hook, waits):
     sandbox.fault(P, "server_error", operation="read")
     assert hook.get_post(published.remote_id).text == CAPTION
     assert len(waits) == 1
+
+
+def test_slow_read_times_out_and_is_retried(sandbox, hook, make_hook, waits):
+    published = hook.publish_once(photo(), idempotency_key="i-17")
+    impatient = make_hook(timeout=0.3)
+    sandbox.fault(P, "slow", operation="read", delay=1.0)
+    assert impatient.get_post(published.remote_id).text == CAPTION
+    assert len(waits) == 1  # one timeout (a TransientError on a read), one retry
+
+
+def test_slow_publish_is_unknown_then_reconciled_by_container_status(sandbox, make_hook):
+    """media_publish outlives the timeout and is applied later: the hook cannot know, and must find
+    the published container rather than publish again."""
+    hook = make_hook(timeout=0.3)
+    container = hook.prepare(photo(), idempotency_key="i-18")
+    sandbox.fault(P, "slow", operation="publish", delay=1.0)
+    with pytest.raises(UnknownOutcome):
+        hook.publish(photo(), idempotency_key="i-18")
+    wait_until(lambda: len(live_posts(sandbox)) == 1, "the late publish")  # before the next claim reconciles
+    published = hook.publish_once(photo(), idempotency_key="i-18", maybe_sent_before=True)
+    assert published.reconciled
+    assert containers(sandbox)[container]["status_code"] == "PUBLISHED"
+    assert [p["post_id"] for p in live_posts(sandbox)] == [published.remote_id]
+
+
+def test_slow_publish_inside_one_attempt_posts_once(sandbox, make_hook):
+    """The same, without a second worker: publish_once waits out the in-flight grace, then reconciles."""
+    hook = make_hook(timeout=0.3)
+    hook.prepare(photo(), idempotency_key="i-19")
+    sandbox.fault(P, "slow", operation="publish", delay=1.0)
+    asked: list[float] = []
+    hook._sleep = sleep_until(lambda: len(live_posts(sandbox)) == 1, asked)
+    published = hook.publish_once(photo(), idempotency_key="i-19")
+    assert published.reconciled and InstagramHook.in_flight_grace in asked
+    assert [p["post_id"] for p in live_posts(sandbox)] == [published.remote_id]
 
 
 def test_verify_credentials(sandbox, connect):

@@ -17,7 +17,14 @@ import pytest
 import requests
 
 from koho.platforms.base import RetryPolicy
-from koho.platforms.errors import AuthExpired, NotSupported, PermanentlyRejected, RateLimited, TransientError
+from koho.platforms.errors import (
+    AuthExpired,
+    NotSupported,
+    PermanentlyRejected,
+    RateLimited,
+    TransientError,
+    UnknownOutcome,
+)
 from koho.platforms.line import (
     LineHook,
     next_month_start_jst,
@@ -27,6 +34,7 @@ from koho.platforms.line import (
 )
 from koho.platforms.types import OutgoingPost
 from sandbox.platforms.line import line_user_id, signed_webhook
+from tests.unit.platforms.hook_helpers import sleep_until, wait_until
 
 # The basic id without its "@": the sandbox's admin API looks handles up with the "@" stripped.
 HANDLE = "kohocity-sample"
@@ -49,9 +57,9 @@ def city(sandbox, channel_secret):
 
 @pytest.fixture
 def make_hook(connect, city, channel_secret, waits):
-    def _make(**extra) -> LineHook:
+    def _make(*, timeout: float = 15.0, retry: RetryPolicy = POLICY, **extra) -> LineHook:
         conn_id = connect("line", city, channel_secret=channel_secret, **extra)
-        return LineHook(conn_id, retry=POLICY, sleep=waits.append)
+        return LineHook(conn_id, retry=retry, sleep=waits.append, timeout=timeout)
 
     return _make
 
@@ -165,6 +173,36 @@ def test_maybe_sent_before_reuses_the_key_of_a_killed_worker(sandbox, make_hook)
     again = make_hook().publish_once(NOTICE, idempotency_key="killed", maybe_sent_before=True)
     assert again.reconciled and again.remote_id == first.remote_id
     assert len(sent(sandbox)) == 1
+
+
+def test_slow_broadcast_is_unknown_and_its_retry_key_makes_the_repeat_a_409(sandbox, make_hook):
+    """The broadcast outlives the timeout and goes out later; the retry carries the same key, so
+    LINE answers 409 (already accepted) and nothing is sent twice."""
+    once = make_hook(timeout=0.3, retry=RetryPolicy(max_attempts=1))  # a worker that gives up at once
+    sandbox.fault("line", "slow", operation="publish", delay=1.0)
+    with pytest.raises(UnknownOutcome):
+        once.publish(NOTICE, idempotency_key="slow")
+    wait_until(lambda: len(sent(sandbox)) == 1, "the late broadcast")  # before the next claim retries
+    again = make_hook().publish_once(NOTICE, idempotency_key="slow", maybe_sent_before=True)
+    assert again.reconciled  # the 409 with x-line-accepted-request-id
+    assert [m["post_id"] for m in sent(sandbox)] == [again.remote_id]
+
+
+def test_slow_broadcast_inside_one_attempt_is_sent_once(sandbox, make_hook):
+    hook = make_hook(timeout=0.3)
+    sandbox.fault("line", "slow", operation="publish", delay=1.0)
+    asked: list[float] = []
+    hook._sleep = sleep_until(lambda: len(sent(sandbox)) == 1, asked)
+    post = hook.publish_once(NOTICE, idempotency_key="slow-2")
+    assert post.reconciled and len(asked) == 1  # one backoff after the timeout, then the 409
+    assert [m["post_id"] for m in sent(sandbox)] == [post.remote_id]
+
+
+def test_slow_read_times_out_and_is_retried(sandbox, make_hook, waits):
+    hook = make_hook(timeout=0.3)
+    sandbox.fault("line", "slow", operation="metrics", delay=1.0)
+    assert hook.account_metrics().followers == 1200
+    assert len(waits) == 1  # one timeout (a TransientError on a read), one retry
 
 
 def test_retry_key_on_an_endpoint_without_retry_keys_is_400(sandbox, city):

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from koho.platforms.errors import AuthExpired, PermanentlyRejected, RateLimited
+from koho.platforms.errors import AuthExpired, PermanentlyRejected, RateLimited, UnknownOutcome
 from koho.platforms.threads import ThreadsHook
 from koho.platforms.types import OutgoingPost
-from tests.unit.platforms.hook_helpers import errors_under_faults
+from tests.unit.platforms.hook_helpers import errors_under_faults, sleep_until, wait_until
 
 P = "threads"
 TEXT = "本日17時から市民会館で防災講座を開きます。"
@@ -123,6 +123,39 @@ def test_server_error_on_read_is_retried(sandbox, hook, waits):
     sandbox.fault(P, "server_error", operation="read")
     assert hook.get_post(published.remote_id).remote_id == published.remote_id
     assert len(waits) == 1
+
+
+def test_slow_read_times_out_and_is_retried(sandbox, hook, make_hook, waits):
+    published = hook.publish_once(OutgoingPost(TEXT), idempotency_key="t-12")
+    impatient = make_hook(timeout=0.3)
+    sandbox.fault(P, "slow", operation="read", delay=1.0)
+    assert impatient.get_post(published.remote_id).text == TEXT
+    assert len(waits) == 1  # one timeout (a TransientError on a read), one retry
+
+
+def test_slow_publish_is_unknown_then_reconciled_by_container_status(sandbox, make_hook):
+    """threads_publish outlives the timeout and is applied later: the retry finds the published
+    container instead of publishing again."""
+    hook = make_hook(timeout=0.3)
+    hook.prepare(OutgoingPost(TEXT), idempotency_key="t-13")
+    sandbox.fault(P, "slow", operation="publish", delay=1.0)
+    with pytest.raises(UnknownOutcome):
+        hook.publish(OutgoingPost(TEXT), idempotency_key="t-13")
+    wait_until(lambda: len(live_posts(sandbox)) == 1, "the late publish")  # before the next claim reconciles
+    published = hook.publish_once(OutgoingPost(TEXT), idempotency_key="t-13", maybe_sent_before=True)
+    assert published.reconciled
+    assert [p["post_id"] for p in live_posts(sandbox)] == [published.remote_id]
+
+
+def test_slow_publish_inside_one_attempt_posts_once(sandbox, make_hook):
+    hook = make_hook(timeout=0.3)
+    hook.prepare(OutgoingPost(TEXT), idempotency_key="t-14")
+    sandbox.fault(P, "slow", operation="publish", delay=1.0)
+    asked: list[float] = []
+    hook._sleep = sleep_until(lambda: len(live_posts(sandbox)) == 1, asked)
+    published = hook.publish_once(OutgoingPost(TEXT), idempotency_key="t-14")
+    assert published.reconciled and ThreadsHook.in_flight_grace in asked
+    assert [p["post_id"] for p in live_posts(sandbox)] == [published.remote_id]
 
 
 def test_delete_after_a_lost_response_is_done(sandbox, hook):

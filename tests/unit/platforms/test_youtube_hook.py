@@ -246,6 +246,21 @@ def test_lost_response_on_a_read_is_retried(sandbox, hook, city, waits):
     assert len(waits) == 1
 
 
+@pytest.mark.parametrize("operation", ["read", "metrics", "comments"])
+def test_slow_read_times_out_and_is_retried(sandbox, connect, city, waits, operation):
+    """YouTube is read-only here, so a slow answer is only ever a read: a TransientError, retried."""
+    video = add_video(sandbox.state, city["account_id"], "広報動画", views=7)
+    hook = YouTubeHook(connect("youtube", city), retry=POLICY, sleep=waits.append, timeout=0.3)
+    sandbox.fault("youtube", "slow", operation=operation, delay=1.0)
+    read = {
+        "read": lambda: hook.get_post(video.post_id).remote_id == video.post_id,
+        "metrics": lambda: hook.post_metrics(video.post_id).impressions == 7,
+        "comments": lambda: hook.comments_since(None, post_ids=[video.post_id]).comments == [],
+    }[operation]
+    assert read()
+    assert len(waits) == 1  # one timeout, one retry
+
+
 def test_short_rate_limit_backs_off_then_succeeds(sandbox, hook, city, waits):
     sandbox.fault("youtube", "rate_limit", operation="comments")
     assert hook.comments_since(None, post_ids=[]).comments == []

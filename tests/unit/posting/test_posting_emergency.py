@@ -56,7 +56,8 @@ class FakePlatforms:
         self.max_in_flight = 0
         self.barrier = None
 
-    def factory(self, platform: str, conn_id: str):
+    def factory(self, platform: str, conn_id: str, **options):
+        """A recording hook; ``options`` (the account's write budget) do not apply to a fake."""
         return _Hook(self, platform, conn_id)
 
 
