@@ -61,10 +61,16 @@ class CommentIn(BaseModel):
     created_at: datetime | None = None
 
 
+#: How long a reset waits for platform requests still being answered (slow faults) to finish.
+RESET_WAIT_SECONDS = 5.0
+
+
 @router.post("/reset")
 def reset(request: Request) -> dict:
-    _state(request).reset()
-    return {"ok": True}
+    state = _state(request)
+    idle = state.wait_idle(RESET_WAIT_SECONDS)
+    state.reset()
+    return {"ok": True, "requests_still_running": not idle}
 
 
 def _account_id(state: SandboxState, item: AccountIn) -> str:

@@ -21,12 +21,7 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
     app.include_router(admin_router)
     mounted: list[str] = []
     for name in PLATFORM_MODULES:
-        try:
-            module = importlib.import_module(f"sandbox.platforms.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sandbox.platforms.{name}":
-                raise
-            continue
+        module = importlib.import_module(f"sandbox.platforms.{name}")
         sub = module.create_app(state)
         sub.state.sandbox = state
         app.mount(module.PREFIX, sub)
@@ -34,9 +29,16 @@ def create_app(state: SandboxState | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
-        response = await call_next(request)
         parts = request.url.path.strip("/").split("/", 1)
-        if parts and parts[0] in mounted and response.status_code != 429:
+        platform = bool(parts) and parts[0] in mounted
+        if platform:
+            state.request_started()
+        try:
+            response = await call_next(request)
+        finally:
+            if platform:
+                state.request_finished()
+        if platform and response.status_code != 429:
             # 429s are recorded where they are decided, with the account they belong to.
             state.stats.record(parts[0], "*", response.status_code, time.time())
         return response

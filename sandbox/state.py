@@ -82,7 +82,28 @@ class SandboxState:
         self.lock = threading.RLock()
         self.faults = FaultBook()
         self.limits = RateLimiter()
+        self._in_flight = 0
+        self._idle = threading.Condition()
         self.reset()
+
+    def request_started(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def request_finished(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no platform request is being answered (a ``slow`` fault's request included).
+
+        A request that outlived its client's timeout is still answered later and counted then;
+        waiting for it before a reset keeps it from landing in the next test's fresh state.
+        """
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._in_flight, timeout=timeout)
 
     def reset(self) -> None:
         with self.lock:

@@ -18,6 +18,7 @@ from koho.platforms.errors import AuthExpired, NotSupported, PermanentlyRejected
 from koho.platforms.types import OutgoingPost
 from koho.platforms.youtube import YouTubeHook, next_pacific_midnight
 from sandbox.platforms.youtube import add_video, channel_id_for, uploads_playlist_id
+from tests.unit.platforms.hook_helpers import requests_seen
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 POLICY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, max_wait=60)
@@ -44,11 +45,6 @@ def hook(make_hook, city) -> YouTubeHook:
     return make_hook(city)
 
 
-def _requests_seen(sandbox) -> int:
-    return sum(c["count"] for c in sandbox.admin("GET", "/stats")["counts"]
-               if c["platform"] == "youtube" and c["account_id"] == "*")
-
-
 def _logged(caplog, capsys) -> str:
     """Everything logged: stdlib records (caplog) and Airflow's structlog output (stdout/stderr)."""
     out = capsys.readouterr()
@@ -67,7 +63,7 @@ def _comment(sandbox, account_id: str, author: str, text: str, post_id: str | No
 
 def test_write_side_is_not_supported_and_sends_nothing(sandbox, hook):
     assert not hook.capabilities.publish and not hook.capabilities.delete and not hook.capabilities.replies
-    before = _requests_seen(sandbox)
+    before = requests_seen(sandbox, "youtube")
     post = OutgoingPost(text="ごみ収集日のお知らせ")
     with pytest.raises(NotSupported, match="YouTube"):
         hook.publish(post, idempotency_key="k1")
@@ -75,7 +71,7 @@ def test_write_side_is_not_supported_and_sends_nothing(sandbox, hook):
         hook.publish_once(post, idempotency_key="k1", maybe_sent_before=True)
     with pytest.raises(NotSupported):
         hook.delete("abcdefghijk")
-    assert _requests_seen(sandbox) == before
+    assert requests_seen(sandbox, "youtube") == before
     assert sandbox.posts("youtube") == []
 
 
@@ -277,10 +273,10 @@ def test_spent_daily_quota_waits_for_pacific_midnight_without_hammering(sandbox,
     assert abs((err.value.reset_at - next_pacific_midnight()).total_seconds()) < 5
     assert waits == []  # hours away: raised for Airflow to reschedule, not slept on
 
-    seen = _requests_seen(sandbox)
+    seen = requests_seen(sandbox, "youtube")
     with pytest.raises(RateLimited):
         hook.account_metrics()
-    assert _requests_seen(sandbox) == seen  # known spent: nothing more was sent
+    assert requests_seen(sandbox, "youtube") == seen  # known spent: nothing more was sent
 
 
 def test_search_has_its_own_daily_bucket(sandbox, hook):
