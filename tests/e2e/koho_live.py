@@ -121,12 +121,15 @@ class KohoStack(AirflowStack):
         """The active accounts a text-only post reaches (YouTube needs a video, Instagram an image)."""
         return [r["id"] for r in self.rows if r["status"] == "active" and r["platform"] not in ("youtube", "instagram")]
 
-    def calendar_load(self, *, entries: int, lead_seconds: float, prefix: str, text: str) -> tuple[list[str], datetime, str]:
+    def calendar_load(self, *, entries: int, lead_seconds: float, prefix: str, text: str,
+                      slots: int = 1) -> tuple[list[str], datetime, str]:
         """``entries`` calendar posts on every text account, due ``lead_seconds`` from now, planned
-        straight into the ledger, and a calendar_publish run whose slot task is waiting for them.
+        straight into the ledger, and a calendar_publish run whose slot tasks are waiting for them.
 
-        Returns at the due instant: (entry ids, due, calendar run id). ``text`` is formatted with
-        the entry's number (``{i}``).
+        ``slots`` > 1 spreads the entries over that many instants one second apart (entry ``i`` at
+        due + ``i % slots`` s): one slot task each, all waiting in a worker at once, as on a busy
+        morning. Returns at the first due instant: (entry ids, due, calendar run id). ``text`` is
+        formatted with the entry's number (``{i}``).
         """
         from koho.ledger import repo
         from koho.ledger.db import Ledger
@@ -137,11 +140,12 @@ class KohoStack(AirflowStack):
         with Ledger(self.ledger_url).session() as session:
             for i in range(entries):
                 entry_id, body = f"{prefix}-{i:03d}", text.format(i=i)
+                at = due + timedelta(seconds=i % max(1, slots))
                 repo.upsert_entry(session, {"id": entry_id, "origin": "calendar", "source": prefix, "title": body,
-                                            "publish_at": due, "content_hash": entry_id,
+                                            "publish_at": at, "content_hash": entry_id,
                                             "payload": {"text": body, "accounts": accounts}})
                 for account in accounts:
-                    repo.plan_delivery(session, entry_id=entry_id, account_id=account, revision=1, due_at=due,
+                    repo.plan_delivery(session, entry_id=entry_id, account_id=account, revision=1, due_at=at,
                                        text=body)
                 ids.append(entry_id)
         run = self.trigger("calendar_publish")
