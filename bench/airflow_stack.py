@@ -311,14 +311,14 @@ class AirflowStack:
         return self.send(method, path, token=self.token(), **kwargs)
 
     def send(self, method: str, path: str, *, token: str, **kwargs: Any) -> requests.Response:
-        """One REST call with ``token``. A write that met SQLite's lock (the embedded metadata DB
-        under load) is answered 500 "Database error" and rolled back: idempotent calls are sent
-        again after a short back-off; POSTs are the caller's to retry (see ``trigger``)."""
+        """One REST call with ``token``. A statement that met SQLite's write lock (the embedded
+        metadata DB under load: "database is locked" after the driver's 5 s) is answered 500
+        "Database error" and its transaction rolled back, so the call is sent again, POSTs too,
+        after a short back-off. Any other answer is returned as it is."""
         headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-        attempts = 1 if method.upper() == "POST" else DB_ERROR_ATTEMPTS
-        for attempt in range(attempts):
+        for attempt in range(DB_ERROR_ATTEMPTS):
             response = self.http.request(method, f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
-            if not _database_error(response) or attempt == attempts - 1:
+            if not _database_error(response) or attempt == DB_ERROR_ATTEMPTS - 1:
                 return response
             time.sleep(1 + attempt)  # backing off from a locked SQLite database
         raise AssertionError("unreachable")
@@ -343,21 +343,11 @@ class AirflowStack:
         self.call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
 
     def trigger(self, dag_id: str, *, run_id: str | None = None, conf: dict | None = None) -> str:
-        """Start a DAG run. SQLite (the embedded metadata DB) answers 500 "database is locked" now
-        and then under load: retried; with an explicit ``run_id`` a 409 means an earlier try made it."""
+        """Start a DAG run (as admin); returns its run id."""
         body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
         if run_id:
             body["dag_run_id"] = run_id
-        for attempt in range(DB_ERROR_ATTEMPTS):
-            response = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
-            if response.status_code < 300:
-                return response.json()["dag_run_id"]
-            if response.status_code == 409 and run_id and attempt:
-                return run_id
-            if response.status_code < 500 or attempt == DB_ERROR_ATTEMPTS - 1:
-                raise RuntimeError(f"POST dagRuns of {dag_id} -> {response.status_code}: {response.text[:500]}")
-            time.sleep(1 + attempt)  # backing off from a locked SQLite database
-        raise AssertionError("unreachable")
+        return self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)["dag_run_id"]
 
     def runs(self, dag_id: str) -> list[dict]:
         return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100})["dag_runs"]

@@ -37,9 +37,6 @@ def airflow_env(root: Path, home: Path | None = None, *, base: dict[str, str] | 
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        # Wait for SQLite's write lock longer than the driver's 5 s (see koho.sqlite_metadata).
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "koho.sqlite_metadata.CONNECT_ARGS",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": "koho.sqlite_metadata.ASYNC_CONNECT_ARGS",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
         "KOHO_INCLUDE_DIR": str(root / "include"),
         "PYTHONPATH": os.pathsep.join([str(root / "plugins"), str(root)]),

@@ -106,15 +106,3 @@ def test_init_migrates_both_databases(compose):
     assert "Ledger.from_airflow().migrate()" in script
     assert (ROOT / "deploy" / "postgres-init.sql").read_text().count("CREATE DATABASE koho") == 1
 
-
-def test_embedded_sqlite_waits_for_its_write_lock_and_postgres_is_left_alone(compose):
-    """make run's SQLite metadata DB waits out a busy writer; the compose (Postgres) setup must not
-    get SQLite's ``timeout`` argument, which psycopg2 would refuse."""
-    from importlib import import_module
-
-    local_env = airflow_env(ROOT, ROOT / ".airflow" / "test-home", base={})
-    for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"):
-        module, _, name = local_env[key].rpartition(".")
-        assert getattr(import_module(module), name)["timeout"] > 5, "no longer than the driver's default"
-        assert key not in compose["x-airflow-common"]["environment"]
-        assert key not in read_env_file(ROOT / "deploy" / "airflow.env")
