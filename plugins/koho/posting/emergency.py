@@ -38,17 +38,13 @@ from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting.form import looks_like_html
 from koho.posting.settings import PostingSettings
+from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, KINDS, SEVERITIES, WEBSITE_TARGET
 from koho.timeutil import to_local, utcnow
 
 log = logging.getLogger(__name__)
 
 FIELDS = ("message", "link", "severity", "targets", "confirmation", "follow_up_of", "kind", "images",
           "requested_by", "draft_of")
-SEVERITIES = ("critical", "high", "advisory")
-KINDS = ("alert", "update", "all_clear")
-KIND_LABELS = {"alert": "緊急情報", "update": "続報", "all_clear": "解除"}
-WEBSITE_TARGET = "website"
-DEFAULT_TARGETS = ("all", WEBSITE_TARGET)
 MAX_MESSAGE = 5000
 #: A delivery another attempt left "sending" is reconciled and tried again after this long. Short
 #: on purpose: within one broadcast no other process sends these deliveries (see the module doc).

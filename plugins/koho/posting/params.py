@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from koho.posting.emergency import DEFAULT_TARGETS, KIND_LABELS, SEVERITIES
+from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, SEVERITIES
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,14 @@
+"""The emergency form's fixed words: severities, kinds of post, default targets.
+
+A module of its own, importing nothing, because the DAG files read it while they are parsed
+(the trigger forms' choices): ``koho.posting.emergency`` pulls in the ledger and the calendar,
+half a second of imports the dag-processor would pay on every parse of two DAG files.
+"""
+
+from __future__ import annotations
+
+SEVERITIES = ("critical", "high", "advisory")
+KINDS = ("alert", "update", "all_clear")
+KIND_LABELS = {"alert": "緊急情報", "update": "続報", "all_clear": "解除"}
+WEBSITE_TARGET = "website"
+DEFAULT_TARGETS = ("all", WEBSITE_TARGET)
