@@ -60,10 +60,7 @@ def calendar_yaml(entries: int, spread: int, start, seed: int) -> tuple[str, dic
     for i in range(entries):
         at = start + timedelta(seconds=5 * rng.randint(0, spread // 5))
         targets = rng.sample(ACCOUNTS, rng.randint(1, 3))
-        with_image = any("instagram" in t for t in targets)
-        if with_image:
-            # Instagram needs an image; Bluesky would download it from the (unreachable) city site.
-            targets = [t for t in targets if t != "city-bluesky"]
+        with_image = any("instagram" in t for t in targets)  # Instagram needs an image
         entry_id = f"bench-{i:03d}"
         due[entry_id] = at
         lines += [

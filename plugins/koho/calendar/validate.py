@@ -25,7 +25,8 @@ from koho.calendar.schema import FROM_FILE, RESOLVED_FIELDS, CalendarEntry, is_u
 from koho.calendar.sources import RawEntry, SourceRead, calendar_files, read_source
 from koho.calendar.targets import resolve_targets
 from koho.calendar.timeparse import EXAMPLE
-from koho.config.loader import KohoConfig, include_dir
+from koho.config.loader import KohoConfig
+from koho.config.loader import media_dir as default_media_dir
 from koho.config.schema import AccountConfig
 from koho.errors import HasProblems, InputError, KohoError, Problem
 from koho.platforms.registry import PLATFORMS
@@ -56,10 +57,6 @@ class CalendarLoad(HasProblems):
     def raise_for_problems(self) -> None:
         if self.errors:
             raise InputError(self.errors)
-
-
-def default_media_dir() -> Path:
-    return include_dir() / "media"
 
 
 def load_calendar(

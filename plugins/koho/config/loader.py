@@ -31,6 +31,11 @@ def include_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "include"
 
 
+def media_dir() -> Path:
+    """Where the images that calendar entries and forms name live: include/media."""
+    return include_dir() / "media"
+
+
 def config_dir() -> Path:
     return Path(os.environ.get("KOHO_CONFIG_DIR") or include_dir() / "config")
 

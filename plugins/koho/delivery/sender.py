@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from koho.config import KohoConfig, load_config
-from koho.config.loader import include_dir
+from koho.config.loader import media_dir
 from koho.delivery.planner import WEBSITE
 from koho.ledger import repo
 from koho.ledger.db import Ledger
@@ -117,12 +117,19 @@ def _advice(exc: PlatformError) -> str:
     return str(exc)
 
 
-def image_urls(payload: dict[str, Any], config: KohoConfig) -> tuple[str, ...]:
-    """Public URLs of the entry's images: URLs as given, local files under the website's media/."""
+def image_urls(payload: dict[str, Any], config: KohoConfig, *, local: bool = False) -> tuple[str, ...]:
+    """The entry's images as a hook takes them: URLs as given; a local image (include/media) as
+    its file when the hook uploads the bytes itself (``local``), else as its public URL under the
+    website's media/, which the platform fetches."""
     base = str(config.policy.channels.website.base_url) if config.policy else ""
     urls = []
     for image in payload.get("images") or ():
-        urls.append(image if "://" in image else urljoin(base, f"media/{Path(image).name}"))
+        if "://" in image:
+            urls.append(image)
+        elif local:
+            urls.append(str(media_dir() / image))
+        else:
+            urls.append(urljoin(base, f"media/{Path(image).name}"))
     return tuple(urls)
 
 
@@ -136,12 +143,23 @@ def carries_images(payload: dict[str, Any], platform: str) -> bool:
 def takes_images(platform: str) -> bool:
     """Whether Koho can attach images on ``platform`` (its hook's ``capabilities.images``); where it
     cannot, the post goes out with its text and link only rather than failing."""
+    capabilities = _capabilities(platform)
+    return bool(capabilities and capabilities.images)
+
+
+def uploads_images(platform: str) -> bool:
+    """Whether ``platform``'s hook uploads image bytes itself (then it reads Koho's local copy)."""
+    capabilities = _capabilities(platform)
+    return bool(capabilities and capabilities.uploads_images)
+
+
+def _capabilities(platform: str) -> Any:
     from koho.platforms.registry import hook_class
 
     try:
-        return hook_class(platform).capabilities.images
+        return hook_class(platform).capabilities
     except KeyError:
-        return False
+        return None
 
 
 class Sender:
@@ -233,7 +251,7 @@ class Sender:
             else:
                 post = OutgoingPost(
                     text=snapshot.text,
-                    image_urls=image_urls(snapshot.payload, self.config)
+                    image_urls=image_urls(snapshot.payload, self.config, local=uploads_images(snapshot.platform))
                     if snapshot.part_index == 0 and carries_images(snapshot.payload, snapshot.platform)
                     and takes_images(snapshot.platform) else (),
                     reply_to=snapshot.parent_remote_id,
@@ -301,7 +319,7 @@ class Sender:
         if not self.config.policy:
             raise NotSupported("no website channel configured in policy.yaml", platform=WEBSITE)
         payload = snapshot.payload
-        media = include_dir() / "media"
+        media = media_dir()
         item = NewsItem(
             id=snapshot.entry_id, title=payload.get("title") or snapshot.entry_id, body=payload.get("text") or "",
             published_at=snapshot.due_at, link=payload.get("link"), category=payload.get("category"),

@@ -219,7 +219,7 @@ class BlueskyHook(PlatformHook):
 
     platform = "bluesky"
     capabilities = Capabilities(
-        publish=True, delete=True, replies=True, images=True, links=True, comments=True,
+        publish=True, delete=True, replies=True, images=True, uploads_images=True, links=True, comments=True,
         search_accounts=True, idempotency_key=False,
     )
     in_flight_grace = 0.0  # the delivery's record key refuses a late second copy (see tid_for)

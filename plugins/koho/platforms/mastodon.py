@@ -90,7 +90,7 @@ class MastodonHook(PlatformHook):
     """Mastodon client API for one account on one instance."""
 
     platform = "mastodon"
-    capabilities = Capabilities(images=True, idempotency_key=True)
+    capabilities = Capabilities(images=True, uploads_images=True, idempotency_key=True)
 
     #: Items per page when listing (Mastodon allows up to 40 statuses or 80 notifications).
     page_size: int = 40

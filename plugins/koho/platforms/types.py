@@ -19,6 +19,9 @@ class Capabilities:
     replies: bool = True  # can publish a reply to its own post (threads, follow-ups)
     images: bool = True
     image_required: bool = False
+    #: The hook sends the image bytes itself (X, Mastodon, Bluesky upload them), so it is given
+    #: Koho's own copy of a local image; the others are given a public URL the platform fetches.
+    uploads_images: bool = False
     links: bool = True
     comments: bool = True
     search_accounts: bool = True

@@ -152,7 +152,7 @@ class XHook(PlatformHook):
     """X API v2 for one account (user context)."""
 
     platform = "x"
-    capabilities = Capabilities(images=True, idempotency_key=False)
+    capabilities = Capabilities(images=True, uploads_images=True, idempotency_key=False)
 
     #: Tweets per page when listing (X allows 5..100).
     page_size: int = 100

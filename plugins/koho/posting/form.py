@@ -41,7 +41,8 @@ from koho.calendar.rules import PlannedSlot, volume_problems
 from koho.calendar.schema import CalendarEntry, is_url
 from koho.calendar.targets import resolve_targets
 from koho.calendar.timeparse import EXAMPLE, parse_publish_at
-from koho.config.loader import KohoConfig, include_dir
+from koho.config.loader import KohoConfig
+from koho.config.loader import media_dir as default_media_dir
 from koho.config.schema import AccountConfig
 from koho.errors import HasProblems, KohoError, Problem, Where
 from koho.posting.settings import PostingSettings
@@ -214,7 +215,7 @@ def validate_adhoc(
     """Check one ad-hoc form; nothing is written. ``existing`` are the ledger's planned posts."""
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
-    media_dir = media_dir or include_dir() / "media"
+    media_dir = media_dir or default_media_dir()
     f = _Form(form)
     dry_run = f.flag("dry_run")
     allow_quiet = f.flag("allow_quiet_hours")

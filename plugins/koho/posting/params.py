@@ -56,9 +56,9 @@ def account_choices() -> tuple[list[str], dict[str, str]]:
 
 def media_choices() -> list[str]:
     try:
-        from koho.config.loader import include_dir
+        from koho.config.loader import media_dir
 
-        return sorted(p.name for p in (include_dir() / "media").iterdir() if p.is_file() and not p.name.startswith("."))
+        return sorted(p.name for p in media_dir().iterdir() if p.is_file() and not p.name.startswith("."))
     except OSError:
         return []
 

@@ -214,6 +214,26 @@ def test_images_go_where_the_platform_takes_them(ledger, sandbox, city, monkeypa
     assert image in str(line_post["media"])
 
 
+@pytest.mark.parametrize("platform", ["x", "mastodon", "bluesky"])
+def test_a_local_image_is_uploaded_from_koho_s_copy_and_linked_where_the_platform_fetches(
+        ledger, sandbox, city, platform):
+    """Platforms that take the bytes get include/media's file (the city's website, where the image
+    is also published, need not be reachable); LINE, which fetches a URL itself, gets the public URL."""
+    from koho.config.loader import media_dir
+
+    image = "gomi-calendar.png"
+    assert (media_dir() / image).is_file()
+    uploader = city(f"city-{platform}", platform)
+    city("city-line", "line")
+    add_entry(ledger, "gomi", accounts=[uploader["id"], "city-line"], text=TEXT, images=[image])
+    s = sender(ledger)
+    outcomes = [s.send(i) for i in plan(ledger, "gomi").deliveries]
+    assert [o.status for o in outcomes] == ["published", "published"], [o.error for o in outcomes]
+    [uploaded], [line_post] = sandbox.posts(platform), sandbox.posts("line")
+    assert uploaded["media"], "the image was not attached"
+    assert f"/media/{image}" in str(line_post["media"]) and "https://" in str(line_post["media"])
+
+
 def test_a_slot_of_many_posts_to_one_bluesky_account_logs_in_once_and_posts_each_once(ledger, sandbox, city):
     """Twelve calendar posts at one instant: the slot's threads share one hook and one session, and
     every post gets its own record key although all share createdAt."""
