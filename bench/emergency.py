@@ -200,8 +200,12 @@ def _broadcast_under_load(stack, cfg: Config, number: int) -> tuple[dict[str, An
     holding = sum(ti["task_id"] == "send_slot" and ti["state"] == "running"
                   for ti in stack.task_instances("calendar_publish", run))
     latency = _broadcast(stack, f"load {number + 1}")
-    status = wait_for(lambda: (s := _load_status(stack, ids)) and s.get("published", 0) == sum(s.values()) and s,
-                      timeout=300, interval=0.5, what="the calendar load to be published")
+    try:
+        status = wait_for(lambda: (s := _load_status(stack, ids)) and s.get("published", 0) == sum(s.values()) and s,
+                          timeout=300, interval=0.5, what="the calendar load to be published")
+    except TimeoutError:  # reported as a missed target with the statuses, not a crash
+        status = _load_status(stack, ids)
+        print(f"load {number + 1}: not all published after 300 s: {status}", flush=True)
     finished = datetime.now(UTC)
     stats = {"calendar deliveries": sum(status.values()), "calendar published": status.get("published", 0),
              "slot tasks holding workers at the trigger": holding,
