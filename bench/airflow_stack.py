@@ -301,8 +301,9 @@ class AirflowStack:
 
     def token(self) -> str:
         if self._token is None:
+            # the first login builds the auth manager's app: on a busy machine, more than 10 s
             response = self.http.post(f"{self.api}/auth/token", json={"username": "admin", "password": self.password},
-                                      timeout=10)
+                                      timeout=30)
             response.raise_for_status()
             self._token = response.json()["access_token"]
         return self._token

@@ -75,7 +75,7 @@ class KohoStack(AirflowStack):
             return self.token()
         if user not in self._tokens:
             response = self.http.post(f"{self.api}/auth/token",
-                                      json={"username": user, "password": self.users[user]}, timeout=10)
+                                      json={"username": user, "password": self.users[user]}, timeout=30)
             if response.status_code >= 400:
                 raise RuntimeError(f"token for {user}: {response.status_code} {response.text[:300]}")
             self._tokens[user] = response.json()["access_token"]
