@@ -10,7 +10,7 @@ STAMP := $(VENV)/.koho-installed
 help:
 	@echo "make run    - install, migrate, start the sandbox and Airflow with the demo city"
 	@echo "make test   - run the whole test suite"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff check and ruff format --check"
 	@echo "make bench  - benchmarks (figures as ratios against a baseline measured in the same run)"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -30,6 +30,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(PY) -m bench

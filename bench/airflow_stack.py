@@ -42,8 +42,14 @@ def _database_error(response: requests.Response) -> bool:
     return response.status_code == 500 and "Database error" in response.text
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.25,
-              on_timeout: Callable[[], str] | None = None) -> Any:
+def wait_for(
+    condition: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+    on_timeout: Callable[[], str] | None = None,
+) -> Any:
     """Poll ``condition`` until it returns something truthy; raise TimeoutError naming ``what``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -112,9 +118,16 @@ def relaxed_config(target: Path, *, keep_caps: Iterable[str] = (), source: Path 
 class AirflowStack:
     """See the module docstring. Use as a context manager; ``start()`` returns once the API answers."""
 
-    def __init__(self, workdir: Path, *, config_dir: Path | None = None, calendar_dir: Path | None = None,
-                 extra_env: dict[str, str] | None = None, mail: bool = True,
-                 components: Iterable[str] = COMPONENTS) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        config_dir: Path | None = None,
+        calendar_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        mail: bool = True,
+        components: Iterable[str] = COMPONENTS,
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.home = self.workdir / "airflow-home"
@@ -170,35 +183,47 @@ class AirflowStack:
 
         self.api_port = free_port()
         env = airflow_env(ROOT, self.home)
-        env.update({
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__BASE_URL": self.api,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "KOHO_CALENDAR_DIR": str(self.calendar_dir),
-        })
+        env.update(
+            {
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__BASE_URL": self.api,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api}/execution/",
+                "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+                "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "KOHO_CALENDAR_DIR": str(self.calendar_dir),
+            }
+        )
         if self.config_dir:
             env["KOHO_CONFIG_DIR"] = str(self.config_dir)
         env.update(self.extra_env)
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": self.password}))
         subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-        subprocess.run(["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")], env=env, check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            ["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         if "FabAuthManager" in env.get("AIRFLOW__CORE__AUTH_MANAGER", ""):
             # deploy/airflow.env selects the FAB auth manager: Koho's roles (the DAGs' access_control
             # names them) and an admin with this stack's password, before any DAG is parsed.
             users = self.home / "koho-users.json"
             users.write_text(json.dumps({"admin": self.password}))
-            subprocess.run([sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users)],
-                           env=env, check=True, capture_output=True, timeout=600)
+            subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users)],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
 
         self.sandbox = SandboxServer().start()
         previous = os.environ.get("KOHO_CONFIG_DIR")
@@ -215,8 +240,9 @@ class AirflowStack:
         tokens = {row["id"]: secrets.token_urlsafe(24) for row in self.rows}
         for conn_id, fields in register_accounts(self.sandbox.url, self.rows, tokens).items():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(fields)
-        env["AIRFLOW_CONN_KOHO_DB"] = json.dumps({"conn_type": "sqlite", "host": self.ledger_url.removeprefix(
-            "sqlite:///")})
+        env["AIRFLOW_CONN_KOHO_DB"] = json.dumps(
+            {"conn_type": "sqlite", "host": self.ledger_url.removeprefix("sqlite:///")}
+        )
         ledger = Ledger(self.ledger_url)
         ledger.migrate()
         with ledger.session() as session:
@@ -235,14 +261,20 @@ class AirflowStack:
         self.logs.mkdir(parents=True, exist_ok=True)
         for name in self.components:
             self.start_component(name)
-        wait_for(self._api_up, timeout=timeout, what="the Airflow api-server", interval=0.5,
-                 on_timeout=lambda: self.tail("api-server"))
+        wait_for(
+            self._api_up,
+            timeout=timeout,
+            what="the Airflow api-server",
+            interval=0.5,
+            on_timeout=lambda: self.tail("api-server"),
+        )
 
     def start_component(self, name: str) -> subprocess.Popen:
         handle = (self.logs / f"{name}.log").open("ab")
         cmd = ["airflow", name] + (["--port", str(self.api_port)] if name == "api-server" else [])
-        proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=self.env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs[name] = proc
         return proc
 
@@ -305,8 +337,9 @@ class AirflowStack:
     def token(self) -> str:
         if self._token is None:
             # the first login builds the auth manager's app: on a busy machine, more than 10 s
-            response = self.http.post(f"{self.api}/auth/token", json={"username": "admin", "password": self.password},
-                                      timeout=30)
+            response = self.http.post(
+                f"{self.api}/auth/token", json={"username": "admin", "password": self.password}, timeout=30
+            )
             response.raise_for_status()
             self._token = response.json()["access_token"]
         return self._token
@@ -340,8 +373,13 @@ class AirflowStack:
             missing[:] = [d for d in missing if self.request("GET", f"/api/v2/dags/{d}").status_code != 200]
             return not missing
 
-        wait_for(parsed, timeout=timeout, what=f"DAGs to be parsed ({missing})", interval=0.5,
-                 on_timeout=lambda: self.tail("dag-processor"))
+        wait_for(
+            parsed,
+            timeout=timeout,
+            what=f"DAGs to be parsed ({missing})",
+            interval=0.5,
+            on_timeout=lambda: self.tail("dag-processor"),
+        )
 
     def set_paused(self, dag_id: str, paused: bool) -> None:
         self.call("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
@@ -360,20 +398,28 @@ class AirflowStack:
         response = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
         return response.json()["state"] if response.status_code == 200 else None
 
-    def wait_run(self, dag_id: str, run_id: str, *, states: Iterable[str] = ("success", "failed"),
-                 timeout: float = 120) -> str:
+    def wait_run(
+        self, dag_id: str, run_id: str, *, states: Iterable[str] = ("success", "failed"), timeout: float = 120
+    ) -> str:
         wanted = set(states)
-        return wait_for(lambda: (s := self.run_state(dag_id, run_id)) in wanted and s, timeout=timeout,
-                        what=f"{dag_id} run {run_id} to reach {sorted(wanted)}",
-                        on_timeout=lambda: self.tail("scheduler"))
+        return wait_for(
+            lambda: (s := self.run_state(dag_id, run_id)) in wanted and s,
+            timeout=timeout,
+            what=f"{dag_id} run {run_id} to reach {sorted(wanted)}",
+            on_timeout=lambda: self.tail("scheduler"),
+        )
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                         params={"limit": 1000})["task_instances"]
+        return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})[
+            "task_instances"
+        ]
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> Any:
-        response = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
-                                       "return_value", params={"map_index": map_index, "deserialize": True})
+        response = self.request(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+            params={"map_index": map_index, "deserialize": True},
+        )
         if response.status_code != 200:
             return None
         value = response.json().get("value")
@@ -389,8 +435,11 @@ class AirflowStack:
         return response.json() if response.status_code == 200 else None
 
     def respond(self, dag_id: str, run_id: str, task_id: str, option: str) -> dict:
-        return self.call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
-                         json={"chosen_options": [option], "params_input": {}})
+        return self.call(
+            "PATCH",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+            json={"chosen_options": [option], "params_input": {}},
+        )
 
     def plugin_json(self, path: str, **params: Any) -> Any:
         return self.call("GET", path, params=params)

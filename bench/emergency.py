@@ -119,8 +119,11 @@ def measure(cfg: Config, work: Path) -> BenchResult:
 
 
 def _form(label: str) -> dict[str, Any]:
-    return {"message": f"【訓練】ベンチマーク {label}: 緊急配信の速さを測っています。実際の災害ではありません。",
-            "confirmation": "緊急配信", "severity": "advisory"}
+    return {
+        "message": f"【訓練】ベンチマーク {label}: 緊急配信の速さを測っています。実際の災害ではありません。",
+        "confirmation": "緊急配信",
+        "severity": "advisory",
+    }
 
 
 def _direct(stack, number: int) -> dict[str, Any]:
@@ -132,9 +135,14 @@ def _direct(stack, number: int) -> dict[str, Any]:
 
     config, settings, ledger = load_config(), load_posting_settings(), Ledger(stack.ledger_url)
     started = time.monotonic()
-    check = emergency.validate_emergency(_form(f"baseline {number + 1}"), config, settings,
-                                         entry_id=f"bench-baseline-{number}-{os.getpid()}", triggered_by="bench",
-                                         lookup=emergency.lookup_in(ledger))
+    check = emergency.validate_emergency(
+        _form(f"baseline {number + 1}"),
+        config,
+        settings,
+        entry_id=f"bench-baseline-{number}-{os.getpid()}",
+        triggered_by="bench",
+        lookup=emergency.lookup_in(ledger),
+    )
     result = emergency.send_all(ledger, check, config, settings, run_id=None)
     seconds = time.monotonic() - started
     return {"seconds": seconds, "published": result["published"], "total": result["total"]}
@@ -154,8 +162,9 @@ def _published(stack, entry_id: str) -> tuple[int, int, datetime | None]:
     from koho.ledger.models import Delivery
 
     with Ledger(stack.ledger_url).session(readonly=True) as session:
-        rows = session.execute(select(Delivery.status, Delivery.published_at)
-                               .where(Delivery.entry_id == entry_id)).all()
+        rows = session.execute(
+            select(Delivery.status, Delivery.published_at).where(Delivery.entry_id == entry_id)
+        ).all()
     done = [r.published_at for r in rows if r.status == "published"]
     return len(done), len(rows), max(done) if done else None
 
@@ -175,12 +184,23 @@ def _broadcast(stack, label: str) -> dict[str, Any]:
         done, total, last = _published(stack, entry_id)
         return last if total == expected and done == total else None
 
-    last = wait_for(all_out, timeout=180, interval=0.05, what=f"broadcast {label} published everywhere",
-                    on_timeout=lambda: stack.tail("scheduler"))
+    last = wait_for(
+        all_out,
+        timeout=180,
+        interval=0.05,
+        what=f"broadcast {label} published everywhere",
+        on_timeout=lambda: stack.tail("scheduler"),
+    )
     state = stack.wait_run("emergency_broadcast", run["dag_run_id"], timeout=120)
     posts = [p for p in stack.sandbox.posts() if label in p["text"]]
-    return {"label": label, "seconds": (last - started).total_seconds(), "state": state, "posts": len(posts),
-            "expected_posts": expected - 1, "run_id": run["dag_run_id"]}
+    return {
+        "label": label,
+        "seconds": (last - started).total_seconds(),
+        "state": state,
+        "posts": len(posts),
+        "expected_posts": expected - 1,
+        "run_id": run["dag_run_id"],
+    }
 
 
 def _load_status(stack, ids: list[str]) -> dict[str, int]:
@@ -190,8 +210,9 @@ def _load_status(stack, ids: list[str]) -> dict[str, int]:
     from koho.ledger.models import Delivery
 
     with Ledger(stack.ledger_url).session(readonly=True) as session:
-        rows = session.execute(select(Delivery.status, func.count()).where(Delivery.entry_id.in_(ids))
-                               .group_by(Delivery.status)).all()
+        rows = session.execute(
+            select(Delivery.status, func.count()).where(Delivery.entry_id.in_(ids)).group_by(Delivery.status)
+        ).all()
     return {status: count for status, count in rows}
 
 
@@ -199,21 +220,34 @@ def _broadcast_under_load(stack, cfg: Config, number: int) -> tuple[dict[str, An
     from tests.e2e.koho_live import wait_for
 
     ids, due, run = stack.calendar_load(
-        entries=cfg.load_entries, lead_seconds=cfg.lead_seconds, prefix=f"bench-load-{number}", slots=cfg.load_slots,
-        text=f"負荷 {number}-{{i}}: 市からのお知らせ（ベンチマーク用の通常投稿）です。")
-    holding = sum(ti["task_id"] == "send_slot" and ti["state"] == "running"
-                  for ti in stack.task_instances("calendar_publish", run))
+        entries=cfg.load_entries,
+        lead_seconds=cfg.lead_seconds,
+        prefix=f"bench-load-{number}",
+        slots=cfg.load_slots,
+        text=f"負荷 {number}-{{i}}: 市からのお知らせ（ベンチマーク用の通常投稿）です。",
+    )
+    holding = sum(
+        ti["task_id"] == "send_slot" and ti["state"] == "running"
+        for ti in stack.task_instances("calendar_publish", run)
+    )
     latency = _broadcast(stack, f"load {number + 1}")
     try:
-        status = wait_for(lambda: (s := _load_status(stack, ids)) and s.get("published", 0) == sum(s.values()) and s,
-                          timeout=300, interval=0.5, what="the calendar load to be published")
+        status = wait_for(
+            lambda: (s := _load_status(stack, ids)) and s.get("published", 0) == sum(s.values()) and s,
+            timeout=300,
+            interval=0.5,
+            what="the calendar load to be published",
+        )
     except TimeoutError:  # reported as a missed target with the statuses, not a crash
         status = _load_status(stack, ids)
         print(f"load {number + 1}: not all published after 300 s: {status}", flush=True)
     finished = datetime.now(UTC)
-    stats = {"calendar deliveries": sum(status.values()), "calendar published": status.get("published", 0),
-             "slot tasks holding workers at the trigger": holding,
-             "calendar done after due (s)": (finished - due).total_seconds()}
+    stats = {
+        "calendar deliveries": sum(status.values()),
+        "calendar published": status.get("published", 0),
+        "slot tasks holding workers at the trigger": holding,
+        "calendar done after due (s)": (finished - due).total_seconds(),
+    }
     return stats, latency
 
 
@@ -221,8 +255,9 @@ def _broadcast_under_load(stack, cfg: Config, number: int) -> tuple[dict[str, An
 # the result
 
 
-def _result(cfg: Config, baseline: list[dict], first: dict, quiet: list[dict], loaded: list[dict],
-            load_stats: list[dict]) -> BenchResult:
+def _result(
+    cfg: Config, baseline: list[dict], first: dict, quiet: list[dict], loaded: list[dict], load_stats: list[dict]
+) -> BenchResult:
     base = statistics.median(b["seconds"] for b in baseline)
     q = [r["seconds"] for r in quiet]
     ld = [r["seconds"] for r in loaded]
@@ -233,10 +268,14 @@ def _result(cfg: Config, baseline: list[dict], first: dict, quiet: list[dict], l
         "accounts per broadcast": f"{every[0]['expected_posts']} + website" if every else "-",
         "baseline: direct broadcast, no Airflow (s, median)": base,
         "first broadcast after Airflow started (s, not a target)": first["seconds"],
-        "idle: p50 (s)": percentile(q, 50), "idle: p95 (s)": percentile(q, 95), "idle: max (s)": max(q),
-        "under load: p50 (s)": percentile(ld, 50), "under load: p95 (s)": percentile(ld, 95),
+        "idle: p50 (s)": percentile(q, 50),
+        "idle: p95 (s)": percentile(q, 95),
+        "idle: max (s)": max(q),
+        "under load: p50 (s)": percentile(ld, 50),
+        "under load: p95 (s)": percentile(ld, 95),
         "under load: max (s)": max(ld) if ld else float("nan"),
-        "idle p50 / baseline": percentile(q, 50) / base, "under load p50 / baseline": percentile(ld, 50) / base,
+        "idle p50 / baseline": percentile(q, 50) / base,
+        "under load p50 / baseline": percentile(ld, 50) / base,
         "calendar deliveries per load": load_stats[0]["calendar deliveries"] if load_stats else 0,
     }
     wrong_posts = sum(r["posts"] != r["expected_posts"] for r in checked)
@@ -248,17 +287,36 @@ def _result(cfg: Config, baseline: list[dict], first: dict, quiet: list[dict], l
         Target.at_most("under load p95 (s)", percentile(ld, 95), P95_LIMIT),
         Target.exactly("broadcasts not posted exactly once everywhere", wrong_posts, 0),
         Target.exactly("broadcast runs not successful", failed_runs, 0),
-        Target.exactly("calendar load deliveries not published",
-                       sum(s["calendar deliveries"] - s["calendar published"] for s in load_stats), 0),
+        Target.exactly(
+            "calendar load deliveries not published",
+            sum(s["calendar deliveries"] - s["calendar published"] for s in load_stats),
+            0,
+        ),
     ]
     notes = [
-        table(["broadcast", "seconds", "/ baseline", "posts", "run"],
-              [[r["label"], r["seconds"], r["seconds"] / base, r["posts"], r["state"]] for r in checked]),
-        table(["load run", "calendar deliveries", "published", "slot tasks in workers at the trigger",
-               "all done after due (s)"],
-              [[i + 1, s["calendar deliveries"], s["calendar published"],
-                s["slot tasks holding workers at the trigger"], s["calendar done after due (s)"]]
-               for i, s in enumerate(load_stats)]),
+        table(
+            ["broadcast", "seconds", "/ baseline", "posts", "run"],
+            [[r["label"], r["seconds"], r["seconds"] / base, r["posts"], r["state"]] for r in checked],
+        ),
+        table(
+            [
+                "load run",
+                "calendar deliveries",
+                "published",
+                "slot tasks in workers at the trigger",
+                "all done after due (s)",
+            ],
+            [
+                [
+                    i + 1,
+                    s["calendar deliveries"],
+                    s["calendar published"],
+                    s["slot tasks holding workers at the trigger"],
+                    s["calendar done after due (s)"],
+                ]
+                for i, s in enumerate(load_stats)
+            ],
+        ),
         "Latency = trigger request sent -> last delivery's published_at in the ledger (same clock). "
         "Baseline = the same broadcast called in-process without Airflow. Sandbox rate limits lifted; "
         f"the calendar load is {cfg.load_entries} entries to every text account (Instagram needs images), "

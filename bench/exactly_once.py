@@ -42,8 +42,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-ACCOUNTS = ("city-x", "city-facebook", "city-line", "city-bluesky", "city-mastodon", "city-threads",
-            "kosodate-line", "bousai-x")
+ACCOUNTS = (
+    "city-x",
+    "city-facebook",
+    "city-line",
+    "city-bluesky",
+    "city-mastodon",
+    "city-threads",
+    "kosodate-line",
+    "bousai-x",
+)
 PLATFORMS = ("x", "facebook", "line", "bluesky", "mastodon", "threads")
 KINDS = {"lost_response": {}, "server_error": {}, "slow": {"delay": 20.0}, "rate_limit": {"delay": 2.0}}
 FAULT_RATE = 0.2
@@ -56,8 +64,7 @@ def inject_faults(sandbox: Any, *, rate: float = FAULT_RATE, seed: int = 1) -> l
     rules = []
     for p, platform in enumerate(PLATFORMS):
         for k, (kind, extra) in enumerate(KINDS.items()):
-            rules.append(sandbox.fault(platform, kind, rate=round(per_kind, 4), seed=seed * 1000 + p * 10 + k,
-                                       **extra))
+            rules.append(sandbox.fault(platform, kind, rate=round(per_kind, 4), seed=seed * 1000 + p * 10 + k, **extra))
     return rules
 
 
@@ -85,8 +92,9 @@ class Killer(threading.Thread):
     send_slot task; then ``scheduler_restarts`` times, crashes the scheduler (SIGKILL of its main
     process) and starts a new one."""
 
-    def __init__(self, stack: Any, ledger: Any, kills: int, *, scheduler_restarts: int = 0,
-                 spacing: float = 40.0) -> None:
+    def __init__(
+        self, stack: Any, ledger: Any, kills: int, *, scheduler_restarts: int = 0, spacing: float = 40.0
+    ) -> None:
         super().__init__(name="koho-killer", daemon=True)
         self.stack, self.ledger, self.kills, self.spacing = stack, ledger, kills, spacing
         self.scheduler_restarts = scheduler_restarts
@@ -130,16 +138,33 @@ class Killer(threading.Thread):
                 except ProcessLookupError:
                     continue
                 ids = sorted(d.id for d in sending if d.dag_run_id == f"calendar_publish/{run_id}")
-                self.done.append({"run_id": run_id, "map_index": target["map_index"], "pid": target["pid"],
-                                  "sending": ids, "at": time.time()})
-                print(f"killed pid {target['pid']} (send_slot {run_id}[{target['map_index']}]) while sending "
-                      f"{len(ids)} deliveries", flush=True)
+                self.done.append(
+                    {
+                        "run_id": run_id,
+                        "map_index": target["map_index"],
+                        "pid": target["pid"],
+                        "sending": ids,
+                        "at": time.time(),
+                    }
+                )
+                print(
+                    f"killed pid {target['pid']} (send_slot {run_id}[{target['map_index']}]) while sending "
+                    f"{len(ids)} deliveries",
+                    flush=True,
+                )
                 last = time.monotonic()
                 break
 
 
-def fault_run(workdir: Path, *, deliveries: int = 300, kills: int = 2, scheduler_restarts: int = 1, seed: int = 1,
-              stale_after: int = STALE_AFTER_S) -> dict[str, Any]:
+def fault_run(
+    workdir: Path,
+    *,
+    deliveries: int = 300,
+    kills: int = 2,
+    scheduler_restarts: int = 1,
+    seed: int = 1,
+    stale_after: int = STALE_AFTER_S,
+) -> dict[str, Any]:
     """Run the scenario; returns the counts (see the module docstring)."""
     from sqlalchemy import select
 
@@ -178,8 +203,13 @@ def fault_run(workdir: Path, *, deliveries: int = 300, kills: int = 2, scheduler
                 rows = list(session.scalars(select(Delivery)))
             return rows if rows and all(d.status in final for d in rows) else None
 
-        rows = wait_for(settled, timeout=(last_due - utcnow()).total_seconds() + stale_after + 600,
-                        what="every delivery to settle", interval=2.0, on_timeout=lambda: stack.tail("scheduler"))
+        rows = wait_for(
+            settled,
+            timeout=(last_due - utcnow()).total_seconds() + stale_after + 600,
+            what="every delivery to settle",
+            interval=2.0,
+            on_timeout=lambda: stack.tail("scheduler"),
+        )
         killer.stop.set()
         stack.sandbox.admin("DELETE", "/faults")
         posts = stack.sandbox.admin("GET", "/posts", params={"include_deleted": True})
@@ -190,11 +220,17 @@ def fault_run(workdir: Path, *, deliveries: int = 300, kills: int = 2, scheduler
     by_key = Counter((p["platform"], p["account_id"], p["text"]) for p in posts)
     duplicates = sum(n - 1 for n in by_key.values() if n > 1)
     twice = [
-        {"platform": key[0], "account": key[1], "text": key[2][:40],
-         "posts": [(p["post_id"], p["created_at"]) for p in posts
-                   if (p["platform"], p["account_id"], p["text"]) == key],
-         "deliveries": [(d.id, d.status, d.attempts, d.remote_id) for d in rows if d.text == key[2]]}
-        for key, n in by_key.items() if n > 1
+        {
+            "platform": key[0],
+            "account": key[1],
+            "text": key[2][:40],
+            "posts": [
+                (p["post_id"], p["created_at"]) for p in posts if (p["platform"], p["account_id"], p["text"]) == key
+            ],
+            "deliveries": [(d.id, d.status, d.attempts, d.remote_id) for d in rows if d.text == key[2]],
+        }
+        for key, n in by_key.items()
+        if n > 1
     ]
     remote_ids = {p["post_id"] for p in posts}
     published = [d for d in rows if d.status == "published"]
@@ -203,8 +239,9 @@ def fault_run(workdir: Path, *, deliveries: int = 300, kills: int = 2, scheduler
     recorded = {d.remote_id for d in social}
     orphans = [p["post_id"] for p in posts if p["post_id"] not in recorded]
     failed = [d for d in rows if d.status == "failed"]
-    lost = [d.id for d in rows
-            if d.status not in ("published", "failed") or (d.status == "failed" and not d.last_error)]
+    lost = [
+        d.id for d in rows if d.status not in ("published", "failed") or (d.status == "failed" and not d.last_error)
+    ]
     killed_ids = sorted({i for k in killer.done + killer.restarts for i in k["sending"]})
     killed_final = Counter(d.status for d in rows if d.id in killed_ids)
     return {
@@ -228,8 +265,7 @@ def fault_run(workdir: Path, *, deliveries: int = 300, kills: int = 2, scheduler
         "their final statuses": dict(killed_final),
         "fault rules": len(fired),
         "fault rate per kind": next(iter(fired.values()))["rate"] if fired else 0,
-        "publish requests by status": Counter(
-            (c["status"]) for c in fault_stats["counts"] for _ in range(c["count"])),
+        "publish requests by status": Counter((c["status"]) for c in fault_stats["counts"] for _ in range(c["count"])),
         "operator re-runs of calendar_publish": kicks[0],
         "seconds": round(took, 1),
     }
@@ -244,8 +280,13 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path)
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="koho-faults-"))
-    report = fault_run(workdir, deliveries=args.deliveries, kills=args.kills,
-                       scheduler_restarts=args.scheduler_restarts, seed=args.seed)
+    report = fault_run(
+        workdir,
+        deliveries=args.deliveries,
+        kills=args.kills,
+        scheduler_restarts=args.scheduler_restarts,
+        seed=args.seed,
+    )
     for key, value in report.items():
         print(f"{key}: {value}")
     print(f"(work folder, logs: {workdir})")

@@ -143,10 +143,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bench",
         description="Koho benchmarks. Figures are ratios against a baseline measured in the same run "
-                    "(or a floor computed from the configuration); exits 1 when a target is missed.",
+        "(or a floor computed from the configuration); exits 1 when a target is missed.",
     )
-    p.add_argument("names", nargs="*", metavar="name",
-                   help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
+    p.add_argument(
+        "names", nargs="*", metavar="name", help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})"
+    )
     p.add_argument("--quick", action="store_true", help="reduced sizes (smoke runs); targets still apply")
     p.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
     return p

@@ -38,8 +38,19 @@ from bench.harness import BenchResult, Target, table
 P50_TARGET = 1.0
 P99_TARGET = 5.0
 #: Accounts the entries go to: every demo account that can publish (YouTube is read-only).
-ACCOUNTS = ("city-x", "city-facebook", "city-instagram", "city-line", "city-bluesky", "city-mastodon",
-            "city-threads", "kosodate-line", "kosodate-instagram", "bousai-x", "kanko-instagram")
+ACCOUNTS = (
+    "city-x",
+    "city-facebook",
+    "city-instagram",
+    "city-line",
+    "city-bluesky",
+    "city-mastodon",
+    "city-threads",
+    "kosodate-line",
+    "kosodate-instagram",
+    "bousai-x",
+    "kanko-instagram",
+)
 IMAGE = "https://www.city.example.jp/news/media/oshirase.png"
 LEAD = timedelta(seconds=75)  # the first entry is due this long after the sync is triggered
 
@@ -119,8 +130,13 @@ def run(args) -> BenchResult:
 
             last_due = max(due.values())
             wait = (last_due - utcnow()).total_seconds() + 120
-            rows = wait_for(settled, timeout=max(wait, 60), what="every delivery to be sent", interval=1.0,
-                            on_timeout=lambda: stack.tail("scheduler"))
+            rows = wait_for(
+                settled,
+                timeout=max(wait, 60),
+                what="every delivery to be sent",
+                interval=1.0,
+                on_timeout=lambda: stack.tail("scheduler"),
+            )
             outcomes = collect_outcomes(stack)
             posts = stack.sandbox.posts()
             publish_runs = len(stack.runs("calendar_publish"))
@@ -157,14 +173,27 @@ def run(args) -> BenchResult:
         "load average (1/5/15 min) at the end": " / ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
     worst = sorted(outcomes.values(), key=lambda o: o["late_seconds"], reverse=True)[:5]
-    unpublished = [[d.id, d.entry_id, d.account_id, d.status, (d.last_error or "")[:90]]
-                   for d in rows if d.status != "published"]
+    unpublished = [
+        [d.id, d.entry_id, d.account_id, d.status, (d.last_error or "")[:90]] for d in rows if d.status != "published"
+    ]
     notes = [
         "Lateness = call start - due time (DeliveryOutcome.late_seconds), from the send_slot tasks' XCom. "
         "The sandbox call time is the same run's baseline.",
-        "Worst five:\n" + table(["delivery", "entry", "account", "due", "late (s)", "call (s)"],
-                                [[o["delivery_id"], o["entry_id"], o["account_id"], o["due_at"][11:19],
-                                  o["late_seconds"], o.get("call_seconds") or 0.0] for o in worst]),
+        "Worst five:\n"
+        + table(
+            ["delivery", "entry", "account", "due", "late (s)", "call (s)"],
+            [
+                [
+                    o["delivery_id"],
+                    o["entry_id"],
+                    o["account_id"],
+                    o["due_at"][11:19],
+                    o["late_seconds"],
+                    o.get("call_seconds") or 0.0,
+                ]
+                for o in worst
+            ],
+        ),
     ]
     if unpublished:
         notes.append("Not published:\n" + table(["delivery", "entry", "account", "status", "reason"], unpublished))

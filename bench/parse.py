@@ -75,9 +75,16 @@ def make_include(target: Path, *, accounts: int, entries: int, seed: int = 7) ->
     for i in range(accounts):
         platform = PLATFORMS[i % len(PLATFORMS)]
         special = i % 3 == 0
-        row = {"id": f"acct-{i:03d}", "name": f"こほ市アカウント{i}", "platform": platform,
-               "handle": f"koho_{i:03d}", "kind": "special" if special else "general", "department": "pr",
-               "status": "active", "connection_id": f"koho_acct_{i:03d}"}
+        row = {
+            "id": f"acct-{i:03d}",
+            "name": f"こほ市アカウント{i}",
+            "platform": platform,
+            "handle": f"koho_{i:03d}",
+            "kind": "special" if special else "general",
+            "department": "pr",
+            "status": "active",
+            "connection_id": f"koho_acct_{i:03d}",
+        }
         if special:
             row["topic"] = TOPICS[i % len(TOPICS)]
         rows.append(row)
@@ -89,36 +96,66 @@ def make_include(target: Path, *, accounts: int, entries: int, seed: int = 7) ->
     items = []
     for i in range(entries):
         at = start + timedelta(days=rng.randint(0, 364), hours=rng.randint(0, 9), minutes=rng.choice((0, 15, 30)))
-        items.append({"id": f"cal-{i:05d}", "title": f"お知らせ {i}", "publish_at": at.strftime("%Y-%m-%d %H:%M"),
-                      "targets": [r["id"] for r in rng.sample(rows, rng.randint(1, 3))],
-                      "text": f"こほ市からのお知らせ（{i}番）です。詳しくは市のホームページをご覧ください。",
-                      "link": "https://www.city.example.jp/news/", "images": ["gomi-calendar.png"]})
+        items.append(
+            {
+                "id": f"cal-{i:05d}",
+                "title": f"お知らせ {i}",
+                "publish_at": at.strftime("%Y-%m-%d %H:%M"),
+                "targets": [r["id"] for r in rng.sample(rows, rng.randint(1, 3))],
+                "text": f"こほ市からのお知らせ（{i}番）です。詳しくは市のホームページをご覧ください。",
+                "link": "https://www.city.example.jp/news/",
+                "images": ["gomi-calendar.png"],
+            }
+        )
     if not items:
         (calendar / "calendar.yaml").write_text("entries: []\n", encoding="utf-8")
         return target
     in_csv = items[: len(items) // 6]
-    rest = items[len(items) // 6:]
+    rest = items[len(items) // 6 :]
     for part in range(5):
         chunk = rest[part::5]
-        (calendar / f"calendar-{part}.yaml").write_text(yaml.safe_dump({"entries": chunk}, allow_unicode=True),
-                                                        encoding="utf-8")
+        (calendar / f"calendar-{part}.yaml").write_text(
+            yaml.safe_dump({"entries": chunk}, allow_unicode=True), encoding="utf-8"
+        )
     with (calendar / "imported.csv").open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "title", "publish_at", "targets", "text", "link", "images"])
         for item in in_csv:
-            writer.writerow([item["id"], item["title"], item["publish_at"], ",".join(item["targets"]), item["text"],
-                             item["link"], item["images"][0]])
+            writer.writerow(
+                [
+                    item["id"],
+                    item["title"],
+                    item["publish_at"],
+                    ",".join(item["targets"]),
+                    item["text"],
+                    item["link"],
+                    item["images"][0],
+                ]
+            )
     return target
 
 
 def parse_once(dag_file: Path, include: Path, home: Path) -> dict:
     env = dict(os.environ)
-    env.update({"KOHO_INCLUDE_DIR": str(include), "KOHO_CALENDAR_DIR": str(include / "calendar"),
-                "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"})
+    env.update(
+        {
+            "KOHO_INCLUDE_DIR": str(include),
+            "KOHO_CALENDAR_DIR": str(include / "calendar"),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        }
+    )
     env.pop("KOHO_CONFIG_DIR", None)
-    out = subprocess.run([sys.executable, "-c", PROBE, str(dag_file), str(ROOT / "plugins"), str(ROOT)],
-                         env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(dag_file), str(ROOT / "plugins"), str(ROOT)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     line = next((x for x in out.stdout.splitlines() if x.startswith("KOHO_PARSE ")), None)
     if line is None:
         raise RuntimeError(f"parsing {dag_file.name} crashed:\n{out.stderr[-3000:]}")
@@ -135,8 +172,9 @@ def validation_seconds(include: Path) -> tuple[float, int, int]:
 
         config = load_config()
         started = time.perf_counter()
-        load = load_calendar(include / "calendar", config, now=datetime(2027, 3, 1).astimezone(),
-                             media_dir=include / "media")
+        load = load_calendar(
+            include / "calendar", config, now=datetime(2027, 3, 1).astimezone(), media_dir=include / "media"
+        )
         return time.perf_counter() - started, len(load.entries), len(load.errors)
     finally:
         if previous is None:
@@ -187,10 +225,12 @@ def run(args) -> BenchResult:
         f"load_calendar of {entries:,} entries (s) [no target]": validate_s,
         "entries valid / errors": f"{valid:,} / {errors:,}",
     }
-    notes = ["Parse seconds per DAG file (median; DagBag in a fresh process, Airflow pre-imported):\n"
-             + table(["DAG file", "empty calendar", f"{entries:,} entries", "ratio"], rows),
-             f"A ratio above {MAX_RATIO} still counts as 'the same' when the two medians differ by at most "
-             f"{NOISE_FLOOR_S * 1000:.0f} ms (process start-up jitter on a shared machine)."]
+    notes = [
+        "Parse seconds per DAG file (median; DagBag in a fresh process, Airflow pre-imported):\n"
+        + table(["DAG file", "empty calendar", f"{entries:,} entries", "ratio"], rows),
+        f"A ratio above {MAX_RATIO} still counts as 'the same' when the two medians differ by at most "
+        f"{NOISE_FLOOR_S * 1000:.0f} ms (process start-up jitter on a shared machine).",
+    ]
     if problems:
         notes.append("Import errors:\n" + "\n".join(problems))
     return BenchResult("parse", figures, targets, notes)

@@ -81,22 +81,32 @@ class Plan:
 def _plans() -> dict[str, Plan]:
     from sandbox.platforms.bluesky import WRITE_COST
 
-    graph = ("usage headers announce the reset in whole minutes (estimated_time_to_regain_access), "
-             "so a {w:g}s window cannot be expressed: limits set so this run never reaches them")
+    graph = (
+        "usage headers announce the reset in whole minutes (estimated_time_to_regain_access), "
+        "so a {w:g}s window cannot be expressed: limits set so this run never reaches them"
+    )
     return {
         # sandbox/platforms/x.py: POST /2/tweets -> gate(bucket="tweets:create")
-        "x": Plan((("tweets:create", 1),), True, "tweets:create",
-                  "x-rate-limit-* headers; reset in whole epoch seconds"),
+        "x": Plan(
+            (("tweets:create", 1),), True, "tweets:create", "x-rate-limit-* headers; reset in whole epoch seconds"
+        ),
         # sandbox/platforms/bluesky.py: createRecord -> bucket "write", cost WRITE_COST["create"] points
-        "bluesky": Plan((("write", WRITE_COST["create"]),), True, "write",
-                        f"RateLimit-* headers in points (a post costs {WRITE_COST['create']}); reset in whole "
-                        "epoch seconds"),
+        "bluesky": Plan(
+            (("write", WRITE_COST["create"]),),
+            True,
+            "write",
+            f"RateLimit-* headers in points (a post costs {WRITE_COST['create']}); reset in whole epoch seconds",
+        ),
         # sandbox/platforms/mastodon.py: POST /api/v1/statuses -> the account-wide "api" window
         "mastodon": Plan((("api", 1),), True, "api", "X-RateLimit-* headers; reset as an ISO time (microseconds)"),
         # sandbox/platforms/line.py: broadcast -> bucket "broadcast"; LINE sends no rate-limit headers
-        "line": Plan((("broadcast", 1),), True, None,
-                     "no rate-limit headers: the connection's write_budget ({n} per {b:g}s) keeps Koho under the "
-                     "limit ({n} per {w:g}s)"),
+        "line": Plan(
+            (("broadcast", 1),),
+            True,
+            None,
+            "no rate-limit headers: the connection's write_budget ({n} per {b:g}s) keeps Koho under the "
+            "limit ({n} per {w:g}s)",
+        ),
         # sandbox/platforms/{facebook,instagram,threads}.py: every Graph call -> "calls";
         # publishing quotas are the "publish" buckets (Instagram 50, Threads 250 per 24 h by default).
         "facebook": Plan((("calls", 1),), False, None, graph),
@@ -210,8 +220,9 @@ def publish_run(cfg: Config, rows: list[dict[str, Any]], *, limited: bool) -> Ru
         for number in range(1, cfg.posts + 1):
             acc = accounts[(number - 1) % len(accounts)]
             needs_image = hook_class(acc.platform).capabilities.image_required
-            post = OutgoingPost(text=notice(number), image_urls=(IMAGE_URL,) if needs_image else (),
-                                created_at=planned_at)
+            post = OutgoingPost(
+                text=notice(number), image_urls=(IMAGE_URL,) if needs_image else (), created_at=planned_at
+            )
             acc.posts.append((f"bench-{acc.id}-{number:04d}", post))
 
         with environment(env):
@@ -260,8 +271,10 @@ def _check_hooks_track_windows(accounts: list[Account], plans: dict[str, Plan], 
         seen = acc.hook.rate_limit_window(plan.hook_bucket)
         want = cfg.per_window * plan.buckets[0][1]
         if seen is None or seen.limit != want:
-            raise RuntimeError(f"{acc.id}: the hook's window '{plan.hook_bucket}' is {seen}; expected limit {want}. "
-                               "The hook and the sandbox no longer agree on bucket names: update PLANS.")
+            raise RuntimeError(
+                f"{acc.id}: the hook's window '{plan.hook_bucket}' is {seen}; expected limit {want}. "
+                "The hook and the sandbox no longer agree on bucket names: update PLANS."
+            )
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -314,11 +327,20 @@ def measure(cfg: Config) -> BenchResult:
         worst_429 = max(worst_429, worst)
         took = acc.finished - acc.started
         waits = math.ceil(len(acc.posts) / acc.limit) - 1 if acc.limit else 0
-        per_account.append([
-            acc.id, acc.platform, len(acc.posts),
-            f"{acc.limit}/{acc.window:g}s" if acc.limit else "never reached",
-            acc.floor, took, (took - acc.floor) / waits if waits else "-", len(epochs), worst, len(acc.failures),
-        ])
+        per_account.append(
+            [
+                acc.id,
+                acc.platform,
+                len(acc.posts),
+                f"{acc.limit}/{acc.window:g}s" if acc.limit else "never reached",
+                acc.floor,
+                took,
+                (took - acc.floor) / waits if waits else "-",
+                len(epochs),
+                worst,
+                len(acc.failures),
+            ]
+        )
     ratio = limited.elapsed / limited.floor if limited.floor else math.inf
     figures: dict[str, Any] = {
         "posts": cfg.posts,
@@ -348,12 +370,27 @@ def measure(cfg: Config) -> BenchResult:
     ]
     used = sorted({a.platform for a in limited.accounts})
     notes = [
-        "per account (limited run; 'max/win' = most 429s in any interval of one window):\n" + table(
-            ["account", "platform", "posts", "limit", "floor s", "took s", "beyond floor s/wait", "429s", "max/win",
-             "failed"], per_account),
-        "how each platform learns its window:\n" + "\n".join(
+        "per account (limited run; 'max/win' = most 429s in any interval of one window):\n"
+        + table(
+            [
+                "account",
+                "platform",
+                "posts",
+                "limit",
+                "floor s",
+                "took s",
+                "beyond floor s/wait",
+                "429s",
+                "max/win",
+                "failed",
+            ],
+            per_account,
+        ),
+        "how each platform learns its window:\n"
+        + "\n".join(
             f"  {p:9} {plans[p].why.format(w=cfg.window, n=cfg.per_window, b=cfg.window + cfg.line_budget_margin)}"
-            for p in used),
+            for p in used
+        ),
     ]
     errors = [f for a in limited.accounts + baseline.accounts for f in a.failures[:3]]
     if errors:

@@ -61,9 +61,12 @@ def adhoc_post():
 
         context = get_current_context()
         dag_run = context["dag_run"]
-        return tasks.check_and_record(param_values(context["params"]), run_id=context["run_id"],
-                                      run_after=getattr(dag_run, "run_after", None),
-                                      triggered_by=tasks.triggering_user(context))
+        return tasks.check_and_record(
+            param_values(context["params"]),
+            run_id=context["run_id"],
+            run_after=getattr(dag_run, "run_after", None),
+            triggered_by=tasks.triggering_user(context),
+        )
 
     @task.branch
     def gate(checked: dict) -> list[str]:
@@ -77,7 +80,7 @@ def adhoc_post():
     approve = ApprovalOperator(
         task_id="approve",
         subject="臨時投稿の承認 / Approve an ad-hoc post: "
-                "{{ ti.xcom_pull(task_ids='check_and_record')['check']['title'] }}",
+        "{{ ti.xcom_pull(task_ids='check_and_record')['check']['title'] }}",
         body="{{ ti.xcom_pull(task_ids='check_and_record')['check']['approval_body'] }}",
         response_timeout=_approval_timeout(),
         retries=0,  # a second attempt would ask again; a timeout is an answer ("not approved")
@@ -91,16 +94,18 @@ def adhoc_post():
         return tasks.release(checked, approval)
 
     slot = release(checked)
-    send = SendSlotOperator(task_id="send", slot=slot, pool="koho_publish", retries=3,
-                            retry_delay=timedelta(seconds=15))
+    send = SendSlotOperator(
+        task_id="send", slot=slot, pool="koho_publish", retries=3, retry_delay=timedelta(seconds=15)
+    )
 
     @task(trigger_rule="all_done")
     def settle() -> dict:
         from koho.posting import tasks
 
         ti = get_current_context()["ti"]
-        return tasks.settle(ti.xcom_pull(task_ids="check_and_record"), ti.xcom_pull(task_ids="approve"),
-                            ti.xcom_pull(task_ids="send"))
+        return tasks.settle(
+            ti.xcom_pull(task_ids="check_and_record"), ti.xcom_pull(task_ids="approve"), ti.xcom_pull(task_ids="send")
+        )
 
     route >> [approve, slot]
     approve >> slot

@@ -45,8 +45,13 @@ from koho.posting.access import PR_ROLE
     access_control={PR_ROLE: {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read"}}},
     params={
         "entry_id": Param("", type="string", title="Entry id", description="The calendar entry to approve."),
-        "revision": Param(1, type="integer", minimum=1, title="Revision",
-                          description="The entry revision the approval is for (see the calendar view)."),
+        "revision": Param(
+            1,
+            type="integer",
+            minimum=1,
+            title="Revision",
+            description="The entry revision the approval is for (see the calendar view).",
+        ),
     },
 )
 def calendar_approval():

@@ -37,12 +37,26 @@ from koho.posting.access import PR_ROLE
     # The PR section may run it on demand (FAB auth manager; roles from scripts/koho_auth.py).
     access_control={PR_ROLE: {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}}},
     params={
-        "entry_id": Param("", type="string", minLength=1, title="Entry id",
-                          description="The calendar entry whose published posts are deleted."),
-        "accounts": Param([], type="array", items={"type": "string"}, title="Accounts",
-                          description="Account ids to delete on (empty: every account it was published on)."),
-        "confirm": Param(False, type="boolean", title="Confirm",
-                         description_md="Tick to **delete** the posts. This cannot be undone."),
+        "entry_id": Param(
+            "",
+            type="string",
+            minLength=1,
+            title="Entry id",
+            description="The calendar entry whose published posts are deleted.",
+        ),
+        "accounts": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Accounts",
+            description="Account ids to delete on (empty: every account it was published on).",
+        ),
+        "confirm": Param(
+            False,
+            type="boolean",
+            title="Confirm",
+            description_md="Tick to **delete** the posts. This cannot be undone.",
+        ),
     },
 )
 def calendar_retract():

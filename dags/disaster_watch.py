@@ -61,7 +61,9 @@ def disaster_watch():
         return review_requests(drafts)
 
     TriggerDagRunOperator.partial(
-        task_id="request_review", trigger_dag_id="disaster_draft", skip_when_already_exists=True,
+        task_id="request_review",
+        trigger_dag_id="disaster_draft",
+        skip_when_already_exists=True,
         map_index_template="{{ task.trigger_run_id }}",
     ).expand_kwargs(review_requests(watch.output))
 
@@ -107,8 +109,11 @@ def disaster_draft():
 
     conf = broadcast_conf()
     broadcast = TriggerDagRunOperator(
-        task_id="broadcast", trigger_dag_id="emergency_broadcast", conf=conf,
-        trigger_run_id="{{ run_id }}", skip_when_already_exists=True,
+        task_id="broadcast",
+        trigger_dag_id="emergency_broadcast",
+        conf=conf,
+        trigger_run_id="{{ run_id }}",
+        skip_when_already_exists=True,
     )
 
     @task(trigger_rule="all_done")
@@ -119,8 +124,12 @@ def disaster_draft():
         from koho.ledger.db import Ledger
 
         context = get_current_context()
-        result = settle_draft(Ledger.from_airflow(), context["params"], context["ti"].xcom_pull(task_ids="approve"),
-                              timeout=_approval_timeout())
+        result = settle_draft(
+            Ledger.from_airflow(),
+            context["params"],
+            context["ti"].xcom_pull(task_ids="approve"),
+            timeout=_approval_timeout(),
+        )
         if result["status"] == "cancelled":
             raise AirflowFailException(f"draft {result['entry_id']} was not approved in time; nothing was posted")
         return result

@@ -72,10 +72,14 @@ def emergency_broadcast():
         context = get_current_context()
         dag_run = context["dag_run"]
         form = param_values(context["params"])
-        return tasks.broadcast(form, run_id=context["run_id"], run_after=getattr(dag_run, "run_after", None),
-                               triggered_by=tasks.triggering_user(context),
-                               try_number=getattr(context["ti"], "try_number", 1) or 1,
-                               dag_id=context["dag"].dag_id)
+        return tasks.broadcast(
+            form,
+            run_id=context["run_id"],
+            run_after=getattr(dag_run, "run_after", None),
+            triggered_by=tasks.triggering_user(context),
+            try_number=getattr(context["ti"], "try_number", 1) or 1,
+            dag_id=context["dag"].dag_id,
+        )
 
     @task(priority_weight=PRIORITY, weight_rule="absolute", pool="koho_emergency", retries=1)
     def verdict(result: dict) -> dict:

@@ -30,8 +30,14 @@ from koho.posting.access import PR_ROLE
     # The PR section may run it on demand (FAB auth manager; roles from scripts/koho_auth.py).
     access_control={PR_ROLE: {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}}},
     params={
-        "year": Param(None, type=["null", "integer"], minimum=2000, maximum=2100, title="Year",
-                      description="Empty: the month before the run."),
+        "year": Param(
+            None,
+            type=["null", "integer"],
+            minimum=2000,
+            maximum=2100,
+            title="Year",
+            description="Empty: the month before the run.",
+        ),
         "month": Param(None, type=["null", "integer"], minimum=1, maximum=12, title="Month"),
     },
 )

@@ -104,8 +104,14 @@ def add_accounts(request: Request, items: list[AccountIn]) -> list[dict]:
 def list_accounts(request: Request, platform: str | None = None) -> list[dict]:
     state = _state(request)
     return [
-        {"platform": a.platform, "account_id": a.account_id, "handle": a.handle, "display_name": a.display_name,
-         "followers": a.followers, "official": a.token is not None or a.password is not None}
+        {
+            "platform": a.platform,
+            "account_id": a.account_id,
+            "handle": a.handle,
+            "display_name": a.display_name,
+            "followers": a.followers,
+            "official": a.token is not None or a.password is not None,
+        }
         for a in state.accounts.values()
         if platform in (None, a.platform)
     ]
@@ -147,8 +153,9 @@ def set_limit(request: Request, item: LimitIn) -> dict:
 
 
 @router.get("/posts")
-def list_posts(request: Request, platform: str | None = None, account: str | None = None,
-               include_deleted: bool = False) -> list[dict]:
+def list_posts(
+    request: Request, platform: str | None = None, account: str | None = None, include_deleted: bool = False
+) -> list[dict]:
     """Every post the sandbox holds: tests count these to prove "exactly once"."""
     state = _state(request)
     out = []
@@ -161,10 +168,20 @@ def list_posts(request: Request, platform: str | None = None, account: str | Non
             acc = state.account(plat, p.account_id)
             if account not in (None, p.account_id, acc.handle if acc else None):
                 continue
-            out.append({"platform": plat, "post_id": p.post_id, "account_id": p.account_id,
-                        "handle": acc.handle if acc else None, "text": p.text, "link": p.link,
-                        "media": p.media, "reply_to": p.reply_to, "deleted": p.deleted,
-                        "created_at": p.created_at.isoformat()})
+            out.append(
+                {
+                    "platform": plat,
+                    "post_id": p.post_id,
+                    "account_id": p.account_id,
+                    "handle": acc.handle if acc else None,
+                    "text": p.text,
+                    "link": p.link,
+                    "media": p.media,
+                    "reply_to": p.reply_to,
+                    "deleted": p.deleted,
+                    "created_at": p.created_at.isoformat(),
+                }
+            )
     return out
 
 
@@ -174,10 +191,17 @@ def add_comment(request: Request, item: CommentIn) -> dict:
     acc = state.account(item.platform, item.account) or state.account_by_handle(item.platform, item.account)
     if acc is None:
         raise HTTPException(404, f"no {item.platform} account '{item.account}'")
-    comment = state.add_comment(Comment(
-        platform=item.platform, comment_id=state.next_id(), post_id=item.post_id, account_id=acc.account_id,
-        author=item.author, text=item.text, created_at=item.created_at or utcnow(),
-    ))
+    comment = state.add_comment(
+        Comment(
+            platform=item.platform,
+            comment_id=state.next_id(),
+            post_id=item.post_id,
+            account_id=acc.account_id,
+            author=item.author,
+            text=item.text,
+            created_at=item.created_at or utcnow(),
+        )
+    )
     return {"comment_id": comment.comment_id}
 
 
@@ -185,8 +209,10 @@ def add_comment(request: Request, item: CommentIn) -> dict:
 def stats(request: Request) -> dict:
     state = _state(request)
     return {
-        "counts": [{"platform": p, "account_id": a, "status": s, "count": n}
-                   for (p, a, s), n in sorted(state.stats.counts.items())],
+        "counts": [
+            {"platform": p, "account_id": a, "status": s, "count": n}
+            for (p, a, s), n in sorted(state.stats.counts.items())
+        ],
         "rate_limited": [{"platform": p, "account_id": a, "at": t} for p, a, t in state.stats.rejections],
     }
 

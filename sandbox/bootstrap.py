@@ -40,14 +40,16 @@ def register_accounts(sandbox_url: str, accounts: Iterable[dict[str, Any]], toke
     rows = list(accounts)
     for row in rows:
         secret = tokens[row["id"]]
-        body.append({
-            "platform": row["platform"],
-            "handle": row["handle"].lstrip("@").split("@")[0] if row["platform"] != "line" else row["handle"],
-            "display_name": row["display_name"],
-            "token": None if row["platform"] == "bluesky" else secret,
-            "password": secret if row["platform"] == "bluesky" else None,
-            "followers": 1000,
-        })
+        body.append(
+            {
+                "platform": row["platform"],
+                "handle": row["handle"].lstrip("@").split("@")[0] if row["platform"] != "line" else row["handle"],
+                "display_name": row["display_name"],
+                "token": None if row["platform"] == "bluesky" else secret,
+                "password": secret if row["platform"] == "bluesky" else None,
+                "followers": 1000,
+            }
+        )
     response = requests.post(f"{sandbox_url}/_admin/accounts", json=body, timeout=30)
     response.raise_for_status()
     created = response.json()

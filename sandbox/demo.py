@@ -61,13 +61,23 @@ def seed(state: SandboxState) -> dict:
         for i, text in enumerate(PAST_POSTS):
             created = now - timedelta(days=3 * (len(PAST_POSTS) - i), hours=rng.randint(0, 8))
             impressions = rng.randint(300, 8000)
-            post = state.add_post(Post(
-                platform=account.platform, post_id=state.next_id(), account_id=account.account_id,
-                text=text, created_at=created,
-                metrics={"impressions": impressions, "likes": impressions // rng.randint(20, 60),
-                         "reposts": impressions // rng.randint(80, 200), "replies": 0, "quotes": 0,
-                         "clicks": impressions // rng.randint(30, 90)},
-            ))
+            post = state.add_post(
+                Post(
+                    platform=account.platform,
+                    post_id=state.next_id(),
+                    account_id=account.account_id,
+                    text=text,
+                    created_at=created,
+                    metrics={
+                        "impressions": impressions,
+                        "likes": impressions // rng.randint(20, 60),
+                        "reposts": impressions // rng.randint(80, 200),
+                        "replies": 0,
+                        "quotes": 0,
+                        "clicks": impressions // rng.randint(30, 90),
+                    },
+                )
+            )
             posts += 1
             if account.platform in ("x", "facebook") and storm_target is None and i == len(PAST_POSTS) - 1:
                 storm_target = post
@@ -76,25 +86,41 @@ def seed(state: SandboxState) -> dict:
         recent = state.account_posts(account.platform, account.account_id)
         for author, text in rng.sample(COMMENTS, k=4) + rng.sample(HOSTILE, k=1):
             target = rng.choice(recent)
-            state.add_comment(Comment(
-                platform=account.platform, comment_id=state.next_id(), post_id=target.post_id,
-                account_id=account.account_id, author=author, text=text,
-                created_at=target.created_at + timedelta(minutes=rng.randint(5, 600)),
-            ))
+            state.add_comment(
+                Comment(
+                    platform=account.platform,
+                    comment_id=state.next_id(),
+                    post_id=target.post_id,
+                    account_id=account.account_id,
+                    author=author,
+                    text=text,
+                    created_at=target.created_at + timedelta(minutes=rng.randint(5, 600)),
+                )
+            )
             target.metrics["replies"] = target.metrics.get("replies", 0) + 1
             comments += 1
         lookalikes += _lookalikes(state, account, rng)
     if storm_target is not None:
         for n in range(40):
-            state.add_comment(Comment(
-                platform=storm_target.platform, comment_id=state.next_id(), post_id=storm_target.post_id,
-                account_id=storm_target.account_id, author=f"user{rng.randint(1000, 9999)}",
-                text=rng.choice(STORM), created_at=now - timedelta(minutes=40 - n),
-            ))
+            state.add_comment(
+                Comment(
+                    platform=storm_target.platform,
+                    comment_id=state.next_id(),
+                    post_id=storm_target.post_id,
+                    account_id=storm_target.account_id,
+                    author=f"user{rng.randint(1000, 9999)}",
+                    text=rng.choice(STORM),
+                    created_at=now - timedelta(minutes=40 - n),
+                )
+            )
             comments += 1
         storm_target.metrics["replies"] = storm_target.metrics.get("replies", 0) + 40
-    return {"posts": posts, "comments": comments, "lookalikes": lookalikes,
-            "storm_post": storm_target.post_id if storm_target else None}
+    return {
+        "posts": posts,
+        "comments": comments,
+        "lookalikes": lookalikes,
+        "storm_post": storm_target.post_id if storm_target else None,
+    }
 
 
 def _lookalikes(state: SandboxState, account: Account, rng: random.Random) -> int:
@@ -107,10 +133,14 @@ def _lookalikes(state: SandboxState, account: Account, rng: random.Random) -> in
             handle = f"{handle}.bsky.social"
         if state.account_by_handle(account.platform, handle):
             continue
-        state.add_account(Account(
-            platform=account.platform,
-            account_id=(f"did:plc:fake{state.next_id()}" if account.platform == "bluesky" else state.next_id()),
-            handle=handle, display_name=f"{account.display_name}（公式）", followers=rng.randint(3, 300),
-        ))
+        state.add_account(
+            Account(
+                platform=account.platform,
+                account_id=(f"did:plc:fake{state.next_id()}" if account.platform == "bluesky" else state.next_id()),
+                handle=handle,
+                display_name=f"{account.display_name}（公式）",
+                followers=rng.randint(3, 300),
+            )
+        )
         made += 1
     return made

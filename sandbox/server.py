@@ -30,8 +30,9 @@ class SandboxServer:
         self.port = port or free_port()
         self.state = SandboxState()
         self.app = create_app(self.state)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="koho-sandbox", daemon=True)
         self.http = requests.Session()
@@ -78,13 +79,19 @@ class SandboxServer:
         return self.admin("POST", "/faults", json={"platform": platform, "kind": kind, **fields})
 
     def limit(self, platform: str, bucket: str, limit: int, window_seconds: float) -> dict:
-        return self.admin("PUT", "/ratelimits", json={"platform": platform, "bucket": bucket, "limit": limit,
-                                                      "window_seconds": window_seconds})
+        return self.admin(
+            "PUT",
+            "/ratelimits",
+            json={"platform": platform, "bucket": bucket, "limit": limit, "window_seconds": window_seconds},
+        )
 
     def posts(self, platform: str | None = None, account: str | None = None) -> list[dict]:
         params = {k: v for k, v in {"platform": platform, "account": account}.items() if v}
         return self.admin("GET", "/posts", params=params)
 
     def comment(self, platform: str, account: str, author: str, text: str, post_id: str | None = None) -> dict:
-        return self.admin("POST", "/comments", json={"platform": platform, "account": account, "author": author,
-                                                     "text": text, "post_id": post_id})
+        return self.admin(
+            "POST",
+            "/comments",
+            json={"platform": platform, "account": account, "author": author, "text": text, "post_id": post_id},
+        )

@@ -24,9 +24,18 @@ for entry in (ROOT / "plugins", ROOT):
 
 def local_smtp_connection(host: str, port: int, *, retry_limit: int = 0) -> dict:
     """``koho_smtp`` for a mail catcher without TLS (the demo's, the tests' aiosmtpd): extra as a dict."""
-    return {"conn_type": "smtp", "host": host, "port": port,
-            "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "koho@city.example.jp",
-                      "retry_limit": retry_limit, "timeout": 10}}
+    return {
+        "conn_type": "smtp",
+        "host": host,
+        "port": port,
+        "extra": {
+            "disable_tls": True,
+            "disable_ssl": True,
+            "from_email": "koho@city.example.jp",
+            "retry_limit": retry_limit,
+            "timeout": 10,
+        },
+    }
 
 
 def build_connections(sandbox_url: str, secrets_file: Path, *, ledger_url: str | None, smtp: str | None) -> dict:
@@ -39,8 +48,11 @@ def build_connections(sandbox_url: str, secrets_file: Path, *, ledger_url: str |
     connections = register_accounts(sandbox_url, rows, tokens)
     seed_demo(sandbox_url)
     if ledger_url:
-        connections["koho_db"] = {"conn_type": "sqlite", "host": ledger_url.removeprefix("sqlite:///")} \
-            if ledger_url.startswith("sqlite:///") else _uri_connection(ledger_url)
+        connections["koho_db"] = (
+            {"conn_type": "sqlite", "host": ledger_url.removeprefix("sqlite:///")}
+            if ledger_url.startswith("sqlite:///")
+            else _uri_connection(ledger_url)
+        )
     if smtp:
         host, _, port = smtp.partition(":")
         smtp_conn = local_smtp_connection(host, int(port or 25), retry_limit=1)
@@ -52,8 +64,14 @@ def _uri_connection(uri: str) -> dict:
     from urllib.parse import urlsplit
 
     parts = urlsplit(uri)
-    return {"conn_type": "postgres", "host": parts.hostname, "port": parts.port or 5432,
-            "login": parts.username, "password": parts.password, "schema": parts.path.lstrip("/")}
+    return {
+        "conn_type": "postgres",
+        "host": parts.hostname,
+        "port": parts.port or 5432,
+        "login": parts.username,
+        "password": parts.password,
+        "schema": parts.path.lstrip("/"),
+    }
 
 
 def import_connections(connections: dict, env: dict | None = None) -> None:
@@ -62,8 +80,9 @@ def import_connections(connections: dict, env: dict | None = None) -> None:
         path = handle.name
     try:
         os.chmod(path, 0o600)
-        subprocess.run(["airflow", "connections", "import", "--overwrite", path], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["airflow", "connections", "import", "--overwrite", path], env=env, check=True, stdout=subprocess.DEVNULL
+        )
     finally:
         os.unlink(path)
 

@@ -125,8 +125,12 @@ def setup(users_file: Path, *, demo_users: bool = True) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
-    parser.add_argument("--users-file", type=Path, default=home / "koho-users.json",
-                        help="where the demo users' passwords are kept (0600)")
+    parser.add_argument(
+        "--users-file",
+        type=Path,
+        default=home / "koho-users.json",
+        help="where the demo users' passwords are kept (0600)",
+    )
     parser.add_argument("--no-demo-users", action="store_true", help="create the roles only")
     args = parser.parse_args(argv)
     setup(args.users_file, demo_users=not args.no_demo_users)

@@ -31,17 +31,19 @@ def airflow_env(root: Path, home: Path | None = None, *, base: dict[str, str] | 
     home = home or root / ".airflow" / "home"
     home.mkdir(parents=True, exist_ok=True)
     venv_bin = root / ".venv" / "bin"
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "KOHO_INCLUDE_DIR": str(root / "include"),
-        "PYTHONPATH": os.pathsep.join([str(root / "plugins"), str(root)]),
-        "PATH": os.pathsep.join([str(venv_bin), env.get("PATH", "")]),
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "KOHO_INCLUDE_DIR": str(root / "include"),
+            "PYTHONPATH": os.pathsep.join([str(root / "plugins"), str(root)]),
+            "PATH": os.pathsep.join([str(venv_bin), env.get("PATH", "")]),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
     return env

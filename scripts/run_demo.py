@@ -95,8 +95,12 @@ def main() -> None:
 
     print("Koho: migrating Airflow's metadata database (first time takes a minute)…")
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     ledger_file = home.parent / "koho-ledger.db"
     Ledger(f"sqlite:///{ledger_file}").migrate()
 
@@ -107,20 +111,42 @@ def main() -> None:
         procs.append(sandbox)
         mailbox = home.parent / "mailbox"
         mailbox.mkdir(parents=True, exist_ok=True)
-        procs.append(start([sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{SMTP_PORT}",
-                            "-c", "aiosmtpd.handlers.Mailbox", str(mailbox)], env, logs / "smtp.log"))
+        procs.append(
+            start(
+                [
+                    sys.executable,
+                    "-m",
+                    "aiosmtpd",
+                    "-n",
+                    "-l",
+                    f"127.0.0.1:{SMTP_PORT}",
+                    "-c",
+                    "aiosmtpd.handlers.Mailbox",
+                    str(mailbox),
+                ],
+                env,
+                logs / "smtp.log",
+            )
+        )
         sandbox_url = f"http://127.0.0.1:{SANDBOX_PORT}"
         wait_for(f"{sandbox_url}/healthz", "sandbox", sandbox, 60)
-        connections = build_connections(sandbox_url, home.parent / "demo-secrets.json",
-                                        ledger_url=f"sqlite:///{ledger_file}", smtp=f"127.0.0.1:{SMTP_PORT}")
+        connections = build_connections(
+            sandbox_url,
+            home.parent / "demo-secrets.json",
+            ledger_url=f"sqlite:///{ledger_file}",
+            smtp=f"127.0.0.1:{SMTP_PORT}",
+        )
         import_connections(connections, env)
         print(f"Koho: {len(connections)} connections ready (one per demo account, koho_db, koho_smtp)")
 
         # The FAB auth manager knows per-DAG rules (only KohoCrisis may trigger emergency_broadcast);
         # `airflow standalone` would force the simple auth manager, so the components start one by one.
         users_file = home / "koho-users.json"
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users_file)],
-                       env=env, check=True)
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users_file)],
+            env=env,
+            check=True,
+        )
         print(f"Koho: starting Airflow on http://127.0.0.1:{AIRFLOW_PORT} …")
         for component in ("scheduler", "dag-processor", "triggerer", "api-server"):
             cmd = ["airflow", component] + (["--port", str(AIRFLOW_PORT)] if component == "api-server" else [])

@@ -82,7 +82,8 @@ ADMIN_USER = "admin"
 #: Fails fast, with the import error itself, when the configured executor cannot be loaded (the
 #: scheduler would otherwise die with only "The module/attribute could not be loaded").
 EXECUTOR_PREFLIGHT = [
-    sys.executable, "-c",
+    sys.executable,
+    "-c",
     "from airflow.executors.executor_loader import ExecutorLoader as L\n"
     "for name in L.get_executor_names():\n"
     "    L.import_executor_cls(name)\n"
@@ -120,8 +121,14 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def wait_until(condition: Callable[[], Any], *, timeout: float, interval: float = 0.5, what: str = "condition",
-               abort: Callable[[], str | None] | None = None) -> Any:
+def wait_until(
+    condition: Callable[[], Any],
+    *,
+    timeout: float,
+    interval: float = 0.5,
+    what: str = "condition",
+    abort: Callable[[], str | None] | None = None,
+) -> Any:
     """Poll ``condition`` until it returns something truthy; ``abort`` may return a reason to give up."""
     deadline = time.monotonic() + timeout
     while True:
@@ -228,14 +235,18 @@ def read_compose(root: Path = ROOT, compose_file: str = "docker-compose.yaml") -
 
     services: dict[str, ComposeService] = {}
     airflow_names = [
-        name for name, svc in doc["services"].items()
+        name
+        for name, svc in doc["services"].items()
         if svc.get("image") == common["image"] and "entrypoint" not in svc and isinstance(svc.get("command"), str)
     ]
     for name in airflow_names:
         svc = doc["services"][name]
         depends = svc.get("depends_on") or {}
-        waits_for = [dep for dep, cond in depends.items()
-                     if dep in airflow_names and (cond or {}).get("condition") == "service_healthy"]
+        waits_for = [
+            dep
+            for dep, cond in depends.items()
+            if dep in airflow_names and (cond or {}).get("condition") == "service_healthy"
+        ]
         ports: dict[int, int | None] = {}
         for port in svc.get("ports") or []:
             parts = str(port).split(":")
@@ -251,8 +262,12 @@ def read_compose(root: Path = ROOT, compose_file: str = "docker-compose.yaml") -
         )
     init = doc["services"].get("airflow-init", {}).get("command") or []
     init_script = init[-1] if isinstance(init, list) and init else ""
-    return ComposeTopology(services=services, common_env=env_of(common), mounts=mounts,
-                           init_commands=[line for line in init_script.splitlines() if line.strip()])
+    return ComposeTopology(
+        services=services,
+        common_env=env_of(common),
+        mounts=mounts,
+        init_commands=[line for line in init_script.splitlines() if line.strip()],
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,8 +283,14 @@ class PostgresServer:
     admin_db: str = "test"
 
     def _admin(self):
-        conn = psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password,
-                                dbname=self.admin_db, connect_timeout=5)
+        conn = psycopg2.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=self.admin_db,
+            connect_timeout=5,
+        )
         conn.autocommit = True
         return conn
 
@@ -290,8 +311,15 @@ class PostgresServer:
             conn.close()
 
     def url(self, database: str, drivername: str = "postgresql+psycopg2", query: Any = None) -> str:
-        return URL.create(drivername, username=self.user, password=self.password, host=self.host, port=self.port,
-                          database=database, query=query or {}).render_as_string(hide_password=False)
+        return URL.create(
+            drivername,
+            username=self.user,
+            password=self.password,
+            host=self.host,
+            port=self.port,
+            database=database,
+            query=query or {},
+        ).render_as_string(hide_password=False)
 
 
 CLAIM_KEY = "koho:distributed:claimed-by"
@@ -394,8 +422,15 @@ class Service:
     def start(self, cwd: Path) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as handle:
-            self.proc = subprocess.Popen(self.command, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                start_new_session=True,
+            )
         self.started_at = time.monotonic()
 
     def exited(self) -> str | None:
@@ -539,20 +574,21 @@ class DistributedAirflow:
         """A session carrying a JWT for the admin user (SimpleAuthManager, ``POST /auth/token``)."""
         session = requests.Session()
         session.trust_env = False  # loopback: never through a proxy
-        response = session.post(f"{self.base_url}/auth/token", timeout=15,
-                                json={"username": self.username, "password": self.password})
+        response = session.post(
+            f"{self.base_url}/auth/token", timeout=15, json={"username": self.username, "password": self.password}
+        )
         response.raise_for_status()
         session.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
         return session
 
     def wait_for_dag(self, session: requests.Session, dag_id: str, timeout: float = 60.0) -> dict:
         """Wait until the dag processor has serialized ``dag_id`` and the API knows it."""
+
         def known() -> dict | None:
             response = session.get(f"{self.base_url}/api/v2/dags/{dag_id}", timeout=10)
             return response.json() if response.status_code == 200 else None
 
-        return wait_until(known, timeout=timeout, interval=0.5, what=f"DAG {dag_id} parsed",
-                          abort=self._first_exit)
+        return wait_until(known, timeout=timeout, interval=0.5, what=f"DAG {dag_id} parsed", abort=self._first_exit)
 
     def check_alive(self) -> None:
         if reason := self._first_exit():
@@ -578,8 +614,9 @@ class DistributedAirflow:
             command = list(spec.command)
             if not self.serve_logs and tuple(command[1:]) in LOG_SERVING_COMMANDS:
                 command.append("--skip-serve-logs")
-            self.services[spec.name] = Service(spec=spec, command=command, env=env,
-                                               log=self.log_path(spec.name), local_ports=local_ports)
+            self.services[spec.name] = Service(
+                spec=spec, command=command, env=env, log=self.log_path(spec.name), local_ports=local_ports
+            )
         self.echo(f"databases {self.metadata_db}, {self.ledger_db}; Redis db {self.redis_db}; logs {self.log_dir}")
 
     def _init(self) -> None:
@@ -593,13 +630,22 @@ class DistributedAirflow:
             users = self.home / "koho-users.json"
             users.write_text(json.dumps({self.username: self.password}) + "\n", encoding="utf-8")
             users.chmod(0o600)
-            self._run([sys.executable, str(self.root / "scripts" / "koho_auth.py"), "--users-file", str(users)],
-                      "airflow-init", timeout=300, label="koho roles and users")
+            self._run(
+                [sys.executable, str(self.root / "scripts" / "koho_auth.py"), "--users-file", str(users)],
+                "airflow-init",
+                timeout=300,
+                label="koho roles and users",
+            )
         checks = [(EXECUTOR_PREFLIGHT, "airflow-init-executor", "loading the configured executor")]
         ledger_line = next((line.strip() for line in self.topology.init_commands if "Ledger" in line), None)
         if ledger_line:
-            checks.append((["bash", "-c", ledger_line.replace("python ", f"{sys.executable} ", 1)], "airflow-init",
-                           "migrating the ledger"))
+            checks.append(
+                (
+                    ["bash", "-c", ledger_line.replace("python ", f"{sys.executable} ", 1)],
+                    "airflow-init",
+                    "migrating the ledger",
+                )
+            )
         with ThreadPoolExecutor(max_workers=len(checks)) as pool:  # both only import Airflow: in parallel
             for future in [pool.submit(self._run, cmd, log, label=label) for cmd, log, label in checks]:
                 future.result()
@@ -613,8 +659,15 @@ class DistributedAirflow:
         with log.open("ab") as handle:
             handle.write(f"$ {' '.join(cmd)}\n".encode())
             handle.flush()
-            proc = subprocess.Popen(cmd, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=self.root, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                env=self.env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.root,
+                start_new_session=True,
+            )
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -640,8 +693,10 @@ class DistributedAirflow:
             service.healthy_at = time.monotonic()
             self.timings[f"{service.name}_healthy_s"] = service.healthy_at - self._t0
             service.healthy.set()
-            self.echo(f"{service.name} healthy after {service.healthy_at - service.started_at:.1f}s "
-                      f"(topology +{service.healthy_at - self._t0:.1f}s)")
+            self.echo(
+                f"{service.name} healthy after {service.healthy_at - service.started_at:.1f}s "
+                f"(topology +{service.healthy_at - self._t0:.1f}s)"
+            )
 
         with ThreadPoolExecutor(max_workers=len(self.services), thread_name_prefix="koho-dist") as pool:
             futures = {pool.submit(bring_up, service): service for service in self.services.values()}
@@ -677,8 +732,9 @@ class DistributedAirflow:
             if precondition is not None:
                 wait_until(precondition, timeout=remaining, interval=0.5, what=f"{what} (precondition)", abort=abort)
             remaining = max(1.0, deadline - time.monotonic())
-            wait_until(lambda: self._shell_ok(script, service.env), timeout=remaining, interval=1.0,
-                       what=what, abort=abort)
+            wait_until(
+                lambda: self._shell_ok(script, service.env), timeout=remaining, interval=1.0, what=what, abort=abort
+            )
         else:  # no healthcheck: running is all we can ask
             wait_until(lambda: service.proc is not None, timeout=remaining, what=what, abort=abort)
         if reason := service.exited():
@@ -703,16 +759,28 @@ class DistributedAirflow:
 
     def _shell_ok(self, script: str, env: dict[str, str]) -> bool:
         try:
-            result = subprocess.run(["/bin/sh", "-c", script], env=env, cwd=self.root, capture_output=True,
-                                    timeout=60, start_new_session=True)
+            result = subprocess.run(
+                ["/bin/sh", "-c", script],
+                env=env,
+                cwd=self.root,
+                capture_output=True,
+                timeout=60,
+                start_new_session=True,
+            )
         except subprocess.TimeoutExpired:
             return False
         return result.returncode == 0
 
     def _job_running(self, job_type: str) -> bool:
         try:
-            conn = psycopg2.connect(host=self.postgres.host, port=self.postgres.port, user=self.postgres.user,
-                                    password=self.postgres.password, dbname=self.metadata_db, connect_timeout=3)
+            conn = psycopg2.connect(
+                host=self.postgres.host,
+                port=self.postgres.port,
+                user=self.postgres.user,
+                password=self.postgres.password,
+                dbname=self.metadata_db,
+                connect_timeout=3,
+            )
         except psycopg2.Error:
             return False
         try:
@@ -744,8 +812,11 @@ class DistributedAirflow:
 
     def _environment(self, compose_env: dict[str, str]) -> dict[str, str]:
         """A service's compose environment, with container-only values made local."""
-        base = {key: value for key, value in os.environ.items()
-                if not key.startswith(("AIRFLOW", "_AIRFLOW", "KOHO_", "PYTHONPATH", "HOSTNAME"))}
+        base = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AIRFLOW", "_AIRFLOW", "KOHO_", "PYTHONPATH", "HOSTNAME"))
+        }
         env = dict(base)
         for key, value in compose_env.items():
             if key in IMAGE_ONLY_VARS:
@@ -758,20 +829,22 @@ class DistributedAirflow:
         env.update(self.extra_env)
         worker_log_port, trigger_log_port = self.log_server_ports
         venv_bin = Path(sys.executable).parent
-        env.update({
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__API__HOST": LOCAL_HOST,
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": LOCAL_HOST,
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.scheduler_health_port),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_log_port),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log_port),
-            "HOSTNAME": socket.gethostname(),
-            "PATH": os.pathsep.join([str(venv_bin), base.get("PATH", "")]),
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__API__HOST": LOCAL_HOST,
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": LOCAL_HOST,
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT": str(self.scheduler_health_port),
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_log_port),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log_port),
+                "HOSTNAME": socket.gethostname(),
+                "PATH": os.pathsep.join([str(venv_bin), base.get("PATH", "")]),
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         if "AIRFLOW__API_AUTH__JWT_SECRET" not in os.environ:
             # The compose default is a placeholder everyone knows: use a secret of this run.
             env["AIRFLOW__API_AUTH__JWT_SECRET"] = self._jwt_secret
@@ -820,9 +893,9 @@ class DistributedAirflow:
     def _path(self, path: str) -> str:
         for target in sorted(self.topology.mounts, key=len, reverse=True):
             if path == target or path.startswith(target + "/"):
-                return str(self.topology.mounts[target]) + path[len(target):]
+                return str(self.topology.mounts[target]) + path[len(target) :]
         if path == IMAGE_AIRFLOW_HOME or path.startswith(IMAGE_AIRFLOW_HOME + "/"):
-            return str(self.home) + path[len(IMAGE_AIRFLOW_HOME):]
+            return str(self.home) + path[len(IMAGE_AIRFLOW_HOME) :]
         return path
 
 
@@ -848,10 +921,18 @@ def demo_city_env(sandbox_url: str, smtp_port: int, *, tokens: dict[str, str] | 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run docker-compose.yaml's Airflow topology as local processes.")
     parser.add_argument("--api-port", type=int, default=None, help="api-server port (default: 8080 if free)")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="AIRFLOW_HOME, logs and mailbox go here (default: .airflow/distributed-<id>, kept)")
-    parser.add_argument("--no-demo", dest="demo", action="store_false",
-                        help="do not start the sandbox and mail catcher nor create the demo connections")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="AIRFLOW_HOME, logs and mailbox go here (default: .airflow/distributed-<id>, kept)",
+    )
+    parser.add_argument(
+        "--no-demo",
+        dest="demo",
+        action="store_false",
+        help="do not start the sandbox and mail catcher nor create the demo connections",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the topology to become healthy")
     args = parser.parse_args(argv)
 
@@ -892,11 +973,18 @@ def main(argv: list[str] | None = None) -> int:
             demo = demo_city_env(sandbox.url, smtp_port)
             seed_demo(sandbox.url)
             extra_env = demo["env"]
-            demo_lines = [f"  Sandbox:     {sandbox.url}/_docs ({len(demo['rows'])} demo accounts)",
-                          f"  Mails:       {mail_dir}/new (SMTP 127.0.0.1:{smtp_port})"]
+            demo_lines = [
+                f"  Sandbox:     {sandbox.url}/_docs ({len(demo['rows'])} demo accounts)",
+                f"  Mails:       {mail_dir}/new (SMTP 127.0.0.1:{smtp_port})",
+            ]
 
-        airflow = DistributedAirflow(workdir=workdir, extra_env=extra_env, api_port=api_port,
-                                     startup_timeout=args.timeout, echo=lambda m: print(f"Koho: {m}", flush=True))
+        airflow = DistributedAirflow(
+            workdir=workdir,
+            extra_env=extra_env,
+            api_port=api_port,
+            startup_timeout=args.timeout,
+            echo=lambda m: print(f"Koho: {m}", flush=True),
+        )
         print("Koho: starting docker-compose.yaml's Airflow services as local processes…", flush=True)
         with airflow:
             print()
@@ -907,8 +995,11 @@ def main(argv: list[str] | None = None) -> int:
             for line in demo_lines:
                 print(line)
             print(f"  Logs:        {airflow.log_dir}/<service>.log, task logs in {airflow.home}/logs")
-            print(f"  Healthy after {airflow.timings['healthy_s']:.1f}s. Stop with Ctrl-C "
-                  "(the databases are dropped and the Redis db flushed; logs stay).", flush=True)
+            print(
+                f"  Healthy after {airflow.timings['healthy_s']:.1f}s. Stop with Ctrl-C "
+                "(the databases are dropped and the Redis db flushed; logs stay).",
+                flush=True,
+            )
             while True:
                 airflow.check_alive()
                 time.sleep(1)

@@ -35,8 +35,15 @@ def notify_pending(ledger, *, to: Iterable[str], city_name: str, kinds: Iterable
     with ledger.session() as session:
         pending = repo.pending_alerts(session, kinds=list(kinds) if kinds else None)
         items = [
-            {"id": a.id, "kind": a.kind, "severity": a.severity, "subject": a.subject, "account_id": a.account_id,
-             "detail": a.detail or {}, "created_at": a.created_at}
+            {
+                "id": a.id,
+                "kind": a.kind,
+                "severity": a.severity,
+                "subject": a.subject,
+                "account_id": a.account_id,
+                "detail": a.detail or {},
+                "created_at": a.created_at,
+            }
             for a in pending
         ]
     if not items:

@@ -77,7 +77,10 @@ BASE_SHAPES: dict[str, ErrorShape] = {
     ),
     "rate_limit": ErrorShape(4, "(#4) Application request limit reached", transient=True),
     "duplicate": ErrorShape(
-        506, "Duplicate status message", subcode=1455006, type="FacebookApiException",
+        506,
+        "Duplicate status message",
+        subcode=1455006,
+        type="FacebookApiException",
         user_title="Duplicate Status Update",
         user_msg="This status update is identical to the last one you posted. Try posting something different.",
     ),
@@ -87,7 +90,8 @@ BASE_SHAPES: dict[str, ErrorShape] = {
         100,
         "Unsupported get request. Object does not exist, cannot be loaded due to missing permissions, "
         "or does not support this operation.",
-        subcode=33, type="GraphMethodException",
+        subcode=33,
+        type="GraphMethodException",
     ),
     "forbidden": ErrorShape(200, "(#200) Permissions error", status=403),
 }
@@ -107,7 +111,11 @@ def error_body(exc: SandboxError, shapes: dict[str, ErrorShape]) -> tuple[int, d
         shape = shapes.get(exc.kind) or BASE_SHAPES.get(exc.kind) or BASE_SHAPES["invalid"]
         err = {"message": shape.message, "type": shape.type, "code": shape.code}
         subcode, transient, title, msg, status = (
-            shape.subcode, shape.transient, shape.user_title, shape.user_msg, shape.status
+            shape.subcode,
+            shape.transient,
+            shape.user_title,
+            shape.user_msg,
+            shape.status,
         )
     if subcode is not None:
         err["error_subcode"] = subcode
@@ -133,10 +141,13 @@ def render_error(exc: SandboxError, shapes: dict[str, ErrorShape]) -> Response:
 
 def not_found(node: str, method: str = "get") -> GraphError:
     return GraphError(
-        "not_found", 400,
+        "not_found",
+        400,
         f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot be loaded due to "
         "missing permissions, or does not support this operation.",
-        code=100, subcode=33, type="GraphMethodException",
+        code=100,
+        subcode=33,
+        type="GraphMethodException",
     )
 
 
@@ -167,15 +178,23 @@ def regain_minutes(window: Window | None, now: float | None = None) -> int:
 def app_usage_header(window: Window | None) -> dict[str, str]:
     """``X-App-Usage``: percentages of the app's (or app-user pair's) rolling allowance."""
     pct = usage_percent(window)
-    return {"X-App-Usage": json.dumps({"call_count": pct, "total_cputime": min(pct, 100) // 2,
-                                       "total_time": min(pct, 100) // 2})}
+    return {
+        "X-App-Usage": json.dumps(
+            {"call_count": pct, "total_cputime": min(pct, 100) // 2, "total_time": min(pct, 100) // 2}
+        )
+    }
 
 
 def buc_usage_header(owner_id: str, use_case: str, window: Window | None) -> dict[str, str]:
     """``X-Business-Use-Case-Usage`` keyed by the business object (Page, IG user) the call touched."""
     pct = usage_percent(window)
-    entry = {"type": use_case, "call_count": pct, "total_cputime": pct // 2, "total_time": pct // 2,
-             "estimated_time_to_regain_access": regain_minutes(window)}
+    entry = {
+        "type": use_case,
+        "call_count": pct,
+        "total_cputime": pct // 2,
+        "total_time": pct // 2,
+        "estimated_time_to_regain_access": regain_minutes(window),
+    }
     return {"X-Business-Use-Case-Usage": json.dumps({owner_id: [entry]})}
 
 
@@ -304,11 +323,17 @@ def _uncursor(cursor: str) -> str | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except ValueError:
         return None
-    return raw[len("cursor:"):] if raw.startswith("cursor:") else None
+    return raw[len("cursor:") :] if raw.startswith("cursor:") else None
 
 
-def paginate(request: Request, params: dict[str, Any], items: list[dict[str, Any]], *,
-             default_limit: int = 25, max_limit: int = 100) -> dict[str, Any]:
+def paginate(
+    request: Request,
+    params: dict[str, Any],
+    items: list[dict[str, Any]],
+    *,
+    default_limit: int = 25,
+    max_limit: int = 100,
+) -> dict[str, Any]:
     """One page of ``items`` (already ordered) with Graph's cursor paging block."""
     try:
         limit = max(1, min(max_limit, int(params.get("limit") or default_limit)))
@@ -342,8 +367,14 @@ def paginate(request: Request, params: dict[str, Any], items: list[dict[str, Any
 # ----------------------------------------------------------------------------- insights
 
 
-def insights(node_id: str, requested: str | None, values: dict[str, int], *, period: str = "lifetime",
-             titles: dict[str, str] | None = None) -> dict[str, Any]:
+def insights(
+    node_id: str,
+    requested: str | None,
+    values: dict[str, int],
+    *,
+    period: str = "lifetime",
+    titles: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """An ``/insights`` answer; an unknown (or retired) metric name fails the whole request, as Graph does."""
     if not requested:
         raise missing("metric")
@@ -351,17 +382,25 @@ def insights(node_id: str, requested: str | None, values: dict[str, int], *, per
     for index, name in enumerate(names):
         if name not in values:
             raise GraphError(
-                "invalid", 400,
+                "invalid",
+                400,
                 f"(#100) metric[{index}] must be one of the following values: {', '.join(values)}",
                 code=100,
             )
     titles = titles or {}
-    return {"data": [
-        {"name": name, "period": period, "values": [{"value": values[name]}],
-         "title": titles.get(name, name.replace("_", " ").title()),
-         "description": f"Lifetime: {titles.get(name, name)}", "id": f"{node_id}/insights/{name}/{period}"}
-        for name in names
-    ]}
+    return {
+        "data": [
+            {
+                "name": name,
+                "period": period,
+                "values": [{"value": values[name]}],
+                "title": titles.get(name, name.replace("_", " ").title()),
+                "description": f"Lifetime: {titles.get(name, name)}",
+                "id": f"{node_id}/insights/{name}/{period}",
+            }
+            for name in names
+        ]
+    }
 
 
 def comments_on(state: SandboxState, platform: str, post_id: str) -> list[Comment]:
@@ -379,25 +418,31 @@ def reply_count(state: SandboxState, post: Post) -> int:
 # ----------------------------------------------------------------------------- token inspection
 
 
-def debug_token(state: SandboxState, platform: str, input_token: str | None, token_type: str,
-                scopes: list[str]) -> dict[str, Any]:
+def debug_token(
+    state: SandboxState, platform: str, input_token: str | None, token_type: str, scopes: list[str]
+) -> dict[str, Any]:
     """``GET /debug_token`` data: validity, ``expires_at`` (0 = never) and the profile it belongs to."""
     if not input_token:
         raise missing("input_token")
     account = state.account_by_token(platform, input_token)
     if account is None:
-        return {"data": {"error": {"code": 190, "message": "Invalid OAuth access token."},
-                         "is_valid": False, "scopes": []}}
+        return {
+            "data": {"error": {"code": 190, "message": "Invalid OAuth access token."}, "is_valid": False, "scopes": []}
+        }
     expires = int(account.token_expires_at.timestamp()) if account.token_expires_at else 0
     data: dict[str, Any] = {
-        "app_id": "1000000000000001", "type": token_type, "application": "Koho sandbox",
-        "data_access_expires_at": int(time.time()) + 90 * 86400, "expires_at": expires,
+        "app_id": "1000000000000001",
+        "type": token_type,
+        "application": "Koho sandbox",
+        "data_access_expires_at": int(time.time()) + 90 * 86400,
+        "expires_at": expires,
         "is_valid": not account.token_revoked and (not expires or expires > time.time()),
-        "scopes": scopes, "user_id": account.account_id, "profile_id": account.account_id,
+        "scopes": scopes,
+        "user_id": account.account_id,
+        "profile_id": account.account_id,
     }
     if not data["is_valid"]:
-        data["error"] = {"code": 190, "message": "Error validating access token: Session has expired.",
-                         "subcode": 463}
+        data["error"] = {"code": 190, "message": "Error validating access token: Session has expired.", "subcode": 463}
     return {"data": data}
 
 
@@ -421,8 +466,9 @@ class Ctx:
 
     async def gate(self, operation: str, *, cost: int = 1) -> None:
         """Count the call against the account's usage window and draw an injected fault."""
-        self.fault, self.window = await gate(self.request, self.platform, operation, self.account,
-                                             bucket="calls", cost=cost)
+        self.fault, self.window = await gate(
+            self.request, self.platform, operation, self.account, bucket="calls", cost=cost
+        )
 
     def fields(self) -> str | None:
         return self.params.get("fields")
@@ -443,8 +489,11 @@ class Ctx:
         """The account's live posts, newest first, inside the request's ``since``/``until``."""
         since = parse_when(self.params.get("since"), "since")
         until = parse_when(self.params.get("until"), "until")
-        return [p for p in self.state.account_posts(self.platform, account_id)
-                if in_range(p.created_at, since, until) and keep(p)]
+        return [
+            p
+            for p in self.state.account_posts(self.platform, account_id)
+            if in_range(p.created_at, since, until) and keep(p)
+        ]
 
     def node_post(self, method: str = "get", *, own: bool = False) -> Post:
         """The live post ``{node}`` names; with ``own``, one of the token's (Graph answers others' as missing)."""
@@ -541,8 +590,7 @@ class GraphRouter:
             parts = [p for p in path.split("/") if p]
             found = self._match(request.method, parts)
             if found is None:
-                raise GraphError("invalid", 400, f"Unknown path components: /{'/'.join(parts[1:]) or path}",
-                                 code=2500)
+                raise GraphError("invalid", 400, f"Unknown path components: /{'/'.join(parts[1:]) or path}", code=2500)
             handler, args = found
             account = authenticate(state, self.platform, access_token(request, params))
             ctx = Ctx(request, state, self.platform, account, params, args, version)
@@ -564,18 +612,22 @@ def authenticate(state: SandboxState, platform: str, token: str | None) -> Accou
         raise SandboxError("invalid_token", 400, "Invalid OAuth access token - Cannot parse access token")
     if account.token_revoked:
         raise GraphError(
-            "expired_token", 400,
+            "expired_token",
+            400,
             "Error validating access token: The session has been invalidated because the user changed their "
             "password or Facebook has changed the session for security reasons.",
-            code=190, subcode=460,
+            code=190,
+            subcode=460,
         )
     if account.token_expires_at and account.token_expires_at <= utcnow():
         now = utcnow()
         raise GraphError(
-            "expired_token", 400,
+            "expired_token",
+            400,
             f"Error validating access token: Session has expired on {account.token_expires_at:%A, %d-%b-%y %H:%M:%S} "
             f"UTC. The current time is {now:%A, %d-%b-%y %H:%M:%S} UTC.",
-            code=190, subcode=463,
+            code=190,
+            subcode=463,
         )
     return account
 
@@ -587,6 +639,5 @@ def graph_app(title: str, router: GraphRouter) -> FastAPI:
     async def endpoint(request: Request, version: str, path: str) -> Response:
         return await router.dispatch(request, version, path)
 
-    app.add_api_route("/{version}/{path:path}", endpoint, methods=["GET", "POST", "DELETE"],
-                      include_in_schema=False)
+    app.add_api_route("/{version}/{path:path}", endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     return app

@@ -52,15 +52,30 @@ class Containers:
             container[key] = "EXPIRED"
         return container[key]
 
-    def new(self, state: SandboxState, owner: Account, media_type: str, urls: list[str], *, child: bool,
-            video: bool, **fields: Any) -> Container:
+    def new(
+        self,
+        state: SandboxState,
+        owner: Account,
+        media_type: str,
+        urls: list[str],
+        *,
+        child: bool,
+        video: bool,
+        **fields: Any,
+    ) -> Container:
         """A processing container; a video takes ``container_polls`` status reads (two unless the account says)."""
         return {
-            "id": state.next_id(), "owner": owner.account_id, "media_type": media_type, "urls": urls,
-            "child": child, "created_at": utcnow(), self.status_key: "IN_PROGRESS",
+            "id": state.next_id(),
+            "owner": owner.account_id,
+            "media_type": media_type,
+            "urls": urls,
+            "child": child,
+            "created_at": utcnow(),
+            self.status_key: "IN_PROGRESS",
             "pending": int(owner.extra.get("container_polls", 2 if video else 0)),
             # The sandbox downloads nothing: a file named broken* is how a test asks for a failed upload.
-            "broken": any(u.rsplit("/", 1)[-1].startswith("broken") for u in urls), "media_id": None,
+            "broken": any(u.rsplit("/", 1)[-1].startswith("broken") for u in urls),
+            "media_id": None,
             **fields,
         }
 
@@ -100,25 +115,40 @@ class Containers:
             raise self.refusal(current)
         return container
 
-    def publish(self, state: SandboxState, container: Container, *, extra: dict[str, Any] | None = None,
-                **post_fields: Any) -> dict[str, str]:
+    def publish(
+        self, state: SandboxState, container: Container, *, extra: dict[str, Any] | None = None, **post_fields: Any
+    ) -> dict[str, str]:
         """Make the post a claimed container stands for; the container answers PUBLISHED from then on."""
-        post = state.add_post(Post(
-            platform=self.platform, post_id=state.next_id(), account_id=container["owner"], text=container["text"],
-            created_at=utcnow(), media=list(container["urls"]),
-            extra={"container": container["id"], "media_type": container["media_type"], **(extra or {})},
-            **post_fields,
-        ))
+        post = state.add_post(
+            Post(
+                platform=self.platform,
+                post_id=state.next_id(),
+                account_id=container["owner"],
+                text=container["text"],
+                created_at=utcnow(),
+                media=list(container["urls"]),
+                extra={"container": container["id"], "media_type": container["media_type"], **(extra or {})},
+                **post_fields,
+            )
+        )
         container[self.status_key], container["media_id"] = "PUBLISHED", post.post_id
         return {"id": post.post_id}
 
 
-def published_within(state: SandboxState, platform: str, account_id: str, seconds: float,
-                     predicate: Callable[[Post], bool] = lambda p: True) -> int:
+def published_within(
+    state: SandboxState,
+    platform: str,
+    account_id: str,
+    seconds: float,
+    predicate: Callable[[Post], bool] = lambda p: True,
+) -> int:
     """Posts the account published in the last ``seconds`` (deleted ones count too: quotas do)."""
     since = utcnow() - timedelta(seconds=seconds)
-    return sum(1 for p in state.account_posts(platform, account_id, include_deleted=True)
-               if p.created_at >= since and predicate(p))
+    return sum(
+        1
+        for p in state.account_posts(platform, account_id, include_deleted=True)
+        if p.created_at >= since and predicate(p)
+    )
 
 
 def quota(state: SandboxState, platform: str, bucket: str, default: tuple[int, float]) -> tuple[int, float]:
@@ -126,8 +156,14 @@ def quota(state: SandboxState, platform: str, bucket: str, default: tuple[int, f
     return state.limits.settings(platform, bucket) or default
 
 
-def quota_use(state: SandboxState, platform: str, account_id: str, bucket: str, default: tuple[int, float],
-              predicate: Callable[[Post], bool] = lambda p: True) -> tuple[int, int, float]:
+def quota_use(
+    state: SandboxState,
+    platform: str,
+    account_id: str,
+    bucket: str,
+    default: tuple[int, float],
+    predicate: Callable[[Post], bool] = lambda p: True,
+) -> tuple[int, int, float]:
     """(used, limit, seconds) of a publishing quota: what the limit edge shows is what publishing enforces."""
     limit, seconds = quota(state, platform, bucket, default)
     return published_within(state, platform, account_id, seconds, predicate), limit, seconds

@@ -368,7 +368,7 @@ def _limit(request: Request, default: int, high: int = 100) -> int:
 def _required(request: Request, name: str) -> str:
     value = request.query_params.get(name)
     if not value:
-        raise _invalid(f"Params must have the property \"{name}\"")
+        raise _invalid(f'Params must have the property "{name}"')
     return value
 
 
@@ -527,7 +527,7 @@ def _validate_embed(state: SandboxState, did: str, prefix: str, embed: Any) -> N
         if not isinstance(external, dict) or not all(isinstance(external.get(k), str) for k in ("uri", "title")):
             raise _invalid(prefix + 'Record/embed/external must have the properties "uri", "title" and "description"')
     elif kind not in ("app.bsky.embed.record", "app.bsky.embed.recordWithMedia", "app.bsky.embed.video"):
-        raise _invalid(prefix + "Record/embed must be an object which includes the \"$type\" property")
+        raise _invalid(prefix + 'Record/embed must be an object which includes the "$type" property')
 
 
 def _first_link(record: dict[str, Any]) -> str | None:
@@ -644,8 +644,12 @@ def _post_view(state: SandboxState, post: Post) -> dict[str, Any]:
 def _notification(state: SandboxState, official: Account, comment: Comment) -> dict[str, Any]:
     """A resident's comment as a notification: a reply when it answers a post, else a mention."""
     did, handle, name = _resident(state, comment.author)
-    record: dict[str, Any] = {"$type": POST_NSID, "text": comment.text, "createdAt": _iso(comment.created_at),
-                              "langs": ["ja"]}
+    record: dict[str, Any] = {
+        "$type": POST_NSID,
+        "text": comment.text,
+        "createdAt": _iso(comment.created_at),
+        "langs": ["ja"],
+    }
     reason = comment.extra.get("reason") or ("reply" if comment.post_id else "mention")
     parent = _find_post(state, comment.post_id) if comment.post_id else None
     if parent is not None and reason == "reply":
@@ -656,10 +660,12 @@ def _notification(state: SandboxState, official: Account, comment: Comment) -> d
         mention = f"@{official.handle} "
         record["text"] = mention + comment.text
         end = len(mention.rstrip().encode("utf-8"))
-        record["facets"] = [{
-            "index": {"byteStart": 0, "byteEnd": end},
-            "features": [{"$type": "app.bsky.richtext.facet#mention", "did": official.account_id}],
-        }]
+        record["facets"] = [
+            {
+                "index": {"byteStart": 0, "byteEnd": end},
+                "features": [{"$type": "app.bsky.richtext.facet#mention", "did": official.account_id}],
+            }
+        ]
     micros = int(comment.created_at.timestamp() * 1_000_000)
     clock = int(comment.comment_id) % 1024 if comment.comment_id.isdigit() else 0
     uri = f"at://{did}/{POST_NSID}/{_tid(micros, clock)}"
@@ -708,8 +714,9 @@ def create_app(state: SandboxState) -> FastAPI:
             or account.token_revoked
             or not hmac.compare_digest(account.password.encode(), password.encode())
         ):
-            raise XrpcError("invalid_token", 401, "Invalid identifier or password", error="AuthenticationRequired",
-                            headers=headers)
+            raise XrpcError(
+                "invalid_token", 401, "Invalid identifier or password", error="AuthenticationRequired", headers=headers
+            )
         session = _issue(state, account, request)
         with state.lock:
             logins = _scratch(state)["logins"]
@@ -735,8 +742,10 @@ def create_app(state: SandboxState) -> FastAPI:
     async def get_session(request: Request) -> Response:
         account, _ = _authenticate(request)
         _, headers = await _gate(request, "verify", account, bucket="read")
-        return _ok({"did": account.account_id, "handle": account.handle, "active": True,
-                    "didDoc": _did_doc(account, request)}, headers)
+        return _ok(
+            {"did": account.account_id, "handle": account.handle, "active": True, "didDoc": _did_doc(account, request)},
+            headers,
+        )
 
     # ---------------------------------------------------------------- writes
 
@@ -775,13 +784,25 @@ def create_app(state: SandboxState) -> FastAPI:
             raise XrpcError("server_error", 500, "Internal Server Error", error="InternalServerError")
         cid = _cid(json.dumps(record, sort_keys=True, ensure_ascii=False).encode())
         parent = (record.get("reply") or {}).get("parent", {}).get("uri")
-        state.add_post(Post(
-            platform=PLATFORM, post_id=uri, account_id=account.account_id, text=record["text"],
-            created_at=_parse_datetime(record["createdAt"]) or utcnow(), reply_to=parent,
-            link=_first_link(record), media=_media(record),
-            extra={"record": record, "cid": cid, "rkey": rkey, "indexed_at": _iso(utcnow()),
-                   "langs": record.get("langs", [])},
-        ))
+        state.add_post(
+            Post(
+                platform=PLATFORM,
+                post_id=uri,
+                account_id=account.account_id,
+                text=record["text"],
+                created_at=_parse_datetime(record["createdAt"]) or utcnow(),
+                reply_to=parent,
+                link=_first_link(record),
+                media=_media(record),
+                extra={
+                    "record": record,
+                    "cid": cid,
+                    "rkey": rkey,
+                    "indexed_at": _iso(utcnow()),
+                    "langs": record.get("langs", []),
+                },
+            )
+        )
         if fault is not None:
             return await lost_response(fault)
         commit = {"cid": _cid(f"{uri}:{cid}".encode()), "rev": _next_rkey(state)}
@@ -816,8 +837,9 @@ def create_app(state: SandboxState) -> FastAPI:
         uri = f"at://{owner.account_id if owner else repo}/{collection}/{rkey}"
         post = _find_post(state, uri) if collection == POST_NSID else None
         if post is None:
-            raise XrpcError("not_found", 400, f"Could not locate record: {uri}", error="RecordNotFound",
-                            headers=headers)
+            raise XrpcError(
+                "not_found", 400, f"Could not locate record: {uri}", error="RecordNotFound", headers=headers
+            )
         return _ok({"uri": _uri_of(post), "cid": _cid_of(post), "value": _record_of(post)}, headers)
 
     @app.get("/xrpc/com.atproto.repo.listRecords")
@@ -865,11 +887,12 @@ def create_app(state: SandboxState) -> FastAPI:
         _, headers = await _gate(request, "search", viewer, bucket="read")
         terms = [t.casefold() for t in query.split() if t]
         hits = [
-            a for a in state.platform_accounts(PLATFORM)
+            a
+            for a in state.platform_accounts(PLATFORM)
             if terms and all(t in f"{a.handle} {a.display_name}".casefold() for t in terms)
         ]
         hits.sort(key=lambda a: (-a.followers, a.handle))
-        page = hits[offset:offset + limit]
+        page = hits[offset : offset + limit]
         body: dict[str, Any] = {"actors": [_profile_view(a) for a in page]}
         if offset + limit < len(hits):
             body["cursor"] = str(offset + limit)

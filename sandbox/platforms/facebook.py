@@ -49,8 +49,9 @@ PLATFORM = "facebook"
 SHAPES: dict[str, ErrorShape] = {
     **BASE_SHAPES,
     # Page (and system user) tokens are throttled by the Pages Business Use Case: code 80001.
-    "rate_limit": ErrorShape(80001, "(#80001) There have been too many calls to this Page account. "
-                             "Wait a bit and try again.", transient=True),
+    "rate_limit": ErrorShape(
+        80001, "(#80001) There have been too many calls to this Page account. Wait a bit and try again.", transient=True
+    ),
     "too_long": ErrorShape(100, "(#100) Param message must be at most 63206 characters long"),
 }
 
@@ -76,7 +77,8 @@ def _own_page(ctx: Ctx, node: str) -> Account:
     if node in ("me", ctx.account.account_id, ctx.account.handle):
         return ctx.account
     raise GraphError(
-        "forbidden", 403,
+        "forbidden",
+        403,
         "(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts as an admin "
         "with sufficient administrative permission",
         code=200,
@@ -85,8 +87,11 @@ def _own_page(ctx: Ctx, node: str) -> Account:
 
 def _page_values(account: Account) -> dict[str, Any]:
     return {
-        "id": account.account_id, "name": account.display_name or account.handle, "username": account.handle,
-        "link": _page_url(account), "followers_count": account.followers,
+        "id": account.account_id,
+        "name": account.display_name or account.handle,
+        "username": account.handle,
+        "link": _page_url(account),
+        "followers_count": account.followers,
         "fan_count": int(account.extra.get("fan_count", account.followers)),
         "verification_status": account.extra.get("verification_status", "not_verified"),
         "category": account.extra.get("category", "Government organization"),
@@ -100,7 +105,9 @@ def _comment_id(comment: Comment) -> str:
 
 def _comment_values(comment: Comment) -> dict[str, Any]:
     return {
-        "id": _comment_id(comment), "message": comment.text, "created_time": graph_time(comment.created_at),
+        "id": _comment_id(comment),
+        "message": comment.text,
+        "created_time": graph_time(comment.created_at),
         "from": {"name": comment.author, "id": comment.extra.get("from_id", f"user.{comment.author}")},
         "permalink_url": f"https://www.facebook.com/{comment.post_id}?comment_id={comment.comment_id}",
     }
@@ -117,8 +124,12 @@ def _summary(spec: str, data: list, total: int) -> dict[str, Any]:
 
 def _post_values(state: SandboxState, post: Post, fields: str | None) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "id": post.post_id, "message": post.text or None, "created_time": graph_time(post.created_at),
-        "permalink_url": _post_url(post), "link": post.link, "is_published": True,
+        "id": post.post_id,
+        "message": post.text or None,
+        "created_time": graph_time(post.created_at),
+        "permalink_url": _post_url(post),
+        "link": post.link,
+        "is_published": True,
         "full_picture": post.media[0] if post.media else None,
         "from": {"id": post.account_id},
     }
@@ -142,15 +153,27 @@ def _find_comment(state: SandboxState, node: str) -> Comment | None:
 
 def build_router(state: SandboxState) -> GraphRouter:
     router = GraphRouter(PLATFORM, SHAPES, buc_usage("pages"))
-    router.serve_debug_token("PAGE", ["pages_show_list", "pages_read_engagement", "pages_manage_posts",
-                                      "pages_read_user_content", "pages_manage_engagement", "read_insights"])
+    router.serve_debug_token(
+        "PAGE",
+        [
+            "pages_show_list",
+            "pages_read_engagement",
+            "pages_manage_posts",
+            "pages_read_user_content",
+            "pages_manage_engagement",
+            "read_insights",
+        ],
+    )
 
     @router.route("GET", "pages/search")
     async def search_pages(ctx: Ctx) -> dict:
         await ctx.gate("search")
         want = ctx.search_text()
-        hits = [a for a in ctx.state.platform_accounts(PLATFORM)
-                if want in folded(a.handle) or want in folded(a.display_name or "")]
+        hits = [
+            a
+            for a in ctx.state.platform_accounts(PLATFORM)
+            if want in folded(a.handle) or want in folded(a.display_name or "")
+        ]
         hits.sort(key=lambda a: (-a.followers, a.account_id))
         return ctx.page([select(_page_values(a), ctx.fields(), ("id", "name", "link")) for a in hits])
 
@@ -208,8 +231,12 @@ def build_router(state: SandboxState) -> GraphRouter:
         if order == "reverse_chronological":
             found.reverse()
         elif order not in ("chronological", "ranked"):
-            raise GraphError("invalid", 400, "(#100) param order must be one of {CHRONOLOGICAL, "
-                             "REVERSE_CHRONOLOGICAL, RANKED}", code=100)
+            raise GraphError(
+                "invalid",
+                400,
+                "(#100) param order must be one of {CHRONOLOGICAL, REVERSE_CHRONOLOGICAL, RANKED}",
+                code=100,
+            )
         rows = [select(_comment_values(c), ctx.fields(), ("created_time", "from", "message", "id")) for c in found]
         body = ctx.page(rows)
         if truthy(ctx.params.get("summary")):
@@ -223,20 +250,30 @@ def build_router(state: SandboxState) -> GraphRouter:
         message = str(ctx.params.get("message") or "")
         if not message:
             raise GraphError("invalid", 400, "(#100) Missing message or attachment", code=100)
-        made = ctx.state.add_comment(Comment(
-            platform=PLATFORM, comment_id=ctx.state.next_id(), post_id=post.post_id,
-            account_id=post.account_id, author=ctx.account.display_name or ctx.account.handle, text=message,
-            created_at=utcnow(), extra={"from_id": ctx.account.account_id},
-        ))
+        made = ctx.state.add_comment(
+            Comment(
+                platform=PLATFORM,
+                comment_id=ctx.state.next_id(),
+                post_id=post.post_id,
+                account_id=post.account_id,
+                author=ctx.account.display_name or ctx.account.handle,
+                text=message,
+                created_at=utcnow(),
+                extra={"from_id": ctx.account.account_id},
+            )
+        )
         return {"id": _comment_id(made)}
 
     @router.route("GET", "{node}/insights")
     async def post_insights(ctx: Ctx) -> dict:
         post = await ctx.gate_post("metrics")
         views = post.metrics.get("impressions", 0)
-        values = {"post_media_view": views, "post_total_media_view_unique": int(views * 0.8),
-                  "post_clicks": post.metrics.get("clicks", 0),
-                  "post_reactions_like_total": post.metrics.get("likes", 0)}
+        values = {
+            "post_media_view": views,
+            "post_total_media_view_unique": int(views * 0.8),
+            "post_clicks": post.metrics.get("clicks", 0),
+            "post_reactions_like_total": post.metrics.get("likes", 0),
+        }
         return insights(post.post_id, ctx.params.get("metric"), values)
 
     @router.route("GET", "{node}")
@@ -245,8 +282,13 @@ def build_router(state: SandboxState) -> GraphRouter:
         if node == "me" or ctx.state.account(PLATFORM, node):
             page = _page_by_node(ctx, node)
             ctx.owner_id = page.account_id
-            await ctx.gate("verify" if node == "me"
-                           else "metrics" if ctx.field_names() & {"followers_count", "fan_count"} else "read")
+            await ctx.gate(
+                "verify"
+                if node == "me"
+                else "metrics"
+                if ctx.field_names() & {"followers_count", "fan_count"}
+                else "read"
+            )
             return select(_page_values(page), ctx.fields(), PAGE_DEFAULT_FIELDS)
         post = ctx.state.post(PLATFORM, node)
         if post is not None:
@@ -283,15 +325,17 @@ def _attached_media(ctx: Ctx) -> list[str]:
     """Photos uploaded with ``published=false`` and attached as ``attached_media[i]={"media_fbid": id}``."""
     photos = ctx.state.scratch.setdefault(PLATFORM, {}).setdefault("photos", {})
     urls = []
-    keys = sorted((k for k in ctx.params if k.startswith("attached_media")),
-                  key=lambda k: int(re.sub(r"\D", "", k) or 0))
+    keys = sorted(
+        (k for k in ctx.params if k.startswith("attached_media")), key=lambda k: int(re.sub(r"\D", "", k) or 0)
+    )
     for key in keys:
         raw = ctx.params[key]
         try:
             fbid = str((json.loads(raw) if isinstance(raw, str) else raw)["media_fbid"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise GraphError("invalid", 400, f"(#100) Param {key} must be a JSON object with media_fbid",
-                             code=100) from exc
+            raise GraphError(
+                "invalid", 400, f"(#100) Param {key} must be a JSON object with media_fbid", code=100
+            ) from exc
         photo = photos.get(fbid)
         if photo is None or photo["page"] != ctx.account.account_id:
             raise GraphError("invalid", 400, f"(#100) Invalid media_fbid: {fbid}", code=100)
@@ -306,17 +350,30 @@ def _check_duplicate(state: SandboxState, page: Account, message: str) -> None:
     latest = state.account_posts(PLATFORM, page.account_id)
     if latest and latest[0].text == message:
         raise GraphError(
-            "duplicate", 400, "Duplicate status message", code=506, subcode=1455006,
-            type="FacebookApiException", user_title="Duplicate Status Update",
+            "duplicate",
+            400,
+            "Duplicate status message",
+            code=506,
+            subcode=1455006,
+            type="FacebookApiException",
+            user_title="Duplicate Status Update",
             user_msg="This status update is identical to the last one you posted. Try posting something "
-                     "different, or delete your previous update.",
+            "different, or delete your previous update.",
         )
 
 
-def _new_post(state: SandboxState, page: Account, message: str, *, link: str | None = None,
-              media: list[str] | None = None) -> Post:
-    post = Post(platform=PLATFORM, post_id=f"{page.account_id}_{state.next_id()}", account_id=page.account_id,
-                text=message, created_at=utcnow(), link=link, media=list(media or []))
+def _new_post(
+    state: SandboxState, page: Account, message: str, *, link: str | None = None, media: list[str] | None = None
+) -> Post:
+    post = Post(
+        platform=PLATFORM,
+        post_id=f"{page.account_id}_{state.next_id()}",
+        account_id=page.account_id,
+        text=message,
+        created_at=utcnow(),
+        link=link,
+        media=list(media or []),
+    )
     return state.add_post(post)
 
 

@@ -56,8 +56,11 @@ PLATFORM = "instagram"
 
 SHAPES: dict[str, ErrorShape] = {
     **BASE_SHAPES,
-    "rate_limit": ErrorShape(80002, "(#80002) There have been too many calls to this Instagram account. "
-                             "Wait a bit and try again.", transient=True),
+    "rate_limit": ErrorShape(
+        80002,
+        "(#80002) There have been too many calls to this Instagram account. Wait a bit and try again.",
+        transient=True,
+    ),
     "too_long": ErrorShape(36004, "The caption was too long.", subcode=2207010),
 }
 
@@ -71,9 +74,13 @@ MEDIA_FIELDS = ("id",)
 
 def _user_values(account: Account, media_count: int) -> dict[str, Any]:
     return {
-        "id": account.account_id, "username": account.handle, "name": account.display_name or account.handle,
-        "followers_count": account.followers, "follows_count": int(account.extra.get("follows_count", 0)),
-        "media_count": media_count, "biography": account.extra.get("biography", ""),
+        "id": account.account_id,
+        "username": account.handle,
+        "name": account.display_name or account.handle,
+        "followers_count": account.followers,
+        "follows_count": int(account.extra.get("follows_count", 0)),
+        "media_count": media_count,
+        "biography": account.extra.get("biography", ""),
         "profile_picture_url": f"https://scontent.cdninstagram.com/{account.handle}.jpg",
         "website": account.extra.get("website"),
     }
@@ -81,19 +88,28 @@ def _user_values(account: Account, media_count: int) -> dict[str, Any]:
 
 def _media_values(state: SandboxState, post: Post, handle: str) -> dict[str, Any]:
     return {
-        "id": post.post_id, "caption": post.text or None, "timestamp": graph_time(post.created_at),
+        "id": post.post_id,
+        "caption": post.text or None,
+        "timestamp": graph_time(post.created_at),
         "permalink": f"https://www.instagram.com/p/{shortcode(post.post_id)}/",
-        "media_type": post.extra.get("media_type", "IMAGE"), "media_product_type": "FEED",
-        "media_url": post.media[0] if post.media else None, "shortcode": shortcode(post.post_id),
-        "username": handle, "owner": {"id": post.account_id},
-        "like_count": post.metrics.get("likes", 0), "comments_count": reply_count(state, post),
+        "media_type": post.extra.get("media_type", "IMAGE"),
+        "media_product_type": "FEED",
+        "media_url": post.media[0] if post.media else None,
+        "shortcode": shortcode(post.post_id),
+        "username": handle,
+        "owner": {"id": post.account_id},
+        "like_count": post.metrics.get("likes", 0),
+        "comments_count": reply_count(state, post),
     }
 
 
 def _comment_values(comment: Comment) -> dict[str, Any]:
     return {
-        "id": comment.comment_id, "text": comment.text, "timestamp": graph_time(comment.created_at),
-        "username": comment.author, "like_count": int(comment.extra.get("like_count", 0)),
+        "id": comment.comment_id,
+        "text": comment.text,
+        "timestamp": graph_time(comment.created_at),
+        "username": comment.author,
+        "like_count": int(comment.extra.get("like_count", 0)),
         "from": {"id": comment.extra.get("from_id", f"ig.{comment.author}"), "username": comment.author},
     }
 
@@ -108,17 +124,30 @@ def _check_caption(caption: str) -> None:
     elif len(re.findall(r"@[\w.]+", caption)) > MENTION_MAX:
         problem = f"The caption can contain at most {MENTION_MAX} @ tags."
     if problem:
-        raise GraphError("too_long", 400, "The caption was too long.", code=36004, subcode=2207010,
-                         user_title="Caption too long", user_msg=problem)
+        raise GraphError(
+            "too_long",
+            400,
+            "The caption was too long.",
+            code=36004,
+            subcode=2207010,
+            user_title="Caption too long",
+            user_msg=problem,
+        )
 
 
 def _check_url(url: Any, name: str) -> str:
     if not url:
         raise missing(name)
     if not str(url).startswith(("http://", "https://")):
-        raise GraphError("invalid", 400, "Only photo or video can be accepted as media type.", code=9004,
-                         subcode=2207052, user_title="Media download has failed.",
-                         user_msg=f"The media could not be fetched from this uri: {url}")
+        raise GraphError(
+            "invalid",
+            400,
+            "Only photo or video can be accepted as media type.",
+            code=9004,
+            subcode=2207052,
+            user_title="Media download has failed.",
+            user_msg=f"The media could not be fetched from this uri: {url}",
+        )
     return str(url)
 
 
@@ -129,8 +158,9 @@ def _new_container(ctx: Ctx, owner: Account) -> Container:
         raise GraphError("invalid", 400, f"The media type {media_type} is unknown.", code=100, subcode=2207023)
     child = truthy(params.get("is_carousel_item"))
     if media_type == "VIDEO" and not child:
-        raise GraphError("invalid", 400, "The VIDEO media type is only for carousel items; use REELS.",
-                         code=100, subcode=2207023)
+        raise GraphError(
+            "invalid", 400, "The VIDEO media type is only for carousel items; use REELS.", code=100, subcode=2207023
+        )
     caption = str(params.get("caption") or "")
     _check_caption(caption)
     urls: list[str] = []
@@ -144,15 +174,22 @@ def _new_container(ctx: Ctx, owner: Account) -> Container:
             if item is None:
                 raise GraphError("invalid", 400, f"(#100) The children parameter is invalid: {cid}", code=100)
             if CONTAINERS.status(item, read=False) != "FINISHED":
-                raise GraphError("invalid", 400, f"(#100) Carousel item {cid} is not ready", code=9007,
-                                 subcode=2207027)
+                raise GraphError("invalid", 400, f"(#100) Carousel item {cid} is not ready", code=9007, subcode=2207027)
             urls.extend(item["urls"])
     elif media_type in ("REELS", "VIDEO"):
         urls = [_check_url(params.get("video_url"), "video_url")]
     else:
         urls = [_check_url(params.get("image_url"), "image_url")]
-    return CONTAINERS.new(ctx.state, owner, media_type, urls, child=child, video=media_type in ("REELS", "VIDEO"),
-                          text=caption, children=children)
+    return CONTAINERS.new(
+        ctx.state,
+        owner,
+        media_type,
+        urls,
+        child=child,
+        video=media_type in ("REELS", "VIDEO"),
+        text=caption,
+        children=children,
+    )
 
 
 def _own_user(ctx: Ctx, node: str) -> Account:
@@ -162,23 +199,41 @@ def _own_user(ctx: Ctx, node: str) -> Account:
 
 
 def _unknown_container(creation_id: str) -> GraphError:
-    return GraphError("invalid", 400, f"(#100) Param creation_id must be a valid media container id: {creation_id}",
-                      code=100)
+    return GraphError(
+        "invalid", 400, f"(#100) Param creation_id must be a valid media container id: {creation_id}", code=100
+    )
 
 
 def _refusal(current: str) -> GraphError:
     """Why a container in status ``current`` cannot be published, in Instagram's codes."""
     if current == "IN_PROGRESS":
-        return GraphError("invalid", 400, "Media ID is not available", code=9007, subcode=2207027,
-                          user_title="Media not ready for publishing",
-                          user_msg="The media is not ready for publishing, please wait for a moment")
+        return GraphError(
+            "invalid",
+            400,
+            "Media ID is not available",
+            code=9007,
+            subcode=2207027,
+            user_title="Media not ready for publishing",
+            user_msg="The media is not ready for publishing, please wait for a moment",
+        )
     if current == "EXPIRED":
-        return GraphError("invalid", 400, "The media you are trying to access has expired. Please try to upload "
-                          "again.", code=-2, subcode=2207020)
+        return GraphError(
+            "invalid",
+            400,
+            "The media you are trying to access has expired. Please try to upload again.",
+            code=-2,
+            subcode=2207020,
+        )
     if current == "PUBLISHED":
         return GraphError("invalid", 400, "(#100) This media container has already been published.", code=100)
-    return GraphError("invalid", 400, "Media upload has failed with error code 2207052", code=9004,
-                      subcode=2207052, user_title="Media download has failed.")
+    return GraphError(
+        "invalid",
+        400,
+        "Media upload has failed with error code 2207052",
+        code=9004,
+        subcode=2207052,
+        user_title="Media download has failed.",
+    )
 
 
 def _status_fields(current: str) -> dict[str, str]:
@@ -191,8 +246,16 @@ CONTAINERS = Containers(PLATFORM, "status_code", _status_fields, _unknown_contai
 
 def build_router(state: SandboxState) -> GraphRouter:
     router = GraphRouter(PLATFORM, SHAPES, buc_usage("instagram"))
-    router.serve_debug_token("USER", ["instagram_basic", "instagram_content_publish", "instagram_manage_comments",
-                                      "instagram_manage_insights", "pages_read_engagement"])
+    router.serve_debug_token(
+        "USER",
+        [
+            "instagram_basic",
+            "instagram_content_publish",
+            "instagram_manage_comments",
+            "instagram_manage_insights",
+            "pages_read_engagement",
+        ],
+    )
 
     @router.route("POST", "{node}/media")
     async def create_container(ctx: Ctx) -> dict:
@@ -205,10 +268,14 @@ def build_router(state: SandboxState) -> GraphRouter:
         used, limit, _ = quota_use(ctx.state, PLATFORM, owner.account_id, "publish", DEFAULT_QUOTA)
         if used >= limit:
             raise GraphError(
-                "rate_limit", 400, "Application request limit reached", code=9, subcode=2207042,
+                "rate_limit",
+                400,
+                "Application request limit reached",
+                code=9,
+                subcode=2207042,
                 user_title="Cannot publish post",
                 user_msg="You reached maximum number of posts that is allowed to be published by Content "
-                         "Publishing API.",
+                "Publishing API.",
             )
         return CONTAINERS.publish(ctx.state, container)
 
@@ -223,24 +290,33 @@ def build_router(state: SandboxState) -> GraphRouter:
     async def list_media(ctx: Ctx) -> dict:
         owner = _own_user(ctx, ctx.args["node"])
         await ctx.gate("read")
-        rows = [select(_media_values(ctx.state, p, owner.handle), ctx.fields(), MEDIA_FIELDS)
-                for p in ctx.dated_posts(owner.account_id)]
+        rows = [
+            select(_media_values(ctx.state, p, owner.handle), ctx.fields(), MEDIA_FIELDS)
+            for p in ctx.dated_posts(owner.account_id)
+        ]
         return ctx.page(rows)
 
     @router.route("GET", "{node}/comments")
     async def list_comments(ctx: Ctx) -> dict:
         post = await ctx.gate_post("comments")
-        rows = [select(_comment_values(c), ctx.fields(), ("timestamp", "text", "id"))
-                for c in comments_on(ctx.state, PLATFORM, post.post_id)]
+        rows = [
+            select(_comment_values(c), ctx.fields(), ("timestamp", "text", "id"))
+            for c in comments_on(ctx.state, PLATFORM, post.post_id)
+        ]
         return ctx.page(rows, default_limit=50)
 
     @router.route("GET", "{node}/insights")
     async def media_insights(ctx: Ctx) -> dict:
         post = await ctx.gate_post("metrics")
         m = post.metrics
-        values = {"views": m.get("impressions", 0), "reach": int(m.get("impressions", 0) * 0.7),
-                  "likes": m.get("likes", 0), "comments": reply_count(ctx.state, post),
-                  "shares": m.get("reposts", 0), "saved": m.get("saves", 0)}
+        values = {
+            "views": m.get("impressions", 0),
+            "reach": int(m.get("impressions", 0) * 0.7),
+            "likes": m.get("likes", 0),
+            "comments": reply_count(ctx.state, post),
+            "shares": m.get("reposts", 0),
+            "saved": m.get("saves", 0),
+        }
         values["total_interactions"] = values["likes"] + values["comments"] + values["shares"] + values["saved"]
         return insights(post.post_id, ctx.params.get("metric"), {k: values[k] for k in MEDIA_METRICS})
 
@@ -286,8 +362,15 @@ def _discover(ctx: Ctx, spec: str) -> dict[str, Any]:
     username = match.group(1).strip().lstrip("@")
     target = ctx.state.account_by_handle(PLATFORM, username)
     if target is None:
-        raise GraphError("not_found", 400, "Invalid user id", code=110, subcode=2207013,
-                         user_title="Cannot find User", user_msg=f"The user with username: {username} cannot be found.")
+        raise GraphError(
+            "not_found",
+            400,
+            "Invalid user id",
+            code=110,
+            subcode=2207013,
+            user_title="Cannot find User",
+            user_msg=f"The user with username: {username} cannot be found.",
+        )
     count = len(ctx.state.account_posts(PLATFORM, target.account_id))
     values = _user_values(target, count)
     return select(values, match.group(2), ("id", "username"))

@@ -48,8 +48,12 @@ PREFIX = "/jma"
 PLATFORM = "jma"
 SAMPLES_DIR = Path(__file__).with_name("jma_samples")
 FEEDS = ("extra", "eqvol", "regular", "other", "extra_l", "eqvol_l", "regular_l", "other_l")
-FEED_TITLES = {"extra": "高頻度（随時）", "eqvol": "高頻度（地震火山）", "regular": "高頻度（定時）",
-               "other": "高頻度（その他）"}
+FEED_TITLES = {
+    "extra": "高頻度（随時）",
+    "eqvol": "高頻度（地震火山）",
+    "regular": "高頻度（定時）",
+    "other": "高頻度（その他）",
+}
 
 #: The demo city as the samples spell it; swapped for the configured one when served.
 SAMPLE_AREA_CODE = "1229900"
@@ -142,8 +146,16 @@ def publish_sample(state: SandboxState, name: str, feed: str = "extra") -> dict:
     return _publish(jma_state(state), name, feed)
 
 
-def publish_document(state: SandboxState, data: bytes, *, name: str, title: str = "気象警報・注意報（Ｈ２７）",
-                     author: str = "銚子地方気象台", content: str = "", feed: str = "extra") -> dict:
+def publish_document(
+    state: SandboxState,
+    data: bytes,
+    *,
+    name: str,
+    title: str = "気象警報・注意報（Ｈ２７）",
+    author: str = "銚子地方気象台",
+    content: str = "",
+    feed: str = "extra",
+) -> dict:
     """Publish any bytes as a document (tests build their own bulletins with this)."""
     if not re.fullmatch(r"[A-Za-z0-9_\-]{1,100}", name):
         raise ValueError("document names are letters, digits, '_' and '-'")
@@ -209,8 +221,9 @@ def _publish(js: JmaState, name: str, feed: str, *, touch: bool = True) -> dict:
 def _localise(js: JmaState, data: bytes) -> bytes:
     if (js.area_code, js.area_name) == (SAMPLE_AREA_CODE, SAMPLE_AREA_NAME):
         return data
-    return (data.replace(f"<Code>{SAMPLE_AREA_CODE}</Code>".encode(), f"<Code>{js.area_code}</Code>".encode())
-                .replace(SAMPLE_AREA_NAME.encode(), js.area_name.encode()))
+    return data.replace(f"<Code>{SAMPLE_AREA_CODE}</Code>".encode(), f"<Code>{js.area_code}</Code>".encode()).replace(
+        SAMPLE_AREA_NAME.encode(), js.area_name.encode()
+    )
 
 
 def _iso(moment: datetime) -> str:
@@ -228,8 +241,8 @@ def _render_feed(js: JmaState, feed: str, base: str) -> bytes:
         "<subtitle>JMAXML publishing feed</subtitle>",
         f"<updated>{_iso(updated)}</updated>",
         f"<id>{escape(self_url)}#short_{int(updated.timestamp())}</id>",
-        f"<link rel=\"related\" href={quoteattr('https://www.jma.go.jp/')}/>",
-        f"<link rel=\"self\" href={quoteattr(self_url)}/>",
+        f'<link rel="related" href={quoteattr("https://www.jma.go.jp/")}/>',
+        f'<link rel="self" href={quoteattr(self_url)}/>',
         '<rights type="html"><![CDATA[<a href="https://www.jma.go.jp/jma/kishou/info/coment.html">利用規約</a>]]></rights>',
     ]
     for entry in entries:
@@ -240,8 +253,8 @@ def _render_feed(js: JmaState, feed: str, base: str) -> bytes:
             f"<id>{escape(url)}</id>",
             f"<updated>{_iso(entry.updated)}</updated>",
             f"<author><name>{escape(entry.author)}</name></author>",
-            f"<link type=\"application/xml\" href={quoteattr(url)}/>",
-            f"<content type=\"text\">{escape(entry.content)}</content>",
+            f'<link type="application/xml" href={quoteattr(url)}/>',
+            f'<content type="text">{escape(entry.content)}</content>',
             "</entry>",
         ]
     lines.append("</feed>")
@@ -272,13 +285,16 @@ def _not_modified(request: Request, etag: str, modified: datetime) -> bool:
 
 def _static(request: Request, body: bytes, modified: datetime, content_type: str) -> Response:
     etag = _etag(body)
-    headers = {"ETag": etag, "Last-Modified": format_datetime(modified, usegmt=True), "Accept-Ranges": "bytes",
-               "Cache-Control": "max-age=0"}
+    headers = {
+        "ETag": etag,
+        "Last-Modified": format_datetime(modified, usegmt=True),
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=0",
+    }
     if _not_modified(request, etag, modified):
         return Response(status_code=304, headers=headers)
     if request.method == "HEAD":
-        return Response(status_code=200, headers={**headers, "Content-Length": str(len(body))},
-                        media_type=content_type)
+        return Response(status_code=200, headers={**headers, "Content-Length": str(len(body))}, media_type=content_type)
     return Response(body, status_code=200, headers=headers, media_type=content_type)
 
 

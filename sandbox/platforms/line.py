@@ -47,9 +47,14 @@ JST = timezone(timedelta(hours=9), "JST")
 RETRY_KEY_TTL = 24 * 3600
 MAX_MESSAGES = 5
 MAX_TEXT = 5000
-RETRY_KEY_PATHS = frozenset({
-    "/v2/bot/message/push", "/v2/bot/message/multicast", "/v2/bot/message/narrowcast", "/v2/bot/message/broadcast",
-})
+RETRY_KEY_PATHS = frozenset(
+    {
+        "/v2/bot/message/push",
+        "/v2/bot/message/multicast",
+        "/v2/bot/message/narrowcast",
+        "/v2/bot/message/broadcast",
+    }
+)
 #: (requests, seconds) per endpoint and channel, from the Messaging API reference "Rate limits".
 LIMITS: dict[str, tuple[int, float]] = {
     "broadcast": (60, 3600),
@@ -71,8 +76,13 @@ class LineError(SandboxError):
     body: dict[str, Any] = field(default_factory=dict)
 
 
-def _error(status: int, message: str, details: list[dict[str, str]] | None = None, kind: str = "invalid",
-           headers: dict[str, str] | None = None) -> LineError:
+def _error(
+    status: int,
+    message: str,
+    details: list[dict[str, str]] | None = None,
+    kind: str = "invalid",
+    headers: dict[str, str] | None = None,
+) -> LineError:
     body: dict[str, Any] = {"message": message}
     if details:
         body["details"] = details
@@ -169,8 +179,11 @@ def line_user_id(name: str) -> str:
 
 def _validate_messages(messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
-        raise _error(400, "The request body has 1 error(s)",
-                     [{"message": f"Size must be between 1 and {MAX_MESSAGES}", "property": "messages"}])
+        raise _error(
+            400,
+            "The request body has 1 error(s)",
+            [{"message": f"Size must be between 1 and {MAX_MESSAGES}", "property": "messages"}],
+        )
     details = []
     for i, message in enumerate(messages):
         kind = message.get("type") if isinstance(message, dict) else None
@@ -179,8 +192,9 @@ def _validate_messages(messages: Any) -> list[dict[str, Any]]:
             if not isinstance(text, str) or not text:
                 details.append({"message": "Must not be empty", "property": f"messages[{i}].text"})
             elif len(text) > MAX_TEXT:
-                details.append({"message": f"Length must be between 0 and {MAX_TEXT}",
-                                "property": f"messages[{i}].text"})
+                details.append(
+                    {"message": f"Length must be between 0 and {MAX_TEXT}", "property": f"messages[{i}].text"}
+                )
         elif kind == "image":
             for key in ("originalContentUrl", "previewImageUrl"):
                 url = message.get(key)
@@ -240,8 +254,9 @@ async def _send(request: Request, account: Account, body: dict[str, Any], *, kin
             conflict: dict[str, Any] = {"message": RETRY_KEY_ACCEPTED}
             if kind == "push":
                 conflict["sentMessages"] = accepted["sentMessages"]
-            return JSONResponse(conflict, status_code=409,
-                                headers={"x-line-accepted-request-id": accepted["requestId"]})
+            return JSONResponse(
+                conflict, status_code=409, headers={"x-line-accepted-request-id": accepted["requestId"]}
+            )
     messages = _validate_messages(body.get("messages"))
     quota = _quota(account)
     if quota is not None and _usage(state, account) + recipients > quota:
@@ -251,12 +266,26 @@ async def _send(request: Request, account: Account, body: dict[str, Any], *, kin
     with state.lock:
         usage = _scratch(state)["usage"]
         usage[(account.account_id, _month(now))] = usage.get((account.account_id, _month(now)), 0) + recipients
-    state.add_post(Post(
-        platform=PLATFORM, post_id=request_id, account_id=account.account_id, text=_text_of(messages),
-        created_at=now, link=_link_of(messages), media=_media_of(messages),
-        extra={"kind": kind, "to": body.get("to"), "messages": messages, "retry_key": key, "recipients": recipients,
-               "sentMessages": sent, "notificationDisabled": bool(body.get("notificationDisabled", False))},
-    ))
+    state.add_post(
+        Post(
+            platform=PLATFORM,
+            post_id=request_id,
+            account_id=account.account_id,
+            text=_text_of(messages),
+            created_at=now,
+            link=_link_of(messages),
+            media=_media_of(messages),
+            extra={
+                "kind": kind,
+                "to": body.get("to"),
+                "messages": messages,
+                "retry_key": key,
+                "recipients": recipients,
+                "sentMessages": sent,
+                "notificationDisabled": bool(body.get("notificationDisabled", False)),
+            },
+        )
+    )
     if key is not None:
         state.remember(PLATFORM, account.account_id, key, {"requestId": request_id, "sentMessages": sent})
     if fault is not None:
@@ -272,8 +301,11 @@ def _date_param(request: Request) -> datetime:
     try:
         return datetime.strptime(raw, "%Y%m%d").replace(tzinfo=JST)
     except ValueError:
-        raise _error(400, "The request body has 1 error(s)",
-                     [{"message": "Invalid date format. Use yyyyMMdd", "property": "date"}]) from None
+        raise _error(
+            400,
+            "The request body has 1 error(s)",
+            [{"message": "Invalid date format. Use yyyyMMdd", "property": "date"}],
+        ) from None
 
 
 def _ready(day: datetime) -> bool:
@@ -283,7 +315,8 @@ def _ready(day: datetime) -> bool:
 
 def _sent_on(state: SandboxState, account: Account, day: datetime) -> list[Post]:
     return [
-        p for p in state.account_posts(PLATFORM, account.account_id, include_deleted=True)
+        p
+        for p in state.account_posts(PLATFORM, account.account_id, include_deleted=True)
         if p.created_at.astimezone(JST).date() == day.date()
     ]
 
@@ -300,7 +333,7 @@ def create_app(state: SandboxState) -> FastAPI:
     async def request_ids(request: Request, call_next) -> Response:
         """Every answer carries ``x-line-request-id``; a retry key where LINE takes none is a 400."""
         request.state.request_id = str(uuid.uuid4())
-        path = request.scope["path"][len(request.scope.get("root_path", "")):]
+        path = request.scope["path"][len(request.scope.get("root_path", "")) :]
         if "x-line-retry-key" in request.headers and path not in RETRY_KEY_PATHS:
             response: Response = render_error(_error(400, "X-Line-Retry-Key header is not supported for this API"))
         else:
@@ -358,12 +391,14 @@ def create_app(state: SandboxState) -> FastAPI:
         if not _ready(day):
             return JSONResponse({"status": "unready"})
         blocks = int(account.extra.get("blocks", 0))
-        return JSONResponse({
-            "status": "ready",
-            "followers": account.followers + blocks,  # adds as friend, never decreases
-            "targetedReaches": int(account.extra.get("targeted_reaches", account.followers * 8 // 10)),
-            "blocks": blocks,
-        })
+        return JSONResponse(
+            {
+                "status": "ready",
+                "followers": account.followers + blocks,  # adds as friend, never decreases
+                "targetedReaches": int(account.extra.get("targeted_reaches", account.followers * 8 // 10)),
+                "blocks": blocks,
+            }
+        )
 
     @app.get("/v2/bot/insight/message/delivery")
     async def delivery(request: Request) -> Response:
@@ -375,8 +410,9 @@ def create_app(state: SandboxState) -> FastAPI:
         sent = _sent_on(state, account, day)
         api_broadcast = sum(p.extra.get("recipients", 0) for p in sent if p.extra.get("kind") == "broadcast")
         api_push = sum(p.extra.get("recipients", 0) for p in sent if p.extra.get("kind") == "push")
-        return JSONResponse({"status": "ready", "broadcast": api_broadcast, "apiBroadcast": api_broadcast,
-                             "apiPush": api_push})
+        return JSONResponse(
+            {"status": "ready", "broadcast": api_broadcast, "apiBroadcast": api_broadcast, "apiPush": api_push}
+        )
 
     @app.get("/v2/bot/insight/message/event")
     async def message_event(request: Request) -> Response:
@@ -420,8 +456,9 @@ def create_app(state: SandboxState) -> FastAPI:
         expires = _expires(account)
         # Long-lived tokens have no end: the sandbox reports 0 seconds for them (see the hook).
         expires_in = int((expires - utcnow()).total_seconds()) if expires else 0
-        return JSONResponse({"client_id": account.extra.get("channel_id", account.account_id),
-                             "expires_in": expires_in, "scope": ""})
+        return JSONResponse(
+            {"client_id": account.extra.get("channel_id", account.account_id), "expires_in": expires_in, "scope": ""}
+        )
 
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"])
     async def not_found(path: str) -> Response:
@@ -470,6 +507,7 @@ def signed_webhook(state: SandboxState, account: str, *, channel_secret: str | N
     if not secret:
         raise ValueError(f"LINE account '{account}' has no channel_secret to sign with")
     events = [message_event(c) for c in state.account_comments(PLATFORM, acc.account_id)]
-    body = json.dumps({"destination": acc.account_id, "events": events}, ensure_ascii=False,
-                      separators=(",", ":")).encode("utf-8")
+    body = json.dumps(
+        {"destination": acc.account_id, "events": events}, ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
     return body, sign(body, secret)

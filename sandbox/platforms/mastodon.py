@@ -89,9 +89,7 @@ def render_error(exc: SandboxError) -> Response:
         message = exc.message if keep else default
     headers = {**_rate_headers(exc.window), **exc.headers}
     if status == 401:
-        headers["WWW-Authenticate"] = (
-            f'Bearer realm="Doorkeeper", error="invalid_token", error_description="{message}"'
-        )
+        headers["WWW-Authenticate"] = f'Bearer realm="Doorkeeper", error="invalid_token", error_description="{message}"'
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
@@ -177,12 +175,16 @@ def _line_html(line: str, base: str) -> str:
             out.append(_link_html(url) + html.escape(m.group("url")[len(url) :], quote=False))
         elif m.group("tag"):
             tag = m.group("tag")
-            out.append(f'<a href="{base}/tags/{html.escape(tag)}" class="mention hashtag" rel="tag">'
-                       f"#<span>{html.escape(tag)}</span></a>")
+            out.append(
+                f'<a href="{base}/tags/{html.escape(tag)}" class="mention hashtag" rel="tag">'
+                f"#<span>{html.escape(tag)}</span></a>"
+            )
         else:
             user = m.group("user").split("@")[0]
-            out.append(f'<span class="h-card" translate="no"><a href="{base}/@{html.escape(user)}" '
-                       f'class="u-url mention">@<span>{html.escape(user)}</span></a></span>')
+            out.append(
+                f'<span class="h-card" translate="no"><a href="{base}/@{html.escape(user)}" '
+                f'class="u-url mention">@<span>{html.escape(user)}</span></a></span>'
+            )
         last = m.end()
     out.append(html.escape(line[last:], quote=False))
     return "".join(out)
@@ -191,8 +193,7 @@ def _line_html(line: str, base: str) -> str:
 def content_html(text: str, base: str) -> str:
     """Plain text as Mastodon formats it: ``<p>`` per paragraph, ``<br />`` per line break."""
     paragraphs = [p for p in re.split(r"\n{2,}", text.strip()) if p]
-    return "".join("<p>" + "<br />".join(_line_html(line, base) for line in p.split("\n")) + "</p>"
-                   for p in paragraphs)
+    return "".join("<p>" + "<br />".join(_line_html(line, base) for line in p.split("\n")) + "</p>" for p in paragraphs)
 
 
 def _iso(moment: datetime) -> str:
@@ -298,8 +299,9 @@ def status_json(state: SandboxState, post: Post, base: str) -> dict[str, Any]:
         "reblog": None,
         "application": {"name": post.extra.get("application", "Koho"), "website": None},
         "account": account_json(state, account, base),
-        "media_attachments": [_media_json(_media_store(state)[m], base) for m in post.media
-                              if m in _media_store(state)],
+        "media_attachments": [
+            _media_json(_media_store(state)[m], base) for m in post.media if m in _media_store(state)
+        ],
         "mentions": [],
         "tags": [{"name": t, "url": f"{base}/tags/{t}"} for t in re.findall(r"(?<![\w/#])#(\w+)", post.text)],
         "emojis": [],
@@ -313,13 +315,21 @@ def _comment_status(state: SandboxState, comment: Comment, base: str) -> dict[st
     official = state.account(PLATFORM, comment.account_id)
     resident = _resident(state, comment.author)
     mention = official.handle.split("@")[0] if official else comment.account_id
-    post = Post(PLATFORM, comment.comment_id, resident.account_id, f"@{mention} {comment.text}",
-                comment.created_at, reply_to=comment.post_id, extra={"application": "Web"})
+    post = Post(
+        PLATFORM,
+        comment.comment_id,
+        resident.account_id,
+        f"@{mention} {comment.text}",
+        comment.created_at,
+        reply_to=comment.post_id,
+        extra={"application": "Web"},
+    )
     data = status_json(state, post, base)
     data["in_reply_to_account_id"] = comment.account_id if comment.post_id else None
     if official:
-        data["mentions"] = [{"id": official.account_id, "username": mention, "acct": official.handle,
-                             "url": f"{base}/@{mention}"}]
+        data["mentions"] = [
+            {"id": official.account_id, "username": mention, "acct": official.handle, "url": f"{base}/@{mention}"}
+        ]
     return data
 
 
@@ -477,8 +487,14 @@ def create_app(state: SandboxState) -> FastAPI:
         if fault is not None:
             return await lost_response(fault)
         body = account_json(state, account, _base(request))
-        body["source"] = {"privacy": "public", "sensitive": False, "language": "ja", "note": "",
-                          "fields": [], "follow_requests_count": 0}
+        body["source"] = {
+            "privacy": "public",
+            "sensitive": False,
+            "language": "ja",
+            "note": "",
+            "fields": [],
+            "follow_requests_count": 0,
+        }
         return _ok(body, window)
 
     @app.get("/api/v1/accounts/{account_id}")
@@ -546,54 +562,68 @@ def create_app(state: SandboxState) -> FastAPI:
     @app.get("/api/v2/instance")
     async def instance(request: Request) -> Response:
         base, domain = _base(request), request.url.netloc
-        return JSONResponse({
-            "domain": domain,
-            "title": "Koho sandbox",
-            "version": VERSION,
-            "api_versions": {"mastodon": 2},
-            "source_url": "https://github.com/mastodon/mastodon",
-            "description": "A local stand-in for a Mastodon instance.",
-            "usage": {"users": {"active_month": len(state.platform_accounts(PLATFORM))}},
-            "thumbnail": {"url": f"{base}/packs/media/images/preview.png"},
-            "languages": ["ja", "en"],
-            "configuration": {
-                "urls": {"streaming": f"ws://{domain}"},
-                "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
-                "statuses": _STATUS_CONFIGURATION,
-                "media_attachments": {"supported_mime_types": list(SUPPORTED_IMAGE_TYPES),
-                                      "image_size_limit": IMAGE_SIZE_LIMIT, "image_matrix_limit": 33177600},
-                "polls": {"max_options": 4, "max_characters_per_option": 50,
-                          "min_expiration": 300, "max_expiration": 2629746},
-                "translation": {"enabled": False},
-            },
-            "registrations": {"enabled": False, "approval_required": False, "message": None},
-            "contact": {"email": "", "account": None},
-            "rules": [],
-        })
+        return JSONResponse(
+            {
+                "domain": domain,
+                "title": "Koho sandbox",
+                "version": VERSION,
+                "api_versions": {"mastodon": 2},
+                "source_url": "https://github.com/mastodon/mastodon",
+                "description": "A local stand-in for a Mastodon instance.",
+                "usage": {"users": {"active_month": len(state.platform_accounts(PLATFORM))}},
+                "thumbnail": {"url": f"{base}/packs/media/images/preview.png"},
+                "languages": ["ja", "en"],
+                "configuration": {
+                    "urls": {"streaming": f"ws://{domain}"},
+                    "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
+                    "statuses": _STATUS_CONFIGURATION,
+                    "media_attachments": {
+                        "supported_mime_types": list(SUPPORTED_IMAGE_TYPES),
+                        "image_size_limit": IMAGE_SIZE_LIMIT,
+                        "image_matrix_limit": 33177600,
+                    },
+                    "polls": {
+                        "max_options": 4,
+                        "max_characters_per_option": 50,
+                        "min_expiration": 300,
+                        "max_expiration": 2629746,
+                    },
+                    "translation": {"enabled": False},
+                },
+                "registrations": {"enabled": False, "approval_required": False, "message": None},
+                "contact": {"email": "", "account": None},
+                "rules": [],
+            }
+        )
 
     @app.get("/api/v1/instance")
     async def instance_v1(request: Request) -> Response:
         """Deprecated but still served by Mastodon; clients (Mastodon.py) read the version here."""
         domain = request.url.netloc
-        return JSONResponse({
-            "uri": domain,
-            "title": "Koho sandbox",
-            "short_description": "A local stand-in for a Mastodon instance.",
-            "description": "",
-            "email": "",
-            "version": VERSION,
-            "urls": {"streaming_api": f"ws://{domain}"},
-            "stats": {"user_count": len(state.platform_accounts(PLATFORM)),
-                      "status_count": len(state.posts.get(PLATFORM, {})), "domain_count": 1},
-            "thumbnail": None,
-            "languages": ["ja", "en"],
-            "registrations": False,
-            "approval_required": False,
-            "invites_enabled": False,
-            "configuration": {"statuses": _STATUS_CONFIGURATION},
-            "contact_account": None,
-            "rules": [],
-        })
+        return JSONResponse(
+            {
+                "uri": domain,
+                "title": "Koho sandbox",
+                "short_description": "A local stand-in for a Mastodon instance.",
+                "description": "",
+                "email": "",
+                "version": VERSION,
+                "urls": {"streaming_api": f"ws://{domain}"},
+                "stats": {
+                    "user_count": len(state.platform_accounts(PLATFORM)),
+                    "status_count": len(state.posts.get(PLATFORM, {})),
+                    "domain_count": 1,
+                },
+                "thumbnail": None,
+                "languages": ["ja", "en"],
+                "registrations": False,
+                "approval_required": False,
+                "invites_enabled": False,
+                "configuration": {"statuses": _STATUS_CONFIGURATION},
+                "contact_account": None,
+                "rules": [],
+            }
+        )
 
     return app
 
@@ -636,9 +666,17 @@ def _store_media(state: SandboxState, account: Account, data: bytes, description
     if len(data) > IMAGE_SIZE_LIMIT:
         raise SandboxError("invalid", 422, "Validation failed: File file size must be less than 16 MB")
     width, height = image_size(data)
-    item = {"id": state.next_id(), "account_id": account.account_id, "mime": mime, "size": len(data),
-            "w": width, "h": height, "description": description, "status_id": None,
-            "pending_reads": int(account.extra.get("media_processing_reads", 0))}
+    item = {
+        "id": state.next_id(),
+        "account_id": account.account_id,
+        "mime": mime,
+        "size": len(data),
+        "w": width,
+        "h": height,
+        "description": description,
+        "status_id": None,
+        "pending_reads": int(account.extra.get("media_processing_reads", 0)),
+    }
     with state.lock:
         _media_store(state)[item["id"]] = item
     return item
@@ -649,8 +687,12 @@ def _media_json(item: dict[str, Any], base: str, *, processing: bool | None = No
     processing = item["pending_reads"] > 0 if processing is None else processing
     ext = item["mime"].split("/")[1]
     path = f"{base}/system/media_attachments/files/{item['id']}"
-    meta = {"width": item["w"], "height": item["h"], "size": f"{item['w']}x{item['h']}",
-            "aspect": round(item["w"] / item["h"], 4) if item["h"] else None}
+    meta = {
+        "width": item["w"],
+        "height": item["h"],
+        "size": f"{item['w']}x{item['h']}",
+        "aspect": round(item["w"] / item["h"], 4) if item["h"] else None,
+    }
     return {
         "id": item["id"],
         "type": "image",
@@ -672,13 +714,17 @@ def _check_media(state: SandboxState, account: Account, media_ids: Any) -> list[
     if len(ids) > MAX_MEDIA_ATTACHMENTS:
         raise SandboxError("invalid", 422, f"Cannot attach more than {MAX_MEDIA_ATTACHMENTS} files")
     store = _media_store(state)
-    missing = [m for m in ids if m not in store or store[m]["account_id"] != account.account_id
-               or store[m]["status_id"] is not None]
+    missing = [
+        m
+        for m in ids
+        if m not in store or store[m]["account_id"] != account.account_id or store[m]["status_id"] is not None
+    ]
     if missing:
         raise SandboxError("invalid", 422, f"Media {', '.join(missing)} not found or already attached to another post")
     if any(store[m]["pending_reads"] > 0 for m in ids):
-        raise SandboxError("invalid", 422,
-                           "Cannot attach files that have not finished processing. Try again in a moment!")
+        raise SandboxError(
+            "invalid", 422, "Cannot attach files that have not finished processing. Try again in a moment!"
+        )
     return ids
 
 
@@ -700,21 +746,23 @@ def _validate_status(state: SandboxState, params: dict[str, Any]) -> None:
 def _store_status(state: SandboxState, account: Account, params: dict[str, Any]) -> Post:
     text = str(params["status"])
     urls = [u["url"] for u in twitter_text.extract_urls_with_indices(text) if u["url"].lower().startswith("http")]
-    return state.add_post(Post(
-        platform=PLATFORM,
-        post_id=state.next_id(),
-        account_id=account.account_id,
-        text=text,
-        created_at=utcnow(),
-        reply_to=str(params["in_reply_to_id"]) if params.get("in_reply_to_id") else None,
-        link=urls[0] if urls else None,
-        media=list(params.get("media_ids") or []),
-        extra={
-            "visibility": params.get("visibility") or "public",
-            "language": params.get("language") or "ja",
-            "spoiler_text": params.get("spoiler_text") or "",
-        },
-    ))
+    return state.add_post(
+        Post(
+            platform=PLATFORM,
+            post_id=state.next_id(),
+            account_id=account.account_id,
+            text=text,
+            created_at=utcnow(),
+            reply_to=str(params["in_reply_to_id"]) if params.get("in_reply_to_id") else None,
+            link=urls[0] if urls else None,
+            media=list(params.get("media_ids") or []),
+            extra={
+                "visibility": params.get("visibility") or "public",
+                "language": params.get("language") or "ja",
+                "spoiler_text": params.get("spoiler_text") or "",
+            },
+        )
+    )
 
 
 def _context(state: SandboxState, status_id: str, base: str) -> dict[str, Any]:

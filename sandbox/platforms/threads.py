@@ -86,12 +86,19 @@ def _post_values(state: SandboxState, post: Post) -> dict[str, Any]:
     handle = _handle(state, post.account_id)
     kind = post.extra.get("media_type", "TEXT")
     values: dict[str, Any] = {
-        "id": post.post_id, "media_product_type": "THREADS",
+        "id": post.post_id,
+        "media_product_type": "THREADS",
         "media_type": {"TEXT": "TEXT_POST", "CAROUSEL": "CAROUSEL_ALBUM"}.get(kind, kind),
-        "media_url": post.media[0] if post.media else None, "permalink": _permalink(handle, post.post_id),
-        "owner": {"id": post.account_id}, "username": handle, "text": post.text or None,
-        "timestamp": graph_time(post.created_at), "shortcode": shortcode(post.post_id), "is_quote_post": False,
-        "is_reply": post.reply_to is not None, "link_attachment_url": post.link,
+        "media_url": post.media[0] if post.media else None,
+        "permalink": _permalink(handle, post.post_id),
+        "owner": {"id": post.account_id},
+        "username": handle,
+        "text": post.text or None,
+        "timestamp": graph_time(post.created_at),
+        "shortcode": shortcode(post.post_id),
+        "is_quote_post": False,
+        "is_reply": post.reply_to is not None,
+        "link_attachment_url": post.link,
         "has_replies": reply_count(state, post) > 0,
     }
     if post.reply_to:
@@ -102,10 +109,17 @@ def _post_values(state: SandboxState, post: Post) -> dict[str, Any]:
 
 def _comment_values(comment: Comment, root: str) -> dict[str, Any]:
     return {
-        "id": comment.comment_id, "text": comment.text, "timestamp": graph_time(comment.created_at),
-        "username": comment.author, "permalink": _permalink(comment.author, comment.comment_id),
-        "media_type": "TEXT_POST", "is_reply": True, "has_replies": False, "hide_status": "NOT_HUSHED",
-        "replied_to": {"id": comment.post_id}, "root_post": {"id": root},
+        "id": comment.comment_id,
+        "text": comment.text,
+        "timestamp": graph_time(comment.created_at),
+        "username": comment.author,
+        "permalink": _permalink(comment.author, comment.comment_id),
+        "media_type": "TEXT_POST",
+        "is_reply": True,
+        "has_replies": False,
+        "hide_status": "NOT_HUSHED",
+        "replied_to": {"id": comment.post_id},
+        "root_post": {"id": root},
     }
 
 
@@ -175,9 +189,18 @@ def _new_container(ctx: Ctx, owner: Account) -> Container:
         root = _target_exists(ctx.state, str(reply_to))
         if root is None:
             raise not_found(str(reply_to))
-    return CONTAINERS.new(ctx.state, owner, media_type, urls, child=child, video=media_type == "VIDEO", text=text,
-                          reply_to=str(reply_to) if reply_to else None, root=root,
-                          link=params.get("link_attachment") or None)
+    return CONTAINERS.new(
+        ctx.state,
+        owner,
+        media_type,
+        urls,
+        child=child,
+        video=media_type == "VIDEO",
+        text=text,
+        reply_to=str(reply_to) if reply_to else None,
+        root=root,
+        link=params.get("link_attachment") or None,
+    )
 
 
 def _unknown_container(creation_id: str) -> GraphError:
@@ -213,8 +236,9 @@ def _is_top_level(post: Post) -> bool:
 
 def _check_quota(ctx: Ctx, owner: Account, reply: bool) -> None:
     bucket, default = ("reply", REPLY_QUOTA) if reply else ("publish", POST_QUOTA)
-    used, limit, _ = quota_use(ctx.state, PLATFORM, owner.account_id, bucket, default,
-                               _is_reply if reply else _is_top_level)
+    used, limit, _ = quota_use(
+        ctx.state, PLATFORM, owner.account_id, bucket, default, _is_reply if reply else _is_top_level
+    )
     if used >= limit:
         what = "replies" if reply else "posts"
         raise _error(f"You have reached the limit of {limit} {what} per 24 hours.", code=9, kind="rate_limit")
@@ -234,9 +258,11 @@ def build_router(state: SandboxState) -> GraphRouter:
             raise _error(f"The user with username {username} cannot be found", subcode=33, kind="not_found")
         posts = ctx.state.account_posts(PLATFORM, target.account_id)
         values = {
-            "username": target.handle, "name": target.display_name or target.handle,
+            "username": target.handle,
+            "name": target.display_name or target.handle,
             "profile_picture_url": f"https://scontent.cdninstagram.com/{target.handle}.jpg",
-            "biography": target.extra.get("biography", ""), "is_verified": bool(target.extra.get("is_verified")),
+            "biography": target.extra.get("biography", ""),
+            "is_verified": bool(target.extra.get("is_verified")),
             "follower_count": target.followers,
             "likes_count": sum(p.metrics.get("likes", 0) for p in posts),
             "quotes_count": sum(p.metrics.get("quotes", 0) for p in posts),
@@ -264,8 +290,13 @@ def build_router(state: SandboxState) -> GraphRouter:
         owner = _user(ctx, ctx.args["node"])
         container = await CONTAINERS.claim(ctx, owner)
         _check_quota(ctx, owner, reply=container["reply_to"] is not None)
-        return CONTAINERS.publish(ctx.state, container, reply_to=container["reply_to"], link=container["link"],
-                                  extra={"root": container["root"]} if container["root"] else None)
+        return CONTAINERS.publish(
+            ctx.state,
+            container,
+            reply_to=container["reply_to"],
+            link=container["link"],
+            extra={"root": container["root"]} if container["root"] else None,
+        )
 
     @router.route("GET", "{node}/threads_publishing_limit")
     async def publishing_limit(ctx: Ctx) -> dict:
@@ -274,8 +305,9 @@ def build_router(state: SandboxState) -> GraphRouter:
         posts = quota_use(ctx.state, PLATFORM, owner.account_id, "publish", POST_QUOTA, _is_top_level)
         replies = quota_use(ctx.state, PLATFORM, owner.account_id, "reply", REPLY_QUOTA, _is_reply)
         deletes = _delete_use(ctx.state, owner.account_id)
-        return limit_answer(ctx, {**limit_row(*posts), **limit_row(*replies, prefix="reply_"),
-                                  **limit_row(*deletes, prefix="delete_")})
+        return limit_answer(
+            ctx, {**limit_row(*posts), **limit_row(*replies, prefix="reply_"), **limit_row(*deletes, prefix="delete_")}
+        )
 
     @router.route("GET", "{node}/threads")
     @router.route("GET", "{node}/replies")
@@ -299,9 +331,14 @@ def build_router(state: SandboxState) -> GraphRouter:
         post = ctx.node_post()
         await ctx.gate("metrics")
         m = post.metrics
-        values = {"views": m.get("impressions", 0), "likes": m.get("likes", 0),
-                  "replies": reply_count(ctx.state, post), "reposts": m.get("reposts", 0),
-                  "quotes": m.get("quotes", 0), "shares": m.get("shares", 0)}
+        values = {
+            "views": m.get("impressions", 0),
+            "likes": m.get("likes", 0),
+            "replies": reply_count(ctx.state, post),
+            "reposts": m.get("reposts", 0),
+            "quotes": m.get("quotes", 0),
+            "shares": m.get("shares", 0),
+        }
         return insights(post.post_id, ctx.params.get("metric"), values)
 
     @router.route("GET", "{node}/threads_insights")
@@ -312,21 +349,30 @@ def build_router(state: SandboxState) -> GraphRouter:
         if not requested:
             raise missing("metric")
         posts = ctx.state.account_posts(PLATFORM, owner.account_id)
-        totals = {"views": sum(p.metrics.get("impressions", 0) for p in posts),
-                  "likes": sum(p.metrics.get("likes", 0) for p in posts),
-                  "replies": sum(reply_count(ctx.state, p) for p in posts),
-                  "reposts": sum(p.metrics.get("reposts", 0) for p in posts),
-                  "quotes": sum(p.metrics.get("quotes", 0) for p in posts),
-                  "clicks": sum(p.metrics.get("clicks", 0) for p in posts),
-                  "followers_count": owner.followers}
+        totals = {
+            "views": sum(p.metrics.get("impressions", 0) for p in posts),
+            "likes": sum(p.metrics.get("likes", 0) for p in posts),
+            "replies": sum(reply_count(ctx.state, p) for p in posts),
+            "reposts": sum(p.metrics.get("reposts", 0) for p in posts),
+            "quotes": sum(p.metrics.get("quotes", 0) for p in posts),
+            "clicks": sum(p.metrics.get("clicks", 0) for p in posts),
+            "followers_count": owner.followers,
+        }
         data = []
         for index, name in enumerate(requested):
             if name not in totals:
                 raise _error(f"(#100) metric[{index}] must be one of the following values: {', '.join(USER_METRICS)}")
             period = "day"
-            data.append({"name": name, "period": period, "title": name, "description": f"Total {name}",
-                         "total_value": {"value": totals[name]},
-                         "id": f"{owner.account_id}/insights/{name}/{period}"})
+            data.append(
+                {
+                    "name": name,
+                    "period": period,
+                    "title": name,
+                    "description": f"Total {name}",
+                    "total_value": {"value": totals[name]},
+                    "id": f"{owner.account_id}/insights/{name}/{period}",
+                }
+            )
         return {"data": data}
 
     @router.route("GET", "{node}")
@@ -338,11 +384,14 @@ def build_router(state: SandboxState) -> GraphRouter:
         if ctx.is_self(node):
             await ctx.gate("verify")
             account = ctx.account
-            values = {"id": account.account_id, "username": account.handle,
-                      "name": account.display_name or account.handle,
-                      "threads_profile_picture_url": f"https://scontent.cdninstagram.com/{account.handle}.jpg",
-                      "threads_biography": account.extra.get("biography", ""),
-                      "is_verified": bool(account.extra.get("is_verified"))}
+            values = {
+                "id": account.account_id,
+                "username": account.handle,
+                "name": account.display_name or account.handle,
+                "threads_profile_picture_url": f"https://scontent.cdninstagram.com/{account.handle}.jpg",
+                "threads_biography": account.extra.get("biography", ""),
+                "is_verified": bool(account.extra.get("is_verified")),
+            }
             return select(values, ctx.fields(), ("id",))
         post = ctx.state.post(PLATFORM, node)
         if post is not None:

@@ -216,7 +216,7 @@ def _signature_ok(request: Request, account: Account, params: dict[str, str]) ->
     )
     normalized = oauth1_signature.normalize_parameters(collected)
     root = request.scope.get("root_path", "")
-    tail = request.url.path[len(root):] if request.url.path.startswith(root) else request.url.path
+    tail = request.url.path[len(root) :] if request.url.path.startswith(root) else request.url.path
     sent = f"{request.url.scheme}://{request.url.netloc}{request.url.path}"
     for uri in (sent, *(host + tail for host in REAL_HOSTS)):
         base = oauth1_signature.signature_base_string(
@@ -315,17 +315,32 @@ def _comment_count(state: SandboxState, post_id: str) -> int:
 
 
 def _from_post(post: Post) -> Tweet:
-    return Tweet(post.post_id, post.account_id, post.text, post.created_at, post.reply_to,
-                 post.extra.get("reply_to_user"), post.extra.get("urls", []), post.metrics,
-                 post.extra.get("lang", "ja"), [_media_key(m) for m in post.media])
+    return Tweet(
+        post.post_id,
+        post.account_id,
+        post.text,
+        post.created_at,
+        post.reply_to,
+        post.extra.get("reply_to_user"),
+        post.extra.get("urls", []),
+        post.metrics,
+        post.extra.get("lang", "ja"),
+        [_media_key(m) for m in post.media],
+    )
 
 
 def _from_comment(state: SandboxState, comment: Comment) -> Tweet:
     """A resident's reply or mention, as X shows it: the addressed handle leads the text."""
     account = state.account(PLATFORM, comment.account_id)
     handle = account.handle if account else comment.account_id
-    return Tweet(comment.comment_id, _user_id_for(state, comment.author), f"@{handle} {comment.text}",
-                 comment.created_at, comment.post_id, comment.account_id if comment.post_id else None)
+    return Tweet(
+        comment.comment_id,
+        _user_id_for(state, comment.author),
+        f"@{handle} {comment.text}",
+        comment.created_at,
+        comment.post_id,
+        comment.account_id if comment.post_id else None,
+    )
 
 
 def _find_tweet(state: SandboxState, tweet_id: str) -> Tweet | None:
@@ -440,8 +455,12 @@ def _includes(state: SandboxState, tweets: list[Tweet], request: Request) -> dic
     if "attachments.media_keys" in expansions:
         media_fields = _fields(request, "media.fields")
         store = _media_store(state)
-        media = [_media_json(store[key.split("_", 1)[1]], media_fields)
-                 for tweet in tweets for key in tweet.media_keys if key.split("_", 1)[1] in store]
+        media = [
+            _media_json(store[key.split("_", 1)[1]], media_fields)
+            for tweet in tweets
+            for key in tweet.media_keys
+            if key.split("_", 1)[1] in store
+        ]
         if media:
             includes["media"] = media
     return {"includes": includes} if includes else {}
@@ -481,8 +500,16 @@ def _store_media(state: SandboxState, account: Account, data: bytes, category: s
     if mime is None:
         raise _invalid("The media type is unrecognized.", "media", None)
     width, height = image_size(data)
-    item = {"id": state.next_id(), "owner": account.account_id, "mime": mime, "size": len(data),
-            "w": width, "h": height, "category": category, "expires_at": utcnow() + MEDIA_TTL}
+    item = {
+        "id": state.next_id(),
+        "owner": account.account_id,
+        "mime": mime,
+        "size": len(data),
+        "w": width,
+        "h": height,
+        "category": category,
+        "expires_at": utcnow() + MEDIA_TTL,
+    }
     with state.lock:
         _media_store(state)[item["id"]] = item
     return item
@@ -491,8 +518,7 @@ def _store_media(state: SandboxState, account: Account, data: bytes, category: s
 def _check_media_ids(state: SandboxState, account: Account, media_ids: Any) -> list[str]:
     """The ids a post may attach: a list of 1 to 4 of the account's own, unexpired uploads."""
     if not isinstance(media_ids, list) or not 1 <= len(media_ids) <= MAX_MEDIA_PER_POST:
-        raise _invalid(f"$.media.media_ids must hold 1 to {MAX_MEDIA_PER_POST} media ids", "media.media_ids",
-                       media_ids)
+        raise _invalid(f"$.media.media_ids must hold 1 to {MAX_MEDIA_PER_POST} media ids", "media.media_ids", media_ids)
     store, now = _media_store(state), utcnow()
     for media_id in media_ids:
         item = store.get(str(media_id))
@@ -509,8 +535,9 @@ def _max_results(request: Request, default: int, low: int, high: int) -> int:
     if raw is None:
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise _invalid(f"The `max_results` query parameter value [{raw}] is not between {low} and {high}",
-                       "max_results", raw)
+        raise _invalid(
+            f"The `max_results` query parameter value [{raw}] is not between {low} and {high}", "max_results", raw
+        )
     return int(raw)
 
 
@@ -523,8 +550,9 @@ def _before_token(token: str) -> int:
         decoded = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         return int(decoded.removeprefix("before:"))
     except (ValueError, UnicodeDecodeError):
-        raise _invalid(f"The `pagination_token` query parameter value [{token}] is not valid",
-                       "pagination_token", token) from None
+        raise _invalid(
+            f"The `pagination_token` query parameter value [{token}] is not valid", "pagination_token", token
+        ) from None
 
 
 def _timeline(state: SandboxState, request: Request, tweets: list[Tweet]) -> dict[str, Any]:
@@ -538,7 +566,8 @@ def _timeline(state: SandboxState, request: Request, tweets: list[Tweet]) -> dic
     before = _before_token(q["pagination_token"]) if q.get("pagination_token") else None
     chosen = sorted(
         (
-            t for t in tweets
+            t
+            for t in tweets
             if (start is None or t.created_at >= start)
             and (end is None or t.created_at <= end)
             and (since_id is None or int(t.tweet_id) > since_id)
@@ -596,15 +625,22 @@ def create_app(state: SandboxState) -> FastAPI:
         form = await _form(request)
         category = form.get("media_category")
         if category not in IMAGE_CATEGORIES:
-            raise _invalid(f"$.media_category must be one of {list(IMAGE_CATEGORIES)} for an image upload",
-                           "media_category", category)
+            raise _invalid(
+                f"$.media_category must be one of {list(IMAGE_CATEGORIES)} for an image upload",
+                "media_category",
+                category,
+            )
         media = form.get("media")
         data = await media.read() if hasattr(media, "read") else b""
         item = _store_media(state, account, data, str(category))
         if fault is not None:
             return await lost_response(fault)
-        body = {"id": item["id"], "media_key": _media_key(item["id"]), "size": item["size"],
-                "expires_after_secs": int(MEDIA_TTL.total_seconds())}
+        body = {
+            "id": item["id"],
+            "media_key": _media_key(item["id"]),
+            "size": item["size"],
+            "expires_after_secs": int(MEDIA_TTL.total_seconds()),
+        }
         return _ok({"data": body}, window)
 
     @app.post("/1.1/media/upload.json")
@@ -621,8 +657,9 @@ def create_app(state: SandboxState) -> FastAPI:
                 data = base64.b64decode(str(form.get("media_data") or ""), validate=True)
             except ValueError:
                 data = b""
-        category = str(form.get("media_category") or request.query_params.get("media_category")
-                       or "tweet_image").lower()
+        category = str(
+            form.get("media_category") or request.query_params.get("media_category") or "tweet_image"
+        ).lower()
         try:
             item = _store_media(state, account, data, category)
         except XProblem as exc:
@@ -630,11 +667,17 @@ def create_app(state: SandboxState) -> FastAPI:
             raise XProblem("invalid", 400, message, body={"errors": [{"code": 324, "message": message}]}) from None
         if fault is not None:
             return await lost_response(fault)
-        return _ok({
-            "media_id": int(item["id"]), "media_id_string": item["id"], "media_key": _media_key(item["id"]),
-            "size": item["size"], "expires_after_secs": int(MEDIA_TTL.total_seconds()),
-            "image": {"image_type": item["mime"], "w": item["w"], "h": item["h"]},
-        }, window)
+        return _ok(
+            {
+                "media_id": int(item["id"]),
+                "media_id_string": item["id"],
+                "media_key": _media_key(item["id"]),
+                "size": item["size"],
+                "expires_after_secs": int(MEDIA_TTL.total_seconds()),
+                "image": {"image_type": item["mime"], "w": item["w"], "h": item["h"]},
+            },
+            window,
+        )
 
     @app.delete("/2/tweets/{tweet_id}")
     async def delete_tweet(request: Request, tweet_id: str) -> Response:

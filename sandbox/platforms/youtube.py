@@ -77,7 +77,7 @@ STATUS_NAMES = {
     503: "UNAVAILABLE",
 }
 QUOTA_MESSAGE = (
-    'The request cannot be completed because you have exceeded your '
+    "The request cannot be completed because you have exceeded your "
     '<a href="/youtube/v3/getting-started#quota">quota</a>.'
 )
 INVALID_CREDENTIALS = (
@@ -100,8 +100,15 @@ class YouTubeError(SandboxError):
 
 def _credentials_error(kind: str) -> YouTubeError:
     """What Google answers for an unknown, expired or revoked access token."""
-    return YouTubeError(kind, 401, INVALID_CREDENTIALS, reason="authError", location="Authorization",
-                        location_type="header", detail="Invalid Credentials")
+    return YouTubeError(
+        kind,
+        401,
+        INVALID_CREDENTIALS,
+        reason="authError",
+        location="Authorization",
+        location_type="header",
+        detail="Invalid Credentials",
+    )
 
 
 # ----------------------------------------------------------------------------- seeding helpers
@@ -197,8 +204,11 @@ def _comment_count(state: SandboxState, post: Post) -> int:
 
 
 def _channel_resource(state: SandboxState, account: Account, parts: set[str]) -> dict[str, Any]:
-    item: dict[str, Any] = {"kind": "youtube#channel", "etag": _etag(account.account_id, account.followers),
-                            "id": account.account_id}
+    item: dict[str, Any] = {
+        "kind": "youtube#channel",
+        "etag": _etag(account.account_id, account.followers),
+        "id": account.account_id,
+    }
     title = account.display_name or account.handle
     if "snippet" in parts:
         item["snippet"] = {
@@ -226,8 +236,11 @@ def _channel_resource(state: SandboxState, account: Account, parts: set[str]) ->
 
 
 def _video_resource(state: SandboxState, post: Post, parts: set[str]) -> dict[str, Any]:
-    item: dict[str, Any] = {"kind": "youtube#video", "etag": _etag(post.post_id, sorted(post.metrics.items())),
-                            "id": post.post_id}
+    item: dict[str, Any] = {
+        "kind": "youtube#video",
+        "etag": _etag(post.post_id, sorted(post.metrics.items())),
+        "id": post.post_id,
+    }
     title, description = _title_and_description(post)
     if "snippet" in parts:
         account = state.account(PLATFORM, post.account_id)
@@ -246,9 +259,15 @@ def _video_resource(state: SandboxState, post: Post, parts: set[str]) -> dict[st
             "defaultAudioLanguage": "ja",
         }
     if "contentDetails" in parts:
-        item["contentDetails"] = {"duration": post.extra.get("duration", "PT1M30S"), "dimension": "2d",
-                                  "definition": "hd", "caption": "false", "licensedContent": False,
-                                  "contentRating": {}, "projection": "rectangular"}
+        item["contentDetails"] = {
+            "duration": post.extra.get("duration", "PT1M30S"),
+            "dimension": "2d",
+            "definition": "hd",
+            "caption": "false",
+            "licensedContent": False,
+            "contentRating": {},
+            "projection": "rectangular",
+        }
     if "statistics" in parts:
         item["statistics"] = {
             "viewCount": str(int(post.metrics.get("views", post.metrics.get("impressions", 0)))),
@@ -257,14 +276,23 @@ def _video_resource(state: SandboxState, post: Post, parts: set[str]) -> dict[st
             "commentCount": str(_comment_count(state, post)),
         }
     if "status" in parts:
-        item["status"] = {"uploadStatus": "processed", "privacyStatus": "public", "license": "youtube",
-                          "embeddable": True, "publicStatsViewable": True, "madeForKids": False}
+        item["status"] = {
+            "uploadStatus": "processed",
+            "privacyStatus": "public",
+            "license": "youtube",
+            "embeddable": True,
+            "publicStatsViewable": True,
+            "madeForKids": False,
+        }
     return item
 
 
 def _playlist_item(state: SandboxState, post: Post, playlist_id: str, position: int, parts: set[str]) -> dict:
-    item: dict[str, Any] = {"kind": "youtube#playlistItem", "etag": _etag(playlist_id, post.post_id),
-                            "id": _etag(playlist_id, post.post_id, "item")}
+    item: dict[str, Any] = {
+        "kind": "youtube#playlistItem",
+        "etag": _etag(playlist_id, post.post_id),
+        "id": _etag(playlist_id, post.post_id, "item"),
+    }
     title, description = _title_and_description(post)
     if "snippet" in parts:
         account = state.account(PLATFORM, post.account_id)
@@ -302,50 +330,81 @@ def _comment_thread(state: SandboxState, comment, text_format: str) -> dict[str,
     top: dict[str, Any] = {"channelId": comment.account_id}
     if comment.post_id:
         top["videoId"] = comment.post_id
-    top.update({
-        # textOriginal is only guaranteed to the comment's author; the channel owner reads textDisplay.
-        "textDisplay": text,
-        "authorDisplayName": f"@{author}",
-        "authorProfileImageUrl": f"https://yt3.ggpht.com/{_etag(author)}=s48-c-k-c0x00ffffff-no-rj",
-        "authorChannelUrl": f"http://www.youtube.com/@{author}",
-        "authorChannelId": {"value": _author_channel_id(state, author)},
-        "canRate": True,
-        "viewerRating": "none",
-        "likeCount": int(comment.extra.get("likes", 0)),
-        "publishedAt": _ts(comment.created_at),
-        "updatedAt": _ts(comment.created_at),
-    })
+    top.update(
+        {
+            # textOriginal is only guaranteed to the comment's author; the channel owner reads textDisplay.
+            "textDisplay": text,
+            "authorDisplayName": f"@{author}",
+            "authorProfileImageUrl": f"https://yt3.ggpht.com/{_etag(author)}=s48-c-k-c0x00ffffff-no-rj",
+            "authorChannelUrl": f"http://www.youtube.com/@{author}",
+            "authorChannelId": {"value": _author_channel_id(state, author)},
+            "canRate": True,
+            "viewerRating": "none",
+            "likeCount": int(comment.extra.get("likes", 0)),
+            "publishedAt": _ts(comment.created_at),
+            "updatedAt": _ts(comment.created_at),
+        }
+    )
     snippet: dict[str, Any] = {"channelId": comment.account_id}
     if comment.post_id:
         snippet["videoId"] = comment.post_id
-    snippet.update({
-        "topLevelComment": {"kind": "youtube#comment", "etag": _etag(comment.comment_id, "c"),
-                            "id": comment.comment_id, "snippet": top},
-        "canReply": True,
-        "totalReplyCount": 0,
-        "isPublic": True,
-    })
-    return {"kind": "youtube#commentThread", "etag": _etag(comment.comment_id), "id": comment.comment_id,
-            "snippet": snippet}
+    snippet.update(
+        {
+            "topLevelComment": {
+                "kind": "youtube#comment",
+                "etag": _etag(comment.comment_id, "c"),
+                "id": comment.comment_id,
+                "snippet": top,
+            },
+            "canReply": True,
+            "totalReplyCount": 0,
+            "isPublic": True,
+        }
+    )
+    return {
+        "kind": "youtube#commentThread",
+        "etag": _etag(comment.comment_id),
+        "id": comment.comment_id,
+        "snippet": snippet,
+    }
 
 
 def _search_result(account: Account | None, post: Post | None) -> dict[str, Any]:
     if account is not None:
         title = account.display_name or account.handle
         published = account.extra.get("published_at", "2015-04-01T00:00:00Z")
-        return {"kind": "youtube#searchResult", "etag": _etag("s", account.account_id),
-                "id": {"kind": "youtube#channel", "channelId": account.account_id},
-                "snippet": {"publishedAt": published, "channelId": account.account_id, "title": title,
-                            "description": account.extra.get("description", ""),
-                            "thumbnails": _thumbnails(account.account_id), "channelTitle": title,
-                            "liveBroadcastContent": "none", "publishTime": published}}
+        return {
+            "kind": "youtube#searchResult",
+            "etag": _etag("s", account.account_id),
+            "id": {"kind": "youtube#channel", "channelId": account.account_id},
+            "snippet": {
+                "publishedAt": published,
+                "channelId": account.account_id,
+                "title": title,
+                "description": account.extra.get("description", ""),
+                "thumbnails": _thumbnails(account.account_id),
+                "channelTitle": title,
+                "liveBroadcastContent": "none",
+                "publishTime": published,
+            },
+        }
     assert post is not None
     title, description = _title_and_description(post)
-    return {"kind": "youtube#searchResult", "etag": _etag("s", post.post_id),
-            "id": {"kind": "youtube#video", "videoId": post.post_id},
-            "snippet": {"publishedAt": _ts(post.created_at), "channelId": post.account_id, "title": title,
-                        "description": description[:160], "thumbnails": _thumbnails(post.post_id),
-                        "channelTitle": "", "liveBroadcastContent": "none", "publishTime": _ts(post.created_at)}}
+    return {
+        "kind": "youtube#searchResult",
+        "etag": _etag("s", post.post_id),
+        "id": {"kind": "youtube#video", "videoId": post.post_id},
+        "snippet": {
+            "publishedAt": _ts(post.created_at),
+            "channelId": post.account_id,
+            "title": title,
+            "description": description[:160],
+            "thumbnails": _thumbnails(post.post_id),
+            "channelTitle": "",
+            "liveBroadcastContent": "none",
+            "publishTime": _ts(post.created_at),
+        },
+    }
 
 
 def render_error(exc: SandboxError) -> Response:
@@ -359,8 +418,9 @@ def render_error(exc: SandboxError) -> Response:
     error: dict[str, Any] = {"message": detail, "domain": domain, "reason": reason}
     if location:
         error.update({"location": location, "locationType": location_type or "parameter"})
-    body = {"error": {"code": status, "message": message, "errors": [error],
-                      "status": STATUS_NAMES.get(status, "UNKNOWN")}}
+    body = {
+        "error": {"code": status, "message": message, "errors": [error], "status": STATUS_NAMES.get(status, "UNKNOWN")}
+    }
     return JSONResponse(body, status_code=status, headers=exc.headers)
 
 
@@ -427,8 +487,9 @@ def _authenticate(request: Request, state: SandboxState) -> tuple[Account, bool]
     if key:
         account = _account_for_key(state, key)
         if account is None:
-            raise YouTubeError("invalid_token", 400, "API key not valid. Please pass a valid API key.",
-                               reason="badRequest")
+            raise YouTubeError(
+                "invalid_token", 400, "API key not valid. Please pass a valid API key.", reason="badRequest"
+            )
         return account, False
     raise YouTubeError("forbidden", 403, "The request is missing a valid API key.", reason="forbidden")
 
@@ -439,8 +500,9 @@ def _charge(state: SandboxState, account: Account, bucket: str, cost: int) -> No
     if window is not None and not window.allowed:
         # Stats count rate-limit rejections under 429, whatever status the platform uses (403 here).
         state.stats.record(PLATFORM, account.account_id, 429, time.time())
-        raise YouTubeError("rate_limit", 403, QUOTA_MESSAGE, window=window, reason="quotaExceeded",
-                           domain="youtube.quota")
+        raise YouTubeError(
+            "rate_limit", 403, QUOTA_MESSAGE, window=window, reason="quotaExceeded", domain="youtube.quota"
+        )
 
 
 async def _enter(request: Request, operation: str, *, bucket: str = QUOTA_BUCKET):
@@ -455,8 +517,9 @@ async def _enter(request: Request, operation: str, *, bucket: str = QUOTA_BUCKET
 def _required(request: Request, name: str) -> str:
     value = request.query_params.get(name)
     if not value:
-        raise YouTubeError("invalid", 400, f"Required parameter: {name}", reason="required",
-                           location=name, location_type="parameter")
+        raise YouTubeError(
+            "invalid", 400, f"Required parameter: {name}", reason="required", location=name, location_type="parameter"
+        )
     return value
 
 
@@ -464,8 +527,9 @@ def _parts(request: Request, allowed: set[str]) -> set[str]:
     parts = {p.strip() for p in _required(request, "part").split(",") if p.strip()}
     unknown = parts - allowed
     if unknown:
-        raise YouTubeError("invalid", 400, f"'{sorted(unknown)[0]}'", reason="unknownPart",
-                           domain="youtube.part", location="part")
+        raise YouTubeError(
+            "invalid", 400, f"'{sorted(unknown)[0]}'", reason="unknownPart", domain="youtube.part", location="part"
+        )
     return parts
 
 
@@ -474,9 +538,13 @@ def _max_results(request: Request, default: int, maximum: int, minimum: int = 0)
     if raw is None:
         return default
     if not raw.isdigit() or not minimum <= int(raw) <= maximum:
-        raise YouTubeError("invalid", 400,
-                           f"Invalid value '{raw}'. Values must be within the range: [{minimum}, {maximum}]",
-                           reason="invalidParameter", location="maxResults")
+        raise YouTubeError(
+            "invalid",
+            400,
+            f"Invalid value '{raw}'. Values must be within the range: [{minimum}, {maximum}]",
+            reason="invalidParameter",
+            location="maxResults",
+        )
     return int(raw)
 
 
@@ -491,15 +559,21 @@ def _decode_page(token: str) -> int:
             raise ValueError(token)
         return int(raw[3:])
     except ValueError:
-        raise YouTubeError("invalid", 400, "The request specifies an invalid page token.",
-                           reason="invalidPageToken", domain="youtube.parameter", location="pageToken") from None
+        raise YouTubeError(
+            "invalid",
+            400,
+            "The request specifies an invalid page token.",
+            reason="invalidPageToken",
+            domain="youtube.parameter",
+            location="pageToken",
+        ) from None
 
 
 def _page(request: Request, items: list[Any], per_page: int) -> tuple[list[Any], dict[str, Any]]:
     """Slice one page and the paging fields (``nextPageToken``, ``prevPageToken``, ``pageInfo``)."""
     token = request.query_params.get("pageToken")
     offset = _decode_page(token) if token else 0
-    page = items[offset:offset + per_page]
+    page = items[offset : offset + per_page]
     meta: dict[str, Any] = {}
     if offset + per_page < len(items) and per_page:
         meta["nextPageToken"] = _encode_page(offset + per_page)
@@ -553,12 +627,30 @@ def create_app(state: SandboxState) -> FastAPI:
         wants_stats = "statistics" in request.query_params.get("part", "")
         operation = "verify" if mine else ("metrics" if wants_stats else "read")
         state, account, oauth, fault = await _enter(request, operation)
-        parts = _parts(request, {"id", "snippet", "contentDetails", "statistics", "status", "brandingSettings",
-                                 "topicDetails", "localizations", "contentOwnerDetails"})
+        parts = _parts(
+            request,
+            {
+                "id",
+                "snippet",
+                "contentDetails",
+                "statistics",
+                "status",
+                "brandingSettings",
+                "topicDetails",
+                "localizations",
+                "contentOwnerDetails",
+            },
+        )
         if mine:
             if not oauth:
-                raise YouTubeError("invalid_token", 401, "Login Required.", reason="required",
-                                   location="Authorization", location_type="header")
+                raise YouTubeError(
+                    "invalid_token",
+                    401,
+                    "Login Required.",
+                    reason="required",
+                    location="Authorization",
+                    location_type="header",
+                )
             found = [account]
         elif request.query_params.get("id"):
             found = [a for i in _ids(request) if (a := state.account(PLATFORM, i)) is not None]
@@ -566,9 +658,14 @@ def create_app(state: SandboxState) -> FastAPI:
             handle = request.query_params["forHandle"]
             found = [a] if (a := state.account_by_handle(PLATFORM, handle)) else []
         else:
-            raise YouTubeError("invalid", 400, "No filter selected. Expected one of: forUsername, managedByMe, "
-                               "categoryId, mine, mySubscribers, id, idParam, forHandle",
-                               reason="missingRequiredParameter", domain="youtube.parameter")
+            raise YouTubeError(
+                "invalid",
+                400,
+                "No filter selected. Expected one of: forUsername, managedByMe, "
+                "categoryId, mine, mySubscribers, id, idParam, forHandle",
+                reason="missingRequiredParameter",
+                domain="youtube.parameter",
+            )
         page, meta = _page(request, found, _max_results(request, 5, 50))
         items = [_channel_resource(state, a, parts) for a in page]
         return await _answer(_list_response("youtube#channelListResponse", items, meta, omit_empty=True), fault)
@@ -580,9 +677,14 @@ def create_app(state: SandboxState) -> FastAPI:
         playlist_id = _required(request, "playlistId")
         owner = _account_for_playlist(state, playlist_id)
         if owner is None:
-            raise YouTubeError("not_found", 404, "The playlist identified with the request's <code>playlistId</code> "
-                               "parameter cannot be found.", reason="playlistNotFound",
-                               domain="youtube.playlistItem", location="playlistId")
+            raise YouTubeError(
+                "not_found",
+                404,
+                "The playlist identified with the request's <code>playlistId</code> parameter cannot be found.",
+                reason="playlistNotFound",
+                domain="youtube.playlistItem",
+                location="playlistId",
+            )
         videos = state.account_posts(PLATFORM, owner.account_id)  # newest first, like the uploads playlist
         per_page = _max_results(request, 5, 50)
         offset_token = request.query_params.get("pageToken")
@@ -595,15 +697,34 @@ def create_app(state: SandboxState) -> FastAPI:
     async def videos(request: Request) -> Response:
         operation = "metrics" if "statistics" in request.query_params.get("part", "") else "read"
         state, _account, _oauth, fault = await _enter(request, operation)
-        parts = _parts(request, {"id", "snippet", "contentDetails", "statistics", "status", "player",
-                                 "topicDetails", "recordingDetails", "liveStreamingDetails", "localizations"})
+        parts = _parts(
+            request,
+            {
+                "id",
+                "snippet",
+                "contentDetails",
+                "statistics",
+                "status",
+                "player",
+                "topicDetails",
+                "recordingDetails",
+                "liveStreamingDetails",
+                "localizations",
+            },
+        )
         ids = _ids(request)
         if not ids:
-            raise YouTubeError("invalid", 400, "No filter selected. Expected one of: myRating, chart, id",
-                               reason="missingRequiredParameter", domain="youtube.parameter")
+            raise YouTubeError(
+                "invalid",
+                400,
+                "No filter selected. Expected one of: myRating, chart, id",
+                reason="missingRequiredParameter",
+                domain="youtube.parameter",
+            )
         if len(ids) > 50:
-            raise YouTubeError("invalid", 400, "The request specifies too many video ids.",
-                               reason="invalidParameter", location="id")
+            raise YouTubeError(
+                "invalid", 400, "The request specifies too many video ids.", reason="invalidParameter", location="id"
+            )
         found = [p for i in ids if (p := state.post(PLATFORM, i)) is not None]
         page, meta = _page(request, found, max(len(found), 1))
         items = [_video_resource(state, p, parts) for p in page]
@@ -621,27 +742,48 @@ def create_app(state: SandboxState) -> FastAPI:
         if video_id:
             video = state.post(PLATFORM, video_id)
             if video is None:
-                raise YouTubeError("not_found", 404, "The video identified by the <code><a href=\"/youtube/v3/docs/"
-                                   "commentThreads/list#videoId\">videoId</a></code> parameter could not be found.",
-                                   reason="videoNotFound", domain="youtube.commentThread", location="videoId")
+                raise YouTubeError(
+                    "not_found",
+                    404,
+                    'The video identified by the <code><a href="/youtube/v3/docs/'
+                    'commentThreads/list#videoId">videoId</a></code> parameter could not be found.',
+                    reason="videoNotFound",
+                    domain="youtube.commentThread",
+                    location="videoId",
+                )
             if video.extra.get("comments_disabled"):
-                raise YouTubeError("forbidden", 403, "The video identified by the <code>videoId</code> parameter "
-                                   "has disabled comments.", reason="commentsDisabled",
-                                   domain="youtube.commentThread", location="videoId")
+                raise YouTubeError(
+                    "forbidden",
+                    403,
+                    "The video identified by the <code>videoId</code> parameter has disabled comments.",
+                    reason="commentsDisabled",
+                    domain="youtube.commentThread",
+                    location="videoId",
+                )
             comments = [c for c in comments if c.post_id == video_id]
         elif channel_id:
             if state.account(PLATFORM, channel_id) is None:
-                raise YouTubeError("not_found", 404, "The channel identified by the <code>"
-                                   "allThreadsRelatedToChannelId</code> parameter could not be found.",
-                                   reason="channelNotFound", domain="youtube.commentThread",
-                                   location="allThreadsRelatedToChannelId")
+                raise YouTubeError(
+                    "not_found",
+                    404,
+                    "The channel identified by the <code>"
+                    "allThreadsRelatedToChannelId</code> parameter could not be found.",
+                    reason="channelNotFound",
+                    domain="youtube.commentThread",
+                    location="allThreadsRelatedToChannelId",
+                )
             comments = [c for c in comments if c.account_id == channel_id]
         elif request.query_params.get("id"):
             wanted = set(_ids(request))
             comments = [c for c in comments if c.comment_id in wanted]
         else:
-            raise YouTubeError("invalid", 400, "No filter selected. Expected one of: allThreadsRelatedToChannelId, "
-                               "videoId, id", reason="missingRequiredParameter", domain="youtube.parameter")
+            raise YouTubeError(
+                "invalid",
+                400,
+                "No filter selected. Expected one of: allThreadsRelatedToChannelId, videoId, id",
+                reason="missingRequiredParameter",
+                domain="youtube.parameter",
+            )
         comments.sort(key=lambda c: (c.created_at, int(c.comment_id) if c.comment_id.isdigit() else 0), reverse=True)
         page, meta = _page(request, comments, per_page)
         meta.pop("prevPageToken", None)  # commentThreads pages forward only
@@ -656,13 +798,19 @@ def create_app(state: SandboxState) -> FastAPI:
         types = {t.strip() for t in request.query_params.get("type", "video,channel,playlist").split(",")}
         results: list[dict[str, Any]] = []
         if "channel" in types:
-            accounts = [a for a in state.platform_accounts(PLATFORM)
-                        if query in _fold(a.handle) or query in _fold(a.display_name or "")]
+            accounts = [
+                a
+                for a in state.platform_accounts(PLATFORM)
+                if query in _fold(a.handle) or query in _fold(a.display_name or "")
+            ]
             accounts.sort(key=lambda a: (_fold(a.handle) != query, -a.followers, a.account_id))
             results += [_search_result(a, None) for a in accounts]
         if "video" in types:
-            posts = [p for p in state.posts.get(PLATFORM, {}).values()
-                     if not p.deleted and query in _fold(_title_and_description(p)[0])]
+            posts = [
+                p
+                for p in state.posts.get(PLATFORM, {}).values()
+                if not p.deleted and query in _fold(_title_and_description(p)[0])
+            ]
             posts.sort(key=lambda p: p.created_at, reverse=True)
             results += [_search_result(None, p) for p in posts]
         page, meta = _page(request, results, _max_results(request, 5, 50))
@@ -677,9 +825,14 @@ def create_app(state: SandboxState) -> FastAPI:
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         if form.get("grant_type") != "refresh_token":
             return _oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {form.get('grant_type', '')}")
-        account = next((a for a in state.platform_accounts(PLATFORM)
-                        if form.get("refresh_token") and a.extra.get("refresh_token") == form.get("refresh_token")),
-                       None)
+        account = next(
+            (
+                a
+                for a in state.platform_accounts(PLATFORM)
+                if form.get("refresh_token") and a.extra.get("refresh_token") == form.get("refresh_token")
+            ),
+            None,
+        )
         if account is None or account.token_revoked:
             return _oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
         if account.extra.get("client_id") not in (None, form.get("client_id")) or account.extra.get(
@@ -694,8 +847,9 @@ def create_app(state: SandboxState) -> FastAPI:
             account.extra.setdefault("issued_tokens", {})[access] = expires.isoformat()
         if fault is not None:
             return await lost_response(fault)
-        return JSONResponse({"access_token": access, "expires_in": TOKEN_LIFETIME, "scope": SCOPE,
-                             "token_type": "Bearer"})
+        return JSONResponse(
+            {"access_token": access, "expires_in": TOKEN_LIFETIME, "scope": SCOPE, "token_type": "Bearer"}
+        )
 
     return app
 

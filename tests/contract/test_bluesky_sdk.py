@@ -61,8 +61,11 @@ def test_login_post_read_back_and_delete(sandbox, client, city, password):
     profile = client.login(HANDLE, password)  # createSession, then getProfile as on bsky.social
     assert (profile.did, profile.display_name, profile.followers_count) == (city["account_id"], "こほ市公式", 321)
 
-    text = client_utils.TextBuilder().text("粗大ごみの受付は ").link("こちら", "https://www.city.example.jp/gomi").tag(
-        " #こほ市", "こほ市"
+    text = (
+        client_utils.TextBuilder()
+        .text("粗大ごみの受付は ")
+        .link("こちら", "https://www.city.example.jp/gomi")
+        .tag(" #こほ市", "こほ市")
     )
     created = client.send_post(text, langs=["ja"])
     records = client.com.atproto.repo.list_records(
@@ -77,9 +80,12 @@ def test_login_post_read_back_and_delete(sandbox, client, city, password):
     assert client.get_author_feed(HANDLE).feed[0].post.uri == created.uri
 
     assert client.delete_post(created.uri)
-    assert client.com.atproto.repo.list_records(
-        models.ComAtprotoRepoListRecords.Params(repo=client.me.did, collection=POST)
-    ).records == []
+    assert (
+        client.com.atproto.repo.list_records(
+            models.ComAtprotoRepoListRecords.Params(repo=client.me.did, collection=POST)
+        ).records
+        == []
+    )
     assert sandbox.posts("bluesky") == []
 
 
@@ -91,7 +97,7 @@ def test_sdk_reads_what_the_koho_hook_wrote(sandbox, connect, city, client, pass
     record = client.get_post(published.remote_id.rsplit("/", 1)[1], city["account_id"])
     assert isinstance(record.value, models.AppBskyFeedPost.Record)
     data = record.value.text.encode("utf-8")
-    slices = [data[f.index.byte_start:f.index.byte_end].decode() for f in record.value.facets]
+    slices = [data[f.index.byte_start : f.index.byte_end].decode() for f in record.value.facets]
     assert slices == ["https://www.city.example.jp/gomi", "#こほ市"]
 
 
@@ -103,7 +109,11 @@ def test_images_notifications_and_search(sandbox, client, city, password):
 
     sandbox.comment("bluesky", HANDLE, "resident.bsky.social", "ありがとうございます", post_id=sent.uri)
     [note] = client.app.bsky.notification.list_notifications().notifications
-    assert (note.reason, note.author.handle, note.record.text) == ("reply", "resident.bsky.social", "ありがとうございます")
+    assert (note.reason, note.author.handle, note.record.text) == (
+        "reply",
+        "resident.bsky.social",
+        "ありがとうございます",
+    )
     assert note.record.reply.parent.uri == sent.uri
 
     sandbox.add_account("bluesky", "kohocity-fan.bsky.social", display_name="こほ市ファン")
@@ -112,8 +122,9 @@ def test_images_notifications_and_search(sandbox, client, city, password):
 
 
 def test_sdk_refreshes_a_session_that_is_about_to_expire(sandbox, client, password):
-    account = sandbox.add_account("bluesky", HANDLE, password=password,
-                                  token_expires_at=(datetime.now(UTC) + timedelta(minutes=10)).isoformat())
+    account = sandbox.add_account(
+        "bluesky", HANDLE, password=password, token_expires_at=(datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    )
     client.login(HANDLE, password)  # the access token ends within 15 minutes: the SDK refreshes first
     assert client.get_profile(HANDLE).handle == HANDLE
     assert session_counts(sandbox.state, account["account_id"])["refreshes"] >= 1
@@ -140,8 +151,9 @@ def test_a_second_create_with_the_same_record_key_is_refused(sandbox, client, ci
     atproto issue #3718) and leaves one record."""
     client.login(HANDLE, password)
     record = models.AppBskyFeedPost.Record(text="臨時休館のお知らせ", created_at=client.get_current_time_iso())
-    data = models.ComAtprotoRepoCreateRecord.Data(repo=client.me.did, collection=POST, rkey="3lkohotest2aa",
-                                                  record=record)
+    data = models.ComAtprotoRepoCreateRecord.Data(
+        repo=client.me.did, collection=POST, rkey="3lkohotest2aa", record=record
+    )
     created = client.com.atproto.repo.create_record(data)
     assert created.uri.endswith("/3lkohotest2aa")
     with pytest.raises(AtProtocolError):

@@ -40,8 +40,13 @@ def channel_secret() -> str:
 
 @pytest.fixture
 def city(sandbox, channel_secret):
-    return sandbox.add_account("line", HANDLE, display_name="こほ市公式", followers=800,
-                               extra={"channel_secret": channel_secret, "message_quota": 5000})
+    return sandbox.add_account(
+        "line",
+        HANDLE,
+        display_name="こほ市公式",
+        followers=800,
+        extra={"channel_secret": channel_secret, "message_quota": 5000},
+    )
 
 
 @pytest.fixture
@@ -92,7 +97,10 @@ def test_quota_bot_info_and_statistics(sandbox, city, api):
     assert api.get_message_quota_consumption().total_usage == 800  # one message per friend
     bot = api.get_bot_info()
     assert (bot.user_id, bot.basic_id, bot.display_name, bot.chat_mode) == (
-        city["account_id"], "@kohocity-sample", "こほ市公式", "chat"
+        city["account_id"],
+        "@kohocity-sample",
+        "こほ市公式",
+        "chat",
     )
 
     config = line_insight.Configuration(host=f"{sandbox.url}/line", access_token=city["token"])

@@ -32,8 +32,9 @@ def test_post_read_delete(sandbox, account):
     me = api.account_verify_credentials()
     assert (str(me.id), me.acct, me.followers_count) == (account["account_id"], "koho_city", 77)
 
-    status = api.status_post("防災無線の試験放送を行います\n#幸保市 https://city.example.jp/musen",
-                             visibility="public", language="ja")
+    status = api.status_post(
+        "防災無線の試験放送を行います\n#幸保市 https://city.example.jp/musen", visibility="public", language="ja"
+    )
     assert "<br />" in status.content and 'class="mention hashtag"' in status.content
     assert status.created_at.tzinfo is not None and status.account.id == me.id
 
@@ -112,8 +113,9 @@ def test_media_post_then_status_with_media_ids(sandbox, account):
     assert all(m.type == "image" and m.url and m.meta.original.width == 64 for m in media)
 
     status = api.status_post("避難所マップ", media_ids=media, idempotency_key="delivery-44")
-    assert [(a.id, a.description) for a in status.media_attachments] == [(m.id, f"地図 {n}")
-                                                                          for n, m in enumerate(media)]
+    assert [(a.id, a.description) for a in status.media_attachments] == [
+        (m.id, f"地図 {n}") for n, m in enumerate(media)
+    ]
     assert [a.id for a in api.status(status.id).media_attachments] == [m.id for m in media]
 
     with pytest.raises(MastodonAPIError) as reused:  # attached media cannot go on a second status

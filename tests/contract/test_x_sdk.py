@@ -31,7 +31,7 @@ class _ToSandbox(requests.adapters.HTTPAdapter):
         self.target, self.host = target, host
 
     def send(self, request: requests.PreparedRequest, **kwargs):
-        request.url = self.target + request.url[len(self.host):]
+        request.url = self.target + request.url[len(self.host) :]
         return super().send(request, **kwargs)
 
 
@@ -43,10 +43,17 @@ def _client(sandbox, **credentials) -> tweepy.Client:
 
 def _signed(sandbox, handle: str) -> tuple[tweepy.Client, tweepy.API]:
     """An account whose OAuth 1.0a signatures the sandbox checks, with tweepy's v2 client and v1.1 API."""
-    account = sandbox.add_account("x", handle, extra={
-        "oauth1_consumer_secret": "consumer-secret-for-test", "oauth1_token_secret": "token-secret-for-test"})
-    credentials = {"consumer_key": "ck", "consumer_secret": "consumer-secret-for-test",
-                   "access_token": account["token"], "access_token_secret": "token-secret-for-test"}
+    account = sandbox.add_account(
+        "x",
+        handle,
+        extra={"oauth1_consumer_secret": "consumer-secret-for-test", "oauth1_token_secret": "token-secret-for-test"},
+    )
+    credentials = {
+        "consumer_key": "ck",
+        "consumer_secret": "consumer-secret-for-test",
+        "access_token": account["token"],
+        "access_token_secret": "token-secret-for-test",
+    }
     api = tweepy.API(tweepy.OAuth1UserHandler(**credentials))
     api.session.mount(UPLOAD_HOST, _ToSandbox(f"{sandbox.url}/x", UPLOAD_HOST))
     return _client(sandbox, **credentials), api
@@ -93,24 +100,38 @@ def test_mentions_with_author_expansion(sandbox, account):
     client = _client(sandbox, bearer_token=account["token"])
     post = client.create_tweet(text="ご意見をお寄せください", user_auth=False).data["id"]
     sandbox.comment("x", "koho_city", "shimin_1", "公園の遊具が壊れています", post_id=post)
-    mentions = client.get_users_mentions(account["account_id"], expansions=["author_id"],
-                                         tweet_fields=["referenced_tweets"], user_auth=False)
+    mentions = client.get_users_mentions(
+        account["account_id"], expansions=["author_id"], tweet_fields=["referenced_tweets"], user_auth=False
+    )
     assert mentions.data[0].text == "@koho_city 公園の遊具が壊れています"
     assert mentions.data[0].referenced_tweets[0].id == int(post)
     assert mentions.includes["users"][0].username == "shimin_1"
 
 
 def test_oauth1_user_context_signatures_are_checked(sandbox):
-    account = sandbox.add_account("x", "koho_signed", extra={
-        "oauth1_consumer_secret": "consumer-secret-for-test", "oauth1_token_secret": "token-secret-for-test"})
-    signed = _client(sandbox, consumer_key="ck", consumer_secret="consumer-secret-for-test",
-                     access_token=account["token"], access_token_secret="token-secret-for-test")
+    account = sandbox.add_account(
+        "x",
+        "koho_signed",
+        extra={"oauth1_consumer_secret": "consumer-secret-for-test", "oauth1_token_secret": "token-secret-for-test"},
+    )
+    signed = _client(
+        sandbox,
+        consumer_key="ck",
+        consumer_secret="consumer-secret-for-test",
+        access_token=account["token"],
+        access_token_secret="token-secret-for-test",
+    )
     created = signed.create_tweet(text="OAuth 1.0a で投稿")  # tweepy's default: user_auth=True
     assert signed.get_me().data.username == "koho_signed"
     assert [p["post_id"] for p in sandbox.posts("x")] == [created.data["id"]]
 
-    forged = _client(sandbox, consumer_key="ck", consumer_secret="wrong-secret",
-                     access_token=account["token"], access_token_secret="token-secret-for-test")
+    forged = _client(
+        sandbox,
+        consumer_key="ck",
+        consumer_secret="wrong-secret",
+        access_token=account["token"],
+        access_token_secret="token-secret-for-test",
+    )
     with pytest.raises(tweepy.Unauthorized):
         forged.create_tweet(text="署名が違う")
     assert len(sandbox.posts("x")) == 1
@@ -140,13 +161,16 @@ def test_media_upload_then_create_tweet_with_media_ids(sandbox):
     """tweepy uploads with ``API.media_upload`` (v1.1 simple upload; tweepy has no v2 upload) and
     attaches with ``Client.create_tweet(media_ids=...)``; the read-back expands the media."""
     client, api = _signed(sandbox, "koho_photos")
-    uploaded = [api.media_upload("map.png", file=io.BytesIO(PNG + bytes([n]) * 32), media_category="tweet_image")
-                for n in range(4)]
+    uploaded = [
+        api.media_upload("map.png", file=io.BytesIO(PNG + bytes([n]) * 32), media_category="tweet_image")
+        for n in range(4)
+    ]
     assert all(m.media_key == f"3_{m.media_id_string}" and m.image["w"] == 64 for m in uploaded)
 
     created = client.create_tweet(text="避難所マップ", media_ids=[m.media_id for m in uploaded])
-    read = client.get_tweet(created.data["id"], expansions=["attachments.media_keys"], media_fields=["width"],
-                            user_auth=True)
+    read = client.get_tweet(
+        created.data["id"], expansions=["attachments.media_keys"], media_fields=["width"], user_auth=True
+    )
     assert read.data.attachments["media_keys"] == [m.media_key for m in uploaded]
     assert [(m.type, m.width) for m in read.includes["media"]] == [("photo", 64)] * 4
 

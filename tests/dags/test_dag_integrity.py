@@ -76,6 +76,7 @@ def test_a_busy_calendar_leaves_workers_for_an_emergency_broadcast(dagbag):
     emergency = list(dagbag.dags["emergency_broadcast"].tasks)
     assert {t.pool for t in emergency} == {"koho_emergency"}
     assert min(t.priority_weight for t in emergency) > max(
-        t.priority_weight for d in dagbag.dags.values() if d.dag_id != "emergency_broadcast" for t in d.tasks)
+        t.priority_weight for d in dagbag.dags.values() if d.dag_id != "emergency_broadcast" for t in d.tasks
+    )
     long_held = POOLS["koho_publish"]["slots"] + POOLS["koho_collect"]["slots"]
     assert long_held + len(emergency) <= parallelism

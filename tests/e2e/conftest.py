@@ -25,8 +25,13 @@ def airflow_home(tmp_path_factory) -> dict[str, str]:
     env = airflow_env(ROOT, home)
     env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    subprocess.run(["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")], env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return env
 
 
@@ -46,8 +51,14 @@ def demo_city(airflow_home, sandbox: SandboxServer, mailbox, tmp_path) -> dict:
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(fields)
     env["AIRFLOW_CONN_KOHO_DB"] = json.dumps({"conn_type": "sqlite", "host": str(ledger_file)})
     env["AIRFLOW_CONN_KOHO_SMTP"] = json.dumps(local_smtp_connection("127.0.0.1", smtp_port))
-    return {"env": env, "rows": rows, "tokens": tokens, "connections": connections,
-            "ledger_url": f"sqlite:///{ledger_file}", "mailbox": mailbox[0]}
+    return {
+        "env": env,
+        "rows": rows,
+        "tokens": tokens,
+        "connections": connections,
+        "ledger_url": f"sqlite:///{ledger_file}",
+        "mailbox": mailbox[0],
+    }
 
 
 def dags_test(env: dict[str, str], dag_id: str, *, conf: dict | None = None, timeout: int = 300):

@@ -28,8 +28,9 @@ FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 POSTING_DAGS = ("adhoc_post", "emergency_broadcast", "disaster_watch", "disaster_draft", "calendar_publish")
 
 
-def posting_config(target: Path, *, sandbox_url: str | None = None, posting: dict | None = None,
-                   poll_seconds: float = 1) -> Path:
+def posting_config(
+    target: Path, *, sandbox_url: str | None = None, posting: dict | None = None, poll_seconds: float = 1
+) -> Path:
     """``relaxed_config`` plus posting.yaml (the PR section = admin) and the watcher pointed at the sandbox."""
     relaxed_config(target)
     settings = yaml.safe_load((ROOT / "include" / "config" / "posting.yaml").read_text(encoding="utf-8"))
@@ -64,8 +65,13 @@ class KohoStack(AirflowStack):
             self.users = json.loads(users_file.read_text(encoding="utf-8"))
             return  # the stack ran scripts/koho_auth.py already
         users_file.write_text(json.dumps({"admin": self.password}), encoding="utf-8")
-        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users_file)],
-                              env=self.env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users_file)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"koho_auth.py failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         self.users = json.loads(users_file.read_text(encoding="utf-8"))
@@ -74,8 +80,9 @@ class KohoStack(AirflowStack):
         if user == "admin":
             return self.token()
         if user not in self._tokens:
-            response = self.http.post(f"{self.api}/auth/token",
-                                      json={"username": user, "password": self.users[user]}, timeout=30)
+            response = self.http.post(
+                f"{self.api}/auth/token", json={"username": user, "password": self.users[user]}, timeout=30
+            )
             if response.status_code >= 400:
                 raise RuntimeError(f"token for {user}: {response.status_code} {response.text[:300]}")
             self._tokens[user] = response.json()["access_token"]
@@ -90,11 +97,15 @@ class KohoStack(AirflowStack):
             body["dag_run_id"] = run_id
         return self.as_user(user, "POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
 
-    def respond_as(self, user: str, dag_id: str, run_id: str, task_id: str, option: str,
-                   params_input: dict | None = None) -> requests.Response:
-        return self.as_user(user, "PATCH",
-                            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
-                            json={"chosen_options": [option], "params_input": params_input or {}})
+    def respond_as(
+        self, user: str, dag_id: str, run_id: str, task_id: str, option: str, params_input: dict | None = None
+    ) -> requests.Response:
+        return self.as_user(
+            user,
+            "PATCH",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+            json={"chosen_options": [option], "params_input": params_input or {}},
+        )
 
     def ti_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
         for ti in self.task_instances(dag_id, run_id):
@@ -103,13 +114,20 @@ class KohoStack(AirflowStack):
         return None
 
     def wait_ti(self, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float = 120) -> str:
-        return wait_for(lambda: (s := self.ti_state(dag_id, run_id, task_id)) in states and s, timeout=timeout,
-                        what=f"{dag_id}.{task_id} in {sorted(states)}", on_timeout=lambda: self.tail("scheduler"))
+        return wait_for(
+            lambda: (s := self.ti_state(dag_id, run_id, task_id)) in states and s,
+            timeout=timeout,
+            what=f"{dag_id}.{task_id} in {sorted(states)}",
+            on_timeout=lambda: self.tail("scheduler"),
+        )
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
-        response = self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/"
-                                       f"{try_number}", params={"full_content": True},
-                                headers={"Accept": "application/json"})
+        response = self.request(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"full_content": True},
+            headers={"Accept": "application/json"},
+        )
         if response.status_code != 200:
             return ""
         content = response.json().get("content")
@@ -121,8 +139,9 @@ class KohoStack(AirflowStack):
         """The active accounts a text-only post reaches (YouTube needs a video, Instagram an image)."""
         return [r["id"] for r in self.rows if r["status"] == "active" and r["platform"] not in ("youtube", "instagram")]
 
-    def calendar_load(self, *, entries: int, lead_seconds: float, prefix: str, text: str,
-                      slots: int = 1) -> tuple[list[str], datetime, str]:
+    def calendar_load(
+        self, *, entries: int, lead_seconds: float, prefix: str, text: str, slots: int = 1
+    ) -> tuple[list[str], datetime, str]:
         """``entries`` calendar posts on every text account, due ``lead_seconds`` from now, planned
         straight into the ledger, and a calendar_publish run whose slot tasks are waiting for them.
 
@@ -141,26 +160,48 @@ class KohoStack(AirflowStack):
             for i in range(entries):
                 entry_id, body = f"{prefix}-{i:03d}", text.format(i=i)
                 at = due + timedelta(seconds=i % max(1, slots))
-                repo.upsert_entry(session, {"id": entry_id, "origin": "calendar", "source": prefix, "title": body,
-                                            "publish_at": at, "content_hash": entry_id,
-                                            "payload": {"text": body, "accounts": accounts}})
+                repo.upsert_entry(
+                    session,
+                    {
+                        "id": entry_id,
+                        "origin": "calendar",
+                        "source": prefix,
+                        "title": body,
+                        "publish_at": at,
+                        "content_hash": entry_id,
+                        "payload": {"text": body, "accounts": accounts},
+                    },
+                )
                 for account in accounts:
-                    repo.plan_delivery(session, entry_id=entry_id, account_id=account, revision=1, due_at=at,
-                                       text=body)
+                    repo.plan_delivery(session, entry_id=entry_id, account_id=account, revision=1, due_at=at, text=body)
                 ids.append(entry_id)
         run = self.trigger("calendar_publish")
-        wait_for(lambda: any(ti["task_id"] == "send_slot" and ti["state"] in ("deferred", "running", "success")
-                             for ti in self.task_instances("calendar_publish", run)),
-                 timeout=max(lead_seconds, 5), interval=0.2, what="calendar_publish's slot task to be waiting")
+        wait_for(
+            lambda: any(
+                ti["task_id"] == "send_slot" and ti["state"] in ("deferred", "running", "success")
+                for ti in self.task_instances("calendar_publish", run)
+            ),
+            timeout=max(lead_seconds, 5),
+            interval=0.2,
+            what="calendar_publish's slot task to be waiting",
+        )
         wait_for(lambda: datetime.now(UTC) >= due, timeout=lead_seconds + 5, interval=0.05, what="the due instant")
         return ids, due, run
 
     def lift_rate_limits(self) -> None:
         """Benchmarks and load tests measure Airflow, not the platforms' quotas."""
-        for platform, bucket in (("x", "tweets:create"), ("line", "broadcast"), ("instagram", "publish"),
-                                 ("mastodon", "api"), ("bluesky", "write"), ("bluesky", "session"),
-                                 ("facebook", "calls"),
-                                 ("instagram", "calls"), ("threads", "calls"), ("threads", "publish")):
+        for platform, bucket in (
+            ("x", "tweets:create"),
+            ("line", "broadcast"),
+            ("instagram", "publish"),
+            ("mastodon", "api"),
+            ("bluesky", "write"),
+            ("bluesky", "session"),
+            ("facebook", "calls"),
+            ("instagram", "calls"),
+            ("threads", "calls"),
+            ("threads", "publish"),
+        ):
             self.sandbox.limit(platform, bucket, 1_000_000, 3600)
 
 

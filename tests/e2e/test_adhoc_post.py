@@ -37,8 +37,9 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def unanswered(stack: KohoStack) -> dict:
     """Triggered first: a staff post nobody answers (the approval times out after a minute)."""
-    response = stack.trigger_as("staff", "adhoc_post", {"accounts": ["city-x"], "text": TIMEOUT_TEXT,
-                                                        "requested_by": "道路河川課"})
+    response = stack.trigger_as(
+        "staff", "adhoc_post", {"accounts": ["city-x"], "text": TIMEOUT_TEXT, "requested_by": "道路河川課"}
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -56,9 +57,16 @@ def ledger_entry(stack: KohoStack, entry_id: str) -> tuple[CalendarEntry | None,
 
 def test_staff_post_waits_for_a_pr_approver(stack: KohoStack, unanswered: dict):
     text = "【お知らせ】市役所前の道路で本日14時から水道工事を行います。通行にご注意ください。"
-    response = stack.trigger_as("staff", "adhoc_post", {
-        "accounts": ["city-x", "city-bluesky", "city-line"], "text": text, "link": "https://www.city.example.jp/doro/",
-        "requested_by": "道路河川課 山田 <b>太郎</b>"})
+    response = stack.trigger_as(
+        "staff",
+        "adhoc_post",
+        {
+            "accounts": ["city-x", "city-bluesky", "city-line"],
+            "text": text,
+            "link": "https://www.city.example.jp/doro/",
+            "requested_by": "道路河川課 山田 <b>太郎</b>",
+        },
+    )
     assert response.status_code == 200, response.text
     run = response.json()
     run_id = run["dag_run_id"]
@@ -87,7 +95,10 @@ def test_staff_post_waits_for_a_pr_approver(stack: KohoStack, unanswered: dict):
     assert entry.status == "published" and {d.status for d in rows} == {"published"}
     settled = stack.xcom("adhoc_post", run_id, "settle")
     assert {a["account_id"]: a["status"] for a in settled["accounts"]} == {
-        "city-x": "published", "city-bluesky": "published", "city-line": "published"}
+        "city-x": "published",
+        "city-bluesky": "published",
+        "city-line": "published",
+    }
 
     # the Koho calendar view shows it, as an ad-hoc post
     from koho.ui.calendar_data import load_calendar
@@ -100,9 +111,17 @@ def test_staff_post_waits_for_a_pr_approver(stack: KohoStack, unanswered: dict):
 
 def test_pr_section_posts_without_approval_at_its_time(stack: KohoStack):
     at = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
-    response = stack.trigger_as("admin", "adhoc_post", {
-        "accounts": ["city-mastodon"], "text": "【広報】本日の市長定例記者会見は15時からです。", "when": "at",
-        "publish_at": to_local(at).isoformat(), "requested_by": "秘書広報課"})
+    response = stack.trigger_as(
+        "admin",
+        "adhoc_post",
+        {
+            "accounts": ["city-mastodon"],
+            "text": "【広報】本日の市長定例記者会見は15時からです。",
+            "when": "at",
+            "publish_at": to_local(at).isoformat(),
+            "requested_by": "秘書広報課",
+        },
+    )
     assert response.status_code == 200, response.text
     run_id = response.json()["dag_run_id"]
     assert stack.wait_run("adhoc_post", run_id, timeout=180) == "success"
@@ -115,8 +134,11 @@ def test_pr_section_posts_without_approval_at_its_time(stack: KohoStack):
 
 def test_dry_run_shows_the_fitted_texts_and_records_nothing(stack: KohoStack):
     text = "【イベント】こほ市の梨まつりを開催します。" * 10
-    response = stack.trigger_as("staff", "adhoc_post", {
-        "accounts": ["city-x", "city-line"], "text": text, "dry_run": True, "requested_by": "商工観光課"})
+    response = stack.trigger_as(
+        "staff",
+        "adhoc_post",
+        {"accounts": ["city-x", "city-line"], "text": text, "dry_run": True, "requested_by": "商工観光課"},
+    )
     run_id = response.json()["dag_run_id"]
     assert stack.wait_run("adhoc_post", run_id, timeout=180) == "success"
     checked = stack.xcom("adhoc_post", run_id, "check_and_record")
@@ -130,9 +152,18 @@ def test_dry_run_shows_the_fitted_texts_and_records_nothing(stack: KohoStack):
 
 
 def test_invalid_form_lists_every_problem_and_records_nothing(stack: KohoStack):
-    response = stack.trigger_as("staff", "adhoc_post", {
-        "accounts": ["city-x", "city-z"], "text": "<script>alert(1)</script>", "link": "javascript:alert(1)",
-        "when": "at", "publish_at": "2020-01-01T09:00:00+09:00", "requested_by": "道路河川課"})
+    response = stack.trigger_as(
+        "staff",
+        "adhoc_post",
+        {
+            "accounts": ["city-x", "city-z"],
+            "text": "<script>alert(1)</script>",
+            "link": "javascript:alert(1)",
+            "when": "at",
+            "publish_at": "2020-01-01T09:00:00+09:00",
+            "requested_by": "道路河川課",
+        },
+    )
     run_id = response.json()["dag_run_id"]
     assert stack.wait_run("adhoc_post", run_id, timeout=180) == "failed"
     log = stack.task_log("adhoc_post", run_id, "check_and_record")

@@ -27,8 +27,13 @@ def roles(airflow_home, tmp_path_factory):
     """Koho's FAB roles (the DAGs' access_control names them), when Airflow runs the FAB auth manager."""
     if "FabAuthManager" in airflow_home.get("AIRFLOW__CORE__AUTH_MANAGER", ""):
         users = tmp_path_factory.mktemp("auth") / "users.json"
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users)],
-                       env=airflow_home, check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users)],
+            env=airflow_home,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
 
 
 @pytest.fixture
@@ -47,8 +52,9 @@ def city(demo_city, roles, tmp_path, monkeypatch):
     return {**demo_city, "env": env, "ledger": ledger, "out": tmp_path}
 
 
-def _published_entry(ledger: Ledger, entry_id: str, accounts: list[str], *, channels=("social",),
-                     when: datetime | None = None) -> None:
+def _published_entry(
+    ledger: Ledger, entry_id: str, accounts: list[str], *, channels=("social",), when: datetime | None = None
+) -> None:
     """An entry published through the real sender (the sandbox holds the posts)."""
     from koho.delivery.planner import plan_entry
     from koho.delivery.sender import Sender
@@ -57,11 +63,25 @@ def _published_entry(ledger: Ledger, entry_id: str, accounts: list[str], *, chan
     when = when or datetime.now(UTC)
     text = f"{entry_id}: こほ市からのお知らせです。"
     with ledger.session() as session:
-        entry = repo.upsert_entry(session, {
-            "id": entry_id, "origin": "calendar", "source": "cal.yaml", "source_line": 1, "title": f"{entry_id} の記事",
-            "publish_at": when, "content_hash": text, "payload": {
-                "id": entry_id, "text": text, "accounts": accounts, "channels": list(channels), "category": "くらし"},
-        }).entry
+        entry = repo.upsert_entry(
+            session,
+            {
+                "id": entry_id,
+                "origin": "calendar",
+                "source": "cal.yaml",
+                "source_line": 1,
+                "title": f"{entry_id} の記事",
+                "publish_at": when,
+                "content_hash": text,
+                "payload": {
+                    "id": entry_id,
+                    "text": text,
+                    "accounts": accounts,
+                    "channels": list(channels),
+                    "category": "くらし",
+                },
+            },
+        ).entry
         ids = plan_entry(session, entry, {a.id: a for a in session.scalars(select(Account))}).deliveries
     sender = Sender(ledger)
     assert [sender.send(i).status for i in ids] == ["published"] * len(ids)
@@ -91,14 +111,23 @@ def test_retract_deletes_the_post_and_lists_what_to_delete_by_hand(city, sandbox
 
 def test_newsletter_export_writes_last_month_and_mails_the_editors(city):
     ledger = city["ledger"]
-    _published_entry(ledger, "kiji-1", ["city-x"], channels=("social", "newsletter"),
-                     when=datetime(2026, 10, 20, 1, 0, tzinfo=UTC))
+    _published_entry(
+        ledger, "kiji-1", ["city-x"], channels=("social", "newsletter"), when=datetime(2026, 10, 20, 1, 0, tzinfo=UTC)
+    )
     with ledger.session() as session:
-        repo.upsert_entry(session, {
-            "id": "kami-only", "origin": "calendar", "source": "cal.yaml", "source_line": 9, "title": "紙面だけの記事",
-            "publish_at": datetime(2026, 10, 25, 1, 0, tzinfo=UTC), "content_hash": "k",
-            "payload": {"id": "kami-only", "text": "広報紙だけに載せる記事です。", "channels": ["newsletter"]},
-        })
+        repo.upsert_entry(
+            session,
+            {
+                "id": "kami-only",
+                "origin": "calendar",
+                "source": "cal.yaml",
+                "source_line": 9,
+                "title": "紙面だけの記事",
+                "publish_at": datetime(2026, 10, 25, 1, 0, tzinfo=UTC),
+                "content_hash": "k",
+                "payload": {"id": "kami-only", "text": "広報紙だけに載せる記事です。", "channels": ["newsletter"]},
+            },
+        )
 
     run = dags_test(city["env"], "newsletter_export", conf={"year": 2026, "month": 10})
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-3000:]

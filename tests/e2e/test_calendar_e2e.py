@@ -64,21 +64,37 @@ def test_calendar_posts_each_entry_at_its_time(stack: AirflowStack):
     ledger = Ledger(stack.ledger_url)
     base = (utcnow() + timedelta(seconds=70)).replace(microsecond=0)
     at = {
-        "e2e-multi": base, "e2e-thread": base + timedelta(seconds=5), "e2e-line-1": base,
-        "e2e-line-2": base + timedelta(seconds=15), "e2e-approval": base + timedelta(seconds=40),
+        "e2e-multi": base,
+        "e2e-thread": base + timedelta(seconds=5),
+        "e2e-line-1": base,
+        "e2e-line-2": base + timedelta(seconds=15),
+        "e2e-approval": base + timedelta(seconds=40),
         "e2e-timeout": base + timedelta(seconds=40),
     }
-    calendar = "\n".join([
-        "entries:",
-        _entry("e2e-multi", at["e2e-multi"], ["city-x", "city-mastodon", "city-bluesky"],
-               "こほ市からのお知らせです。本日の窓口は17時まで開いています。", channels="[social, website]"),
-        _entry("e2e-thread", at["e2e-thread"], ["bousai-x"], LONG_TEXT),
-        _entry("e2e-line-1", at["e2e-line-1"], ["city-line"], "LINEのお知らせ（1件目）です。"),
-        _entry("e2e-line-2", at["e2e-line-2"], ["city-line"], "LINEのお知らせ（2件目）です。"),
-        _entry("e2e-approval", at["e2e-approval"], ["city-facebook"], "承認が必要なお知らせです。",
-               approval="true"),
-        _entry("e2e-timeout", at["e2e-timeout"], ["city-threads"], "承認されないお知らせです。", approval="true"),
-    ]) + "\n"
+    calendar = (
+        "\n".join(
+            [
+                "entries:",
+                _entry(
+                    "e2e-multi",
+                    at["e2e-multi"],
+                    ["city-x", "city-mastodon", "city-bluesky"],
+                    "こほ市からのお知らせです。本日の窓口は17時まで開いています。",
+                    channels="[social, website]",
+                ),
+                _entry("e2e-thread", at["e2e-thread"], ["bousai-x"], LONG_TEXT),
+                _entry("e2e-line-1", at["e2e-line-1"], ["city-line"], "LINEのお知らせ（1件目）です。"),
+                _entry("e2e-line-2", at["e2e-line-2"], ["city-line"], "LINEのお知らせ（2件目）です。"),
+                _entry(
+                    "e2e-approval", at["e2e-approval"], ["city-facebook"], "承認が必要なお知らせです。", approval="true"
+                ),
+                _entry(
+                    "e2e-timeout", at["e2e-timeout"], ["city-threads"], "承認されないお知らせです。", approval="true"
+                ),
+            ]
+        )
+        + "\n"
+    )
     (stack.calendar_dir / "e2e.yaml").write_text(calendar, encoding="utf-8")
     publish_at_line = calendar.splitlines().index("  - id: e2e-line-2") + 3  # id, title, publish_at
 
@@ -110,7 +126,9 @@ def test_calendar_posts_each_entry_at_its_time(stack: AirflowStack):
         detail = stack.hitl_detail("calendar_approval", approval_run, "approve_post")
         return detail if detail and detail.get("body") and "承認が必要なお知らせです" in detail["body"] else None
 
-    detail = wait_for(request_shown, timeout=60, what="the approval request", on_timeout=lambda: stack.tail("scheduler"))
+    detail = wait_for(
+        request_shown, timeout=60, what="the approval request", on_timeout=lambda: stack.tail("scheduler")
+    )
     assert detail["options"] == ["Approve", "Reject"] and "city-facebook" in detail["body"]
     stack.respond("calendar_approval", approval_run, "approve_post", "Approve")
     assert stack.wait_run("calendar_approval", approval_run, timeout=60) == "success"
@@ -124,8 +142,9 @@ def test_calendar_posts_each_entry_at_its_time(stack: AirflowStack):
             rows = [d for d in session.scalars(select(Delivery)) if d.entry_id in expected]
         return rows if rows and all(d.status == "published" for d in rows) else None
 
-    published = wait_for(all_published, timeout=150, what="every delivery to be published",
-                         on_timeout=lambda: stack.tail("scheduler"))
+    published = wait_for(
+        all_published, timeout=150, what="every delivery to be published", on_timeout=lambda: stack.tail("scheduler")
+    )
     for delivery in published:
         late = (delivery.published_at - delivery.due_at).total_seconds()
         assert -1 <= late < 15, (delivery, late)
@@ -148,8 +167,10 @@ def test_calendar_posts_each_entry_at_its_time(stack: AirflowStack):
         statuses = {e.id: e.status for e in session.scalars(select(CalendarEntry))}
     assert {d.status for d in timed_out} == {"needs_attention"}
     assert alerts["approval_timeout"].notified_at is not None
-    assert any("approval_timeout" in s or "not approved in time" in b for s, b in zip(box.subjects(), box.bodies(),
-                                                                                         strict=True))
+    assert any(
+        "approval_timeout" in s or "not approved in time" in b
+        for s, b in zip(box.subjects(), box.bodies(), strict=True)
+    )
     assert statuses["e2e-multi"] == statuses["e2e-approval"] == "published"
 
     # 4. The calendar view (the api-server's plugin) shows the same as the ledger.

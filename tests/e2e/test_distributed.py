@@ -63,8 +63,9 @@ def distributed(city, tmp_path_factory) -> Iterator[DistributedAirflow]:
     # Every DAG of the folder would start on its schedule (deploy/airflow.env unpauses them at
     # creation): here they come up paused and the test unpauses the one it runs.
     env = {**city["env"], "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True"}
-    airflow = DistributedAirflow(workdir=tmp_path_factory.mktemp("distributed"), extra_env=env,
-                                 startup_timeout=STARTUP_TIMEOUT, echo=print)
+    airflow = DistributedAirflow(
+        workdir=tmp_path_factory.mktemp("distributed"), extra_env=env, startup_timeout=STARTUP_TIMEOUT, echo=print
+    )
     with airflow:
         yield airflow
     print(f"distributed timings: {airflow.timings}")
@@ -98,14 +99,19 @@ def test_accounts_sync_runs_on_the_celery_worker(distributed: DistributedAirflow
     assert response.json()["is_paused"] is False
 
     triggered = time.monotonic()
-    response = api.post(f"{airflow.base_url}/api/v2/dags/{DAG_ID}/dagRuns", timeout=10,
-                        json={"logical_date": None, "conf": {}, "note": "distributed e2e"})
+    response = api.post(
+        f"{airflow.base_url}/api/v2/dags/{DAG_ID}/dagRuns",
+        timeout=10,
+        json={"logical_date": None, "conf": {}, "note": "distributed e2e"},
+    )
     assert response.status_code == 200, response.text
     run_id = response.json()["dag_run_id"]
     run = _wait_for_run(airflow, api, run_id)
     airflow.timings["run_s"] = time.monotonic() - triggered
-    print(f"{DAG_ID} {run_id}: {run['state']} in {airflow.timings['run_s']:.1f}s "
-          f"(topology healthy after {airflow.timings['healthy_s']:.1f}s)")
+    print(
+        f"{DAG_ID} {run_id}: {run['state']} in {airflow.timings['run_s']:.1f}s "
+        f"(topology healthy after {airflow.timings['healthy_s']:.1f}s)"
+    )
     assert run["state"] == "success", _diagnostics(airflow, api, run_id)
 
     # The tasks went through Celery: the CeleryExecutor gave each task instance a Celery task id,
@@ -117,9 +123,15 @@ def test_accounts_sync_runs_on_the_celery_worker(distributed: DistributedAirflow
     engine = create_engine(airflow.metadata_url)
     try:
         with engine.connect() as conn:
-            celery_ids = dict(conn.execute(text(
-                "SELECT task_id || ':' || map_index, external_executor_id FROM task_instance "
-                "WHERE dag_id = :dag AND run_id = :run"), {"dag": DAG_ID, "run": run_id}).all())
+            celery_ids = dict(
+                conn.execute(
+                    text(
+                        "SELECT task_id || ':' || map_index, external_executor_id FROM task_instance "
+                        "WHERE dag_id = :dag AND run_id = :run"
+                    ),
+                    {"dag": DAG_ID, "run": run_id},
+                ).all()
+            )
         assert len(celery_ids) == tis["total_entries"]
         assert all(celery_ids.values()), f"task instances without a Celery task id: {celery_ids}"
 
@@ -162,8 +174,7 @@ def test_accounts_sync_runs_on_the_celery_worker(distributed: DistributedAirflow
     assert "city-mastodon" in box.bodies()[0]
 
     # Tokens never reach a service's log.
-    logs = "".join(service.log.read_text(encoding="utf-8", errors="replace")
-                   for service in airflow.services.values())
+    logs = "".join(service.log.read_text(encoding="utf-8", errors="replace") for service in airflow.services.values())
     assert not [account for account, token in city["tokens"].items() if token in logs]
 
 

@@ -44,8 +44,11 @@ def entry_of(run: dict) -> str:
 
 def deliveries(stack: KohoStack, entry_id: str) -> list[Delivery]:
     with Ledger(stack.ledger_url).session(readonly=True) as session:
-        return list(session.scalars(select(Delivery).where(Delivery.entry_id == entry_id)
-                                    .order_by(Delivery.account_id, Delivery.part_index)))
+        return list(
+            session.scalars(
+                select(Delivery).where(Delivery.entry_id == entry_id).order_by(Delivery.account_id, Delivery.part_index)
+            )
+        )
 
 
 def local(handle: str) -> str:
@@ -66,8 +69,9 @@ def test_only_the_crisis_role_may_trigger(stack: KohoStack):
 
     refused = stack.trigger_as("staff", "emergency_broadcast", form)
     assert refused.status_code == 403, refused.text
-    anonymous = stack.http.post(f"{stack.api}/api/v2/dags/emergency_broadcast/dagRuns",
-                                json={"logical_date": None, "conf": form}, timeout=10)
+    anonymous = stack.http.post(
+        f"{stack.api}/api/v2/dags/emergency_broadcast/dagRuns", json={"logical_date": None, "conf": form}, timeout=10
+    )
     assert anonymous.status_code == 401
     # the staff member may still trigger the ad-hoc form, and read the emergency DAG
     assert stack.as_user("staff", "GET", "/api/v2/dags/emergency_broadcast").status_code == 200
@@ -90,14 +94,24 @@ def test_only_the_crisis_role_may_trigger(stack: KohoStack):
 @pytest.fixture(scope="module")
 def broadcast(stack: KohoStack) -> dict:
     """One broadcast triggered at the instant 30 calendar entries (x 8 text accounts) fall due."""
-    load, due, calendar_run = stack.calendar_load(entries=30, lead_seconds=25, prefix="load",
-                                                  text="カレンダー投稿 {i:03d}: 市からのお知らせです。")
-    message = ("【緊急】こほ市に避難指示を発令しました。対象は市内全域です。直ちに最寄りの避難所へ避難してください。"
-               "避難所: 市内全小学校、市民体育館。")
+    load, due, calendar_run = stack.calendar_load(
+        entries=30, lead_seconds=25, prefix="load", text="カレンダー投稿 {i:03d}: 市からのお知らせです。"
+    )
+    message = (
+        "【緊急】こほ市に避難指示を発令しました。対象は市内全域です。直ちに最寄りの避難所へ避難してください。"
+        "避難所: 市内全小学校、市民体育館。"
+    )
     started = datetime.now(UTC)
-    response = stack.trigger_as("crisis", "emergency_broadcast",
-                                {"message": message, "confirmation": CONFIRM, "severity": "critical",
-                                 "link": "https://www.city.example.jp/bousai/"})
+    response = stack.trigger_as(
+        "crisis",
+        "emergency_broadcast",
+        {
+            "message": message,
+            "confirmation": CONFIRM,
+            "severity": "critical",
+            "link": "https://www.city.example.jp/bousai/",
+        },
+    )
     assert response.status_code == 200, response.text
     run = response.json()
     entry_id = entry_of(run)
@@ -107,12 +121,25 @@ def broadcast(stack: KohoStack) -> dict:
         rows = deliveries(stack, entry_id)
         return len({d.account_id for d in rows}) == expected and all(d.status == "published" for d in rows) and rows
 
-    rows = wait_for(published, timeout=120, interval=0.1, what="the broadcast on every account",
-                    on_timeout=lambda: stack.tail("scheduler"))
+    rows = wait_for(
+        published,
+        timeout=120,
+        interval=0.1,
+        what="the broadcast on every account",
+        on_timeout=lambda: stack.tail("scheduler"),
+    )
     seconds = (max(d.published_at for d in rows) - started).total_seconds()
     state = stack.wait_run("emergency_broadcast", run["dag_run_id"], timeout=120)
-    return {"run": run, "entry_id": entry_id, "message": message, "seconds": seconds, "state": state,
-            "load": load, "due": due, "calendar_run": calendar_run}
+    return {
+        "run": run,
+        "entry_id": entry_id,
+        "message": message,
+        "seconds": seconds,
+        "state": state,
+        "load": load,
+        "due": due,
+        "calendar_run": calendar_run,
+    }
 
 
 def test_broadcast_reaches_every_account_during_a_calendar_load(stack: KohoStack, broadcast: dict):
@@ -135,7 +162,8 @@ def test_broadcast_reaches_every_account_during_a_calendar_load(stack: KohoStack
     assert summary["published"] == summary["total"] == len(expected) + 1
     # each delivery names its run, so the calendar view links straight to it
     assert {d.dag_run_id for d in deliveries(stack, broadcast["entry_id"])} == {
-        f"emergency_broadcast/{broadcast['run']['dag_run_id']}"}
+        f"emergency_broadcast/{broadcast['run']['dag_run_id']}"
+    }
     for row in summary["accounts"]:
         assert row["status"] == "published"
         assert row["url"] or row["platform"] == "line"  # a LINE broadcast has no public link
@@ -148,8 +176,11 @@ def test_broadcast_reaches_every_account_during_a_calendar_load(stack: KohoStack
     banner = (website_dir(stack) / "emergency.html").read_text(encoding="utf-8")
     assert broadcast["entry_id"] in banner or "避難指示" in banner
     # the calendar load was sent too, each post exactly once
-    wait_for(lambda: all(d.status == "published" for e in broadcast["load"] for d in deliveries(stack, e)),
-             timeout=240, what="the calendar load to be published")
+    wait_for(
+        lambda: all(d.status == "published" for e in broadcast["load"] for d in deliveries(stack, e)),
+        timeout=240,
+        what="the calendar load to be published",
+    )
     load_posts = [p for p in stack.sandbox.posts() if p["text"].startswith("カレンダー投稿")]
     assert len(load_posts) == len({(p["platform"], p["handle"], p["text"]) for p in load_posts}) == 30 * 8
 
@@ -158,9 +189,16 @@ def test_follow_up_answers_the_original_and_all_clear_lifts_the_banner(stack: Ko
     original = {d.account_id: d for d in deliveries(stack, broadcast["entry_id"]) if d.status == "published"}
     platforms = {r["id"]: r["platform"] for r in posting_rows(stack)}
 
-    update = stack.trigger_as("crisis", "emergency_broadcast", {
-        "message": "【続報】避難所に市民体育館を追加しました。", "confirmation": CONFIRM, "kind": "update",
-        "follow_up_of": broadcast["entry_id"]})
+    update = stack.trigger_as(
+        "crisis",
+        "emergency_broadcast",
+        {
+            "message": "【続報】避難所に市民体育館を追加しました。",
+            "confirmation": CONFIRM,
+            "kind": "update",
+            "follow_up_of": broadcast["entry_id"],
+        },
+    )
     assert update.status_code == 200, update.text
     assert stack.wait_run("emergency_broadcast", update.json()["dag_run_id"], timeout=180) == "success"
     follow = {d.account_id: d for d in deliveries(stack, entry_of(update.json()))}
@@ -170,16 +208,26 @@ def test_follow_up_answers_the_original_and_all_clear_lifts_the_banner(stack: Ko
         assert delivery.status == "published"
         if platform in REPLY_PLATFORMS:
             assert delivery.parent_delivery_id == original[account_id].id, account_id
-            post = next(p for (plat, pid), p in posts.items() if plat == platform and
-                        (delivery.remote_id or "").endswith(pid))
-            assert post["reply_to"] and original[account_id].remote_id.endswith(post["reply_to"].split("/")[-1]), \
+            post = next(
+                p for (plat, pid), p in posts.items() if plat == platform and (delivery.remote_id or "").endswith(pid)
+            )
+            assert post["reply_to"] and original[account_id].remote_id.endswith(post["reply_to"].split("/")[-1]), (
                 f"{account_id}: {post['reply_to']} does not answer {original[account_id].remote_id}"
+            )
         else:
             assert delivery.parent_delivery_id is None, f"{account_id}: {platform} has no replies: a new post"
 
-    clear = stack.trigger_as("crisis", "emergency_broadcast", {
-        "message": "【解除】避難指示を解除しました。", "confirmation": CONFIRM, "kind": "all_clear",
-        "follow_up_of": broadcast["entry_id"], "severity": "advisory"})
+    clear = stack.trigger_as(
+        "crisis",
+        "emergency_broadcast",
+        {
+            "message": "【解除】避難指示を解除しました。",
+            "confirmation": CONFIRM,
+            "kind": "all_clear",
+            "follow_up_of": broadcast["entry_id"],
+            "severity": "advisory",
+        },
+    )
     assert clear.status_code == 200
     assert stack.wait_run("emergency_broadcast", clear.json()["dag_run_id"], timeout=180) == "success"
     banner = website_dir(stack) / "emergency.html"

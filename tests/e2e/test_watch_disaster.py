@@ -30,8 +30,11 @@ def stack(tmp_path_factory):
 
 def drafts(stack: KohoStack) -> list[CalendarEntry]:
     with Ledger(stack.ledger_url).session(readonly=True) as session:
-        return list(session.scalars(select(CalendarEntry).where(CalendarEntry.source == "jma")
-                                    .order_by(CalendarEntry.created_at)))
+        return list(
+            session.scalars(
+                select(CalendarEntry).where(CalendarEntry.source == "jma").order_by(CalendarEntry.created_at)
+            )
+        )
 
 
 def draft_runs(stack: KohoStack) -> list[dict]:
@@ -39,8 +42,12 @@ def draft_runs(stack: KohoStack) -> list[dict]:
 
 
 def test_watcher_drafts_once_and_broadcasts_after_approval(stack: KohoStack):
-    runs = wait_for(lambda: draft_runs(stack), timeout=180, what="a draft from the sample feed",
-                    on_timeout=lambda: stack.tail("triggerer"))
+    runs = wait_for(
+        lambda: draft_runs(stack),
+        timeout=180,
+        what="a draft from the sample feed",
+        on_timeout=lambda: stack.tail("triggerer"),
+    )
     (draft,) = drafts(stack)
     assert draft.origin == "emergency" and draft.status == "awaiting_approval"
     assert "大雨警報" in draft.payload["text"] and "こほ市" in draft.payload["text"]
@@ -54,14 +61,20 @@ def test_watcher_drafts_once_and_broadcasts_after_approval(stack: KohoStack):
 
     assert stack.respond_as("staff", "disaster_draft", run_id, "approve", "Approve").status_code == 403
     corrected = draft.payload["text"] + "\n（市からの補足）避難所を開設しました。"
-    answer = stack.respond_as("crisis", "disaster_draft", run_id, "approve", "Approve",
-                              params_input={"message": corrected})
+    answer = stack.respond_as(
+        "crisis", "disaster_draft", run_id, "approve", "Approve", params_input={"message": corrected}
+    )
     assert answer.status_code == 200, answer.text
     assert stack.wait_run("disaster_draft", run_id, timeout=180) == "success"
 
-    broadcast_state = wait_for(lambda: stack.run_state("emergency_broadcast", run_id) in ("success", "failed")
-                               and stack.run_state("emergency_broadcast", run_id), timeout=180,
-                               what="the approved draft's broadcast")
+    broadcast_state = wait_for(
+        lambda: (
+            stack.run_state("emergency_broadcast", run_id) in ("success", "failed")
+            and stack.run_state("emergency_broadcast", run_id)
+        ),
+        timeout=180,
+        what="the approved draft's broadcast",
+    )
     assert broadcast_state == "success"
     summary = stack.xcom("emergency_broadcast", run_id, "broadcast")
     posting = [r for r in stack.rows if r["status"] == "active" and r["platform"] != "youtube"]
@@ -78,14 +91,21 @@ def test_watcher_keeps_watching_without_repeating_itself(stack: KohoStack):
     # a new watch run has started after the one that found the warning, and has polled the feed
     wait_for(lambda: len(stack.runs("disaster_watch")) >= 2, timeout=120, what="the next watch run")
     polls = jma_state(stack.sandbox.state).feed_requests
-    wait_for(lambda: jma_state(stack.sandbox.state).feed_requests >= polls + 3, timeout=60,
-             what="the next watch to poll the feed")
+    wait_for(
+        lambda: jma_state(stack.sandbox.state).feed_requests >= polls + 3,
+        timeout=60,
+        what="the next watch to poll the feed",
+    )
     assert len(drafts(stack)) == 1, "the same bulletin never makes a second draft"
     assert len(draft_runs(stack)) == 1
 
     publish_sample(stack.sandbox.state, "special")  # 大雨特別警報: a new bulletin
-    wait_for(lambda: len(draft_runs(stack)) == 2, timeout=120, what="a draft for the new bulletin",
-             on_timeout=lambda: stack.tail("triggerer"))
+    wait_for(
+        lambda: len(draft_runs(stack)) == 2,
+        timeout=120,
+        what="a draft for the new bulletin",
+        on_timeout=lambda: stack.tail("triggerer"),
+    )
     texts = [d.payload["text"] for d in drafts(stack)]
     assert len(texts) == 2 and "大雨特別警報" in texts[1]
     assert drafts(stack)[1].payload["severity"] == "critical"

@@ -105,4 +105,3 @@ def test_init_migrates_both_databases(compose):
     assert "airflow db migrate" in script
     assert "Ledger.from_airflow().migrate()" in script
     assert (ROOT / "deploy" / "postgres-init.sql").read_text().count("CREATE DATABASE koho") == 1
-

@@ -62,12 +62,17 @@ def test_each_platforms_account_search_finds_the_look_alikes(sandbox, demo):
     for row in demo["rows"]:
         if not hook_class(row["platform"]).capabilities.search_accounts:
             continue
-        hook = hook_for(row["platform"], row["connection_id"], sleep=lambda _s: None,
-                        retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02))
+        hook = hook_for(
+            row["platform"],
+            row["connection_id"],
+            sleep=lambda _s: None,
+            retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02),
+        )
         own = demo["connections"][row["connection_id"]]["login"]
         base = own.split(".")[0]
-        found = {a.handle for a in hook.search_accounts(base)} | {a.handle for a in hook.search_accounts(
-            row["display_name"])}
+        found = {a.handle for a in hook.search_accounts(base)} | {
+            a.handle for a in hook.search_accounts(row["display_name"])
+        }
         lookalikes = {h for h in found if h != own and h.startswith(base)}
         assert lookalikes, f"{row['id']}: search found no look-alike of {own} (found {sorted(found)})"
         checked.add(row["platform"])

@@ -33,7 +33,8 @@ def connection_types() -> dict[str, dict]:
 def test_the_entry_point_names_this_function():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert project["project"]["entry-points"]["apache_airflow_provider"] == {
-        "provider_info": "koho.provider_info:get_provider_info"}
+        "provider_info": "koho.provider_info:get_provider_info"
+    }
 
 
 def test_all_eight_connection_types_are_listed_once():
@@ -76,7 +77,9 @@ def test_secrets_are_sensitive_and_nothing_else_is(conn_type):
 
 def test_the_platforms_that_carry_extra_secrets_mark_them():
     """The fields that would leak an account if shown in clear, by platform."""
-    sensitive = {t: {n for n, s in c["conn-fields"].items() if s.get("sensitive")} for t, c in connection_types().items()}
+    sensitive = {
+        t: {n for n, s in c["conn-fields"].items() if s.get("sensitive")} for t, c in connection_types().items()
+    }
     assert sensitive["koho_x"] == {"consumer_secret", "access_token_secret"}
     assert sensitive["koho_line"] == {"channel_secret"}
     assert sensitive["koho_youtube"] == {"api_key", "refresh_token", "client_secret"}

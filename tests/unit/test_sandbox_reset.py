@@ -13,8 +13,9 @@ def test_reset_waits_for_a_slow_request_then_starts_clean(sandbox):
     account = sandbox.add_account("x", "koho_city")
     sandbox.fault("x", "slow", operation="verify", delay=1.0)
     with pytest.raises(requests.Timeout):  # the client gives up; the sandbox is still answering
-        requests.get(f"{sandbox.url}/x/2/users/me", timeout=0.2,
-                     headers={"Authorization": f"Bearer {account['token']}"})
+        requests.get(
+            f"{sandbox.url}/x/2/users/me", timeout=0.2, headers={"Authorization": f"Bearer {account['token']}"}
+        )
     assert requests_seen(sandbox, "x") == 0  # counted when answered, and it is not yet
 
     result = sandbox.admin("POST", "/reset")

@@ -80,8 +80,12 @@ def verify_account(row: dict[str, Any], hook_factory: Callable[[str, str], Any])
         hook = hook_factory(row["platform"], row["connection_id"])
         info = hook.verify_credentials()
     except AirflowNotFoundException:
-        return Verification(**base, ok=False, error_kind="connection",
-                            error=f"Airflow connection '{row['connection_id']}' is not defined")
+        return Verification(
+            **base,
+            ok=False,
+            error_kind="connection",
+            error=f"Airflow connection '{row['connection_id']}' is not defined",
+        )
     except NotSupported as exc:
         return Verification(**base, ok=True, error=str(exc))
     except AuthExpired as exc:
@@ -91,7 +95,11 @@ def verify_account(row: dict[str, Any], hook_factory: Callable[[str, str], Any])
     expires = info.token_expires_at.isoformat() if info.token_expires_at else None
     if not _same_handle(row["handle"], info.handle):
         return Verification(
-            **base, ok=False, handle_seen=info.handle, token_expires_at=expires, error_kind="mismatch",
+            **base,
+            ok=False,
+            handle_seen=info.handle,
+            token_expires_at=expires,
+            error_kind="mismatch",
             error=f"the token belongs to '{info.handle}', but the registry says '{row['handle']}'",
         )
     return Verification(**base, ok=True, handle_seen=info.handle, token_expires_at=expires)
@@ -119,27 +127,31 @@ def verification_alerts(
     alerts = []
     for result in results:
         if not result.ok:
-            alerts.append(AlertSpec(
-                kind="token_invalid",
-                dedup_key=f"token_invalid:{result.account_id}:{now.date().isoformat()}",
-                subject=f"{result.account_id}: credentials do not work",
-                severity="critical",
-                account_id=result.account_id,
-                detail={"platform": result.platform, "reason": result.error, "kind": result.error_kind},
-            ))
+            alerts.append(
+                AlertSpec(
+                    kind="token_invalid",
+                    dedup_key=f"token_invalid:{result.account_id}:{now.date().isoformat()}",
+                    subject=f"{result.account_id}: credentials do not work",
+                    severity="critical",
+                    account_id=result.account_id,
+                    detail={"platform": result.platform, "reason": result.error, "kind": result.error_kind},
+                )
+            )
             continue
         if result.token_expires_at:
             expires = datetime.fromisoformat(result.token_expires_at)
             if expires - now <= timedelta(days=warning_days):
                 days = max(0, (expires - now).days)
-                alerts.append(AlertSpec(
-                    kind="token_expiring",
-                    dedup_key=f"token_expiring:{result.account_id}:{expires.date().isoformat()}",
-                    subject=f"{result.account_id}: token expires in {days} day(s)",
-                    severity="warning",
-                    account_id=result.account_id,
-                    detail={"platform": result.platform, "expires_at": result.token_expires_at},
-                ))
+                alerts.append(
+                    AlertSpec(
+                        kind="token_expiring",
+                        dedup_key=f"token_expiring:{result.account_id}:{expires.date().isoformat()}",
+                        subject=f"{result.account_id}: token expires in {days} day(s)",
+                        severity="warning",
+                        account_id=result.account_id,
+                        detail={"platform": result.platform, "expires_at": result.token_expires_at},
+                    )
+                )
     return alerts
 
 

@@ -68,7 +68,9 @@ def report(registry: dict, results: list[dict] | None) -> dict:
     mailed = 0
     if registry.get("pr_email"):
         mailed = notify_pending(
-            ledger, to=[registry["pr_email"]], city_name=registry["city_name"],
+            ledger,
+            to=[registry["pr_email"]],
+            city_name=registry["city_name"],
             kinds=["token_invalid", "token_expiring", "config_error"],
         )
     else:

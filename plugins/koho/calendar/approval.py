@@ -126,15 +126,22 @@ def approval_request(ledger: Ledger, entry_id: str, revision: int) -> ApprovalRe
         rows = session.execute(
             select(LedgerDelivery, Account)
             .join(Account, Account.id == LedgerDelivery.account_id)
-            .where(LedgerDelivery.entry_id == entry_id, LedgerDelivery.revision == revision,
-                   LedgerDelivery.status == DeliveryStatus.AWAITING_APPROVAL.value)
+            .where(
+                LedgerDelivery.entry_id == entry_id,
+                LedgerDelivery.revision == revision,
+                LedgerDelivery.status == DeliveryStatus.AWAITING_APPROVAL.value,
+            )
             .order_by(LedgerDelivery.account_id, LedgerDelivery.part_index)
         ).all()
         payload = entry.payload or {}
         request = ApprovalRequest(
-            entry_id=entry.id, revision=revision, title=entry.title, publish_at=entry.publish_at,
+            entry_id=entry.id,
+            revision=revision,
+            title=entry.title,
+            publish_at=entry.publish_at,
             source=f"{entry.source}:{entry.source_line}" if entry.source_line else entry.source,
-            link=payload.get("link"), images=list(payload.get("images") or []),
+            link=payload.get("link"),
+            images=list(payload.get("images") or []),
             parts=[Part(a.id, a.display_name, a.platform, d.part_index, d.text) for d, a in rows],
         )
         if entry.revision != revision:
@@ -146,8 +153,9 @@ def approval_request(ledger: Ledger, entry_id: str, revision: int) -> ApprovalRe
     return request
 
 
-def apply_decision(ledger: Ledger, entry_id: str, revision: int, *, approved: bool, by: str | None = None,
-                   now: datetime | None = None) -> dict[str, Any]:
+def apply_decision(
+    ledger: Ledger, entry_id: str, revision: int, *, approved: bool, by: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """Release (approve) or cancel (reject) one entry revision; a superseded revision is left alone."""
     now = now or utcnow()
     who = by or "an approver"
@@ -161,17 +169,35 @@ def apply_decision(ledger: Ledger, entry_id: str, revision: int, *, approved: bo
             ids = repo.approve_deliveries(session, entry_id, revision=revision, now=now)
             repo.set_entry_status(session, entry_id, EntryStatus.APPROVED.value, now=now)
             log.info("%s r%s approved by %s: %d delivery(ies) released", entry_id, revision, who, len(ids))
-            return {"entry_id": entry_id, "revision": revision, "decision": "approved", "by": by,
-                    "deliveries": list(ids)}
+            return {
+                "entry_id": entry_id,
+                "revision": revision,
+                "decision": "approved",
+                "by": by,
+                "deliveries": list(ids),
+            }
         repo.set_entry_status(session, entry_id, EntryStatus.REJECTED.value, now=now)
         gone = repo.cancel_deliveries(session, entry_id, reason=f"rejected by {who}", now=now)
         log.info("%s r%s rejected by %s: %d delivery(ies) cancelled", entry_id, revision, who, len(gone.cancelled))
-        return {"entry_id": entry_id, "revision": revision, "decision": "rejected", "by": by,
-                "deliveries": list(gone.cancelled)}
+        return {
+            "entry_id": entry_id,
+            "revision": revision,
+            "decision": "rejected",
+            "by": by,
+            "deliveries": list(gone.cancelled),
+        }
 
 
-def handle_timeout(ledger: Ledger, entry_id: str, revision: int, *, deadline: datetime, to: Sequence[str],
-                   city_name: str, now: datetime | None = None) -> dict[str, Any]:
+def handle_timeout(
+    ledger: Ledger,
+    entry_id: str,
+    revision: int,
+    *,
+    deadline: datetime,
+    to: Sequence[str],
+    city_name: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """No decision came in time: keep the post unpublished, alert and mail the PR section."""
     from koho.alerts import notify_pending
 
@@ -180,29 +206,48 @@ def handle_timeout(ledger: Ledger, entry_id: str, revision: int, *, deadline: da
         entry = session.get(LedgerEntry, entry_id)
         if entry is None or entry.revision != revision or entry.status != EntryStatus.AWAITING_APPROVAL.value:
             return {"entry_id": entry_id, "revision": revision, "decision": "superseded", "deliveries": []}
-        waiting = list(session.scalars(
-            select(LedgerDelivery.id).where(LedgerDelivery.entry_id == entry_id, LedgerDelivery.revision == revision,
-                                            LedgerDelivery.status == DeliveryStatus.AWAITING_APPROVAL.value)
-        ))
-        reason = (f"approval did not come by {to_local(deadline):%Y-%m-%d %H:%M} JST; not published. "
-                  "Set a new publish_at in the calendar to ask again")
+        waiting = list(
+            session.scalars(
+                select(LedgerDelivery.id).where(
+                    LedgerDelivery.entry_id == entry_id,
+                    LedgerDelivery.revision == revision,
+                    LedgerDelivery.status == DeliveryStatus.AWAITING_APPROVAL.value,
+                )
+            )
+        )
+        reason = (
+            f"approval did not come by {to_local(deadline):%Y-%m-%d %H:%M} JST; not published. "
+            "Set a new publish_at in the calendar to ask again"
+        )
         for delivery_id in waiting:
             repo.mark_needs_attention(session, delivery_id, reason, now=now)
-        accounts = sorted(set(session.scalars(
-            select(LedgerDelivery.account_id).where(LedgerDelivery.id.in_(waiting)))))
+        accounts = sorted(set(session.scalars(select(LedgerDelivery.account_id).where(LedgerDelivery.id.in_(waiting)))))
         repo.raise_alert(
-            session, "approval_timeout", f"approval_timeout:{entry_id}:r{revision}",
+            session,
+            "approval_timeout",
+            f"approval_timeout:{entry_id}:r{revision}",
             f"'{entry.title}' ({entry_id}) was not approved in time and was not published",
-            {"entry": entry_id, "revision": revision, "publish_at": f"{to_local(entry.publish_at):%Y-%m-%d %H:%M} JST",
-             "deadline": f"{to_local(deadline):%Y-%m-%d %H:%M} JST", "accounts": ", ".join(accounts),
-             "what to do": "set a new publish_at in the calendar to ask for approval again"},
-            severity="critical", now=now,
+            {
+                "entry": entry_id,
+                "revision": revision,
+                "publish_at": f"{to_local(entry.publish_at):%Y-%m-%d %H:%M} JST",
+                "deadline": f"{to_local(deadline):%Y-%m-%d %H:%M} JST",
+                "accounts": ", ".join(accounts),
+                "what to do": "set a new publish_at in the calendar to ask for approval again",
+            },
+            severity="critical",
+            now=now,
         )
     mailed = notify_pending(ledger, to=to, city_name=city_name, kinds=["approval_timeout"]) if to else 0
-    log.warning("%s r%s: no approval by %s; %d delivery(ies) parked, %d alert(s) mailed", entry_id, revision,
-                deadline.isoformat(), len(waiting), mailed)
-    return {"entry_id": entry_id, "revision": revision, "decision": "timeout", "deliveries": waiting,
-            "mailed": mailed}
+    log.warning(
+        "%s r%s: no approval by %s; %d delivery(ies) parked, %d alert(s) mailed",
+        entry_id,
+        revision,
+        deadline.isoformat(),
+        len(waiting),
+        mailed,
+    )
+    return {"entry_id": entry_id, "revision": revision, "decision": "timeout", "deliveries": waiting, "mailed": mailed}
 
 
 def approvers(raw: str | None) -> list[dict[str, str]] | None:

@@ -35,18 +35,43 @@ for _field, _names in _SPELLINGS.items():
 
 #: the header the template and the docs use for each field
 JAPANESE_HEADERS = {
-    "id": "ID", "title": "タイトル", "publish_at": "公開日時", "targets": "対象", "channels": "チャネル",
-    "text": "本文", "link": "リンク", "images": "画像", "hashtags": "ハッシュタグ", "category": "分類",
-    "approval": "承認", "allow_holiday": "祝日可", "status": "状態",
+    "id": "ID",
+    "title": "タイトル",
+    "publish_at": "公開日時",
+    "targets": "対象",
+    "channels": "チャネル",
+    "text": "本文",
+    "link": "リンク",
+    "images": "画像",
+    "hashtags": "ハッシュタグ",
+    "category": "分類",
+    "approval": "承認",
+    "allow_holiday": "祝日可",
+    "status": "状態",
 }
 REQUIRED_COLUMNS = ("id", "title", "publish_at", "text")
 
 PLATFORM_NAMES = {
-    "x": "x", "twitter": "x", "x(旧twitter)": "x", "ツイッター": "x", "エックス": "x",
-    "facebook": "facebook", "fb": "facebook", "フェイスブック": "facebook",
-    "instagram": "instagram", "insta": "instagram", "インスタ": "instagram", "インスタグラム": "instagram",
-    "threads": "threads", "スレッズ": "threads", "line": "line", "ライン": "line",
-    "bluesky": "bluesky", "mastodon": "mastodon", "マストドン": "mastodon", "youtube": "youtube",
+    "x": "x",
+    "twitter": "x",
+    "x(旧twitter)": "x",
+    "ツイッター": "x",
+    "エックス": "x",
+    "facebook": "facebook",
+    "fb": "facebook",
+    "フェイスブック": "facebook",
+    "instagram": "instagram",
+    "insta": "instagram",
+    "インスタ": "instagram",
+    "インスタグラム": "instagram",
+    "threads": "threads",
+    "スレッズ": "threads",
+    "line": "line",
+    "ライン": "line",
+    "bluesky": "bluesky",
+    "mastodon": "mastodon",
+    "マストドン": "mastodon",
+    "youtube": "youtube",
 }
 _OVERRIDE = (
     re.compile(r"^(?P<key>.+?)(?:用の?本文|用テキスト|向け本文)$"),
@@ -59,15 +84,33 @@ _FALSE = {"不要", "いいえ", "×", "✕", "✖", "false", "0", "no", "n", "�
 BOOLEAN_HINT = "要/不要, はい/いいえ, ○/×, true/false or 1/0"
 
 _CHANNELS = {
-    "social": "social", "sns": "social", "ソーシャル": "social", "ソーシャルメディア": "social",
-    "website": "website", "web": "website", "ウェブ": "website", "ウェブサイト": "website",
-    "ホームページ": "website", "hp": "website", "webサイト": "website",
-    "newsletter": "newsletter", "広報紙": "newsletter", "広報誌": "newsletter", "市報": "newsletter",
+    "social": "social",
+    "sns": "social",
+    "ソーシャル": "social",
+    "ソーシャルメディア": "social",
+    "website": "website",
+    "web": "website",
+    "ウェブ": "website",
+    "ウェブサイト": "website",
+    "ホームページ": "website",
+    "hp": "website",
+    "webサイト": "website",
+    "newsletter": "newsletter",
+    "広報紙": "newsletter",
+    "広報誌": "newsletter",
+    "市報": "newsletter",
 }
 _STATUS = {
-    "planned": "planned", "予定": "planned", "有効": "planned", "公開": "planned",
-    "cancelled": "cancelled", "canceled": "cancelled", "中止": "cancelled", "取消": "cancelled",
-    "取り消し": "cancelled", "キャンセル": "cancelled",
+    "planned": "planned",
+    "予定": "planned",
+    "有効": "planned",
+    "公開": "planned",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+    "中止": "cancelled",
+    "取消": "cancelled",
+    "取り消し": "cancelled",
+    "キャンセル": "cancelled",
 }
 
 _SPLIT = re.compile(r"[、,;，；\n\r]+")

@@ -25,8 +25,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
 
-def png_bytes(width: int, height: int, top: Colour = (0, 0, 0), bottom: Colour | None = None,
-              *, stripe: int = 0) -> bytes:
+def png_bytes(
+    width: int, height: int, top: Colour = (0, 0, 0), bottom: Colour | None = None, *, stripe: int = 0
+) -> bytes:
     """An RGB PNG: a vertical gradient from ``top`` to ``bottom``, with diagonal stripes every ``stripe`` px."""
     bottom = bottom or top
     rows = bytearray()
@@ -38,8 +39,12 @@ def png_bytes(width: int, height: int, top: Colour = (0, 0, 0), bottom: Colour |
         for x in range(width):
             rows += light if stripe and ((x + y) // stripe) % 2 else colour
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(bytes(rows), 9))
-            + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(bytes(rows), 9))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def write_demo_media(directory: Path, *, size: int = 320) -> list[Path]:

@@ -40,7 +40,8 @@ def newsletter_rows(session: Any, year: int, month: int) -> list[dict[str, Any]]
     seen = {r["entry_id"] for r in rows}
     start, end = month_bounds(year, month)
     only = session.scalars(
-        select(LedgerEntry).where(LedgerEntry.publish_at >= start, LedgerEntry.publish_at < end)
+        select(LedgerEntry)
+        .where(LedgerEntry.publish_at >= start, LedgerEntry.publish_at < end)
         .order_by(LedgerEntry.publish_at, LedgerEntry.id)
     ).all()
     for entry in only:
@@ -48,16 +49,27 @@ def newsletter_rows(session: Any, year: int, month: int) -> list[dict[str, Any]]
         if entry.id in seen or channels != [NEWSLETTER] or entry.status in _NOT_OUT:
             continue
         payload = entry.payload or {}
-        rows.append({"entry_id": entry.id, "title": entry.title, "text": payload.get("text") or "",
-                     "category": payload.get("category"), "origin": entry.origin, "published_at": entry.publish_at,
-                     "accounts": []})
+        rows.append(
+            {
+                "entry_id": entry.id,
+                "title": entry.title,
+                "text": payload.get("text") or "",
+                "category": payload.get("category"),
+                "origin": entry.origin,
+                "published_at": entry.publish_at,
+                "accounts": [],
+            }
+        )
     return sorted(rows, key=lambda r: (r["published_at"], r["entry_id"]))
 
 
 def _wants_newsletter(session: Any, entry_id: str) -> bool:
     entry = session.get(LedgerEntry, entry_id)
-    return entry is not None and entry.status not in _NOT_OUT and NEWSLETTER in ((entry.payload or {}).get("channels")
-                                                                                   or [])
+    return (
+        entry is not None
+        and entry.status not in _NOT_OUT
+        and NEWSLETTER in ((entry.payload or {}).get("channels") or [])
+    )
 
 
 def export(ledger: Ledger, config: KohoConfig, year: int, month: int) -> dict[str, Any]:
@@ -68,8 +80,12 @@ def export(ledger: Ledger, config: KohoConfig, year: int, month: int) -> dict[st
         rows = newsletter_rows(session, year, month)
     path = export_month(rows, year, month, config.policy.channels.newsletter)
     result = {
-        "year": year, "month": month, "items": len(rows),
-        "xlsx": str(path), "csv": str(path.with_suffix(".csv")), "html": str(path.with_suffix(".html")),
+        "year": year,
+        "month": month,
+        "items": len(rows),
+        "xlsx": str(path),
+        "csv": str(path.with_suffix(".csv")),
+        "html": str(path.with_suffix(".html")),
         "entries": [r["entry_id"] for r in rows],
     }
     log.info("newsletter %04d-%02d: %d item(s) -> %s", year, month, len(rows), path)
@@ -82,11 +98,16 @@ def mail_editors(result: dict[str, Any], config: KohoConfig) -> bool:
 
     to = [e for e in [config.pr_email()] if e]
     if not to:
-        log.error("no PR section mail address (policy.pr_department in departments.yaml); the export is at %s",
-                  result["xlsx"])
+        log.error(
+            "no PR section mail address (policy.pr_department in departments.yaml); the export is at %s", result["xlsx"]
+        )
         return False
     city = config.policy.city_name if config.policy else "Koho"
-    send_mail(to=to, subject=f"[Koho] {city}: 広報紙用データ {result['year']}年{result['month']}月 "
-                             f"({result['items']} item(s))",
-              template="mail/newsletter_export.html.j2", result=result, city_name=city)
+    send_mail(
+        to=to,
+        subject=f"[Koho] {city}: 広報紙用データ {result['year']}年{result['month']}月 ({result['items']} item(s))",
+        template="mail/newsletter_export.html.j2",
+        result=result,
+        city_name=city,
+    )
     return True

@@ -57,8 +57,13 @@ class EntryApprovalOperator(ApprovalOperator):
         self.body = request.body
         self.response_timeout = remaining
         self.assigned_users = approval.approvers(self._approvers_variable())
-        self.log.info("asking for approval of %s r%s until %s (%d text(s))", request.entry_id, request.revision,
-                      deadline.isoformat(), len(request.parts))
+        self.log.info(
+            "asking for approval of %s r%s until %s (%d text(s))",
+            request.entry_id,
+            request.revision,
+            deadline.isoformat(),
+            len(request.parts),
+        )
         self._mail_request(context, request, deadline)
         return super().execute(context)
 
@@ -87,9 +92,15 @@ class EntryApprovalOperator(ApprovalOperator):
         except Exception:
             link = None
         try:
-            send_mail(to=to, subject=f"[Koho] {request.subject}", template="mail/approval_request.html.j2",
-                      request=request, deadline=deadline, link=link,
-                      city_name=config.policy.city_name if config.policy else "Koho")
+            send_mail(
+                to=to,
+                subject=f"[Koho] {request.subject}",
+                template="mail/approval_request.html.j2",
+                request=request,
+                deadline=deadline,
+                link=link,
+                city_name=config.policy.city_name if config.policy else "Koho",
+            )
         except Exception as exc:  # the request stands in the UI even if the relay is down
             self.log.warning("could not mail the approval request: %s", exc)
 
@@ -108,8 +119,9 @@ class EntryApprovalOperator(ApprovalOperator):
         chosen = result["chosen_options"][0]
         by = result.get("responded_by_user") or {}
         who = by.get("name") or by.get("id") if isinstance(by, dict) else None
-        decision = approval.apply_decision(Ledger.from_airflow(), str(self.entry_id), int(self.revision),
-                                           approved=chosen == self.APPROVE, by=who)
+        decision = approval.apply_decision(
+            Ledger.from_airflow(), str(self.entry_id), int(self.revision), approved=chosen == self.APPROVE, by=who
+        )
         decision["responded_at"] = str(result.get("responded_at") or "")
         return decision
 
@@ -123,8 +135,12 @@ class EntryApprovalOperator(ApprovalOperator):
 
         config = load_config()
         outcome = approval.handle_timeout(
-            Ledger.from_airflow(), str(self.entry_id), int(self.revision), deadline=deadline or utcnow(),
-            to=[e for e in [config.pr_email()] if e], city_name=config.policy.city_name if config.policy else "Koho",
+            Ledger.from_airflow(),
+            str(self.entry_id),
+            int(self.revision),
+            deadline=deadline or utcnow(),
+            to=[e for e in [config.pr_email()] if e],
+            city_name=config.policy.city_name if config.policy else "Koho",
         )
         if outcome["decision"] == "superseded":
             from airflow.sdk.exceptions import AirflowSkipException

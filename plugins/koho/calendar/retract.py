@@ -49,13 +49,24 @@ def retract_targets(ledger: Ledger, entry_id: str, accounts: Iterable[str] = ())
     found = {a.id for _, a in rows}
     unknown = sorted(wanted - found)
     if unknown:
-        raise RetractError(f"entry '{entry_id}' has no published post on {', '.join(unknown)} "
-                           f"(published on: {', '.join(sorted(found)) or 'none'})")
+        raise RetractError(
+            f"entry '{entry_id}' has no published post on {', '.join(unknown)} "
+            f"(published on: {', '.join(sorted(found)) or 'none'})"
+        )
     targets = [
-        {"delivery_id": d.id, "entry_id": entry_id, "account_id": a.id, "platform": a.platform,
-         "conn_id": a.connection_id or "", "remote_id": d.remote_id, "url": d.remote_url, "part_index": d.part_index,
-         "revision": d.revision}
-        for d, a in rows if not wanted or a.id in wanted
+        {
+            "delivery_id": d.id,
+            "entry_id": entry_id,
+            "account_id": a.id,
+            "platform": a.platform,
+            "conn_id": a.connection_id or "",
+            "remote_id": d.remote_id,
+            "url": d.remote_url,
+            "part_index": d.part_index,
+            "revision": d.revision,
+        }
+        for d, a in rows
+        if not wanted or a.id in wanted
     ]
     if not targets:
         raise RetractError(f"entry '{entry_id}' has no published post to delete")
@@ -69,8 +80,11 @@ def delete_one(target: dict[str, Any], hook_factory: HookFactory | None = None) 
     out = {**target, "status": "failed", "instruction": ""}
     where = target.get("url") or target.get("remote_id")
     if target["platform"] == WEBSITE:
-        out.update(status="manual", instruction=f"remove the news item {where} from the website by hand "
-                                                "(the page and its entry in the news feed)")
+        out.update(
+            status="manual",
+            instruction=f"remove the news item {where} from the website by hand "
+            "(the page and its entry in the news feed)",
+        )
         return out
     if hook_factory is None:
         from koho.platforms.registry import hook_for as hook_factory
@@ -80,8 +94,11 @@ def delete_one(target: dict[str, Any], hook_factory: HookFactory | None = None) 
             raise NotSupported(f"{target['platform']} cannot delete posts through its API", platform=target["platform"])
         hook.delete(target["remote_id"])
     except NotSupported:
-        out.update(status="manual", instruction=f"delete {where} by hand in the {target['platform']} app "
-                                                f"(account {target['account_id']}): its API cannot delete posts")
+        out.update(
+            status="manual",
+            instruction=f"delete {where} by hand in the {target['platform']} app "
+            f"(account {target['account_id']}): its API cannot delete posts",
+        )
     except PlatformError as exc:
         out.update(error=str(exc), instruction=f"delete {where} by hand, or run calendar_retract again: {exc}")
     else:

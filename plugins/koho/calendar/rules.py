@@ -108,9 +108,14 @@ def quiet_hours_problem(slot: PlannedSlot, caps: Caps, local: datetime) -> list[
     quiet = caps.quiet_hours
     if quiet is None or not quiet.contains(local.time()):
         return []
-    return [VolumeProblem(slot, "quiet_hours",
-                          f"{local:%H:%M} JST is inside the account's quiet hours {quiet} "
-                          "(only emergencies are posted then); choose a time outside them")]
+    return [
+        VolumeProblem(
+            slot,
+            "quiet_hours",
+            f"{local:%H:%M} JST is inside the account's quiet hours {quiet} "
+            "(only emergencies are posted then); choose a time outside them",
+        )
+    ]
 
 
 def spacing_problem(slot: PlannedSlot, caps: Caps, accepted: list[PlannedSlot], zone: tzinfo) -> list[VolumeProblem]:
@@ -124,9 +129,14 @@ def spacing_problem(slot: PlannedSlot, caps: Caps, accepted: list[PlannedSlot], 
     other = min(close, key=lambda o: abs(o.at - slot.at))
     apart = int(abs(other.at - slot.at).total_seconds() // 60)
     what = f"entry '{other.entry_id}'" if other.entry_id else "another post"
-    return [VolumeProblem(slot, "min_spacing",
-                          f"only {apart} min from {what} at {other.at.astimezone(zone):%Y-%m-%d %H:%M} JST; "
-                          f"the account needs at least {minutes} min between posts")]
+    return [
+        VolumeProblem(
+            slot,
+            "min_spacing",
+            f"only {apart} min from {what} at {other.at.astimezone(zone):%Y-%m-%d %H:%M} JST; "
+            f"the account needs at least {minutes} min between posts",
+        )
+    ]
 
 
 def daily_cap_problem(
@@ -136,6 +146,11 @@ def daily_cap_problem(
     if cap is None or len(same_day) < cap:
         return []
     times = ", ".join(f"{s.at.astimezone(zone):%H:%M}" for s in sorted(same_day, key=lambda s: s.at))
-    return [VolumeProblem(slot, "per_day",
-                          f"over the daily cap of {cap} post(s) on {day.isoformat()} (JST): already planned at "
-                          f"{times}; move it to another day or raise the account's caps.per_day")]
+    return [
+        VolumeProblem(
+            slot,
+            "per_day",
+            f"over the daily cap of {cap} post(s) on {day.isoformat()} (JST): already planned at "
+            f"{times}; move it to another day or raise the account's caps.per_day",
+        )
+    ]

@@ -65,7 +65,8 @@ def calendar_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(
-        p for p in directory.iterdir()
+        p
+        for p in directory.iterdir()
         if p.is_file() and p.suffix.lower() in CALENDAR_SUFFIXES and not p.name.startswith((".", "~$"))
     )
 
@@ -81,8 +82,9 @@ def read_source(path: Path, *, display_name: str | None = None) -> SourceRead:
     if suffix in EXCEL_SUFFIXES:
         return read_xlsx(path, display_name=name)
     if suffix == ".xls":
-        return SourceRead(name, problems=[Problem(Where(file=name),
-                                                  "old Excel format (.xls) is not read; save it as .xlsx")])
+        return SourceRead(
+            name, problems=[Problem(Where(file=name), "old Excel format (.xls) is not read; save it as .xlsx")]
+        )
     return SourceRead(name, problems=[Problem(Where(file=name), "not a calendar file (expected .yaml, .csv or .xlsx)")])
 
 
@@ -98,8 +100,9 @@ def yaml_entries(doc: YamlDocument) -> SourceRead:
     out = SourceRead(doc.file, problems=list(doc.problems))
     if doc.data is None:
         if not doc.problems:
-            out.problems.append(Problem(Where(file=doc.file), "file is empty (expected 'entries:' with a list)",
-                                        severity="warning"))
+            out.problems.append(
+                Problem(Where(file=doc.file), "file is empty (expected 'entries:' with a list)", severity="warning")
+            )
         return out
     if not isinstance(doc.data, dict) or "entries" not in doc.data:
         out.problems.append(Problem(doc.where(()), "expected a mapping with an 'entries:' list at the top"))
@@ -164,8 +167,9 @@ def read_csv(path: Path, *, display_name: str | None = None) -> SourceRead:
     except FileNotFoundError:
         return SourceRead(name, problems=[Problem(Where(file=name), "file not found")])
     except UnicodeDecodeError:
-        return SourceRead(name, problems=[Problem(Where(file=name),
-                                                  "cannot read the text: save the CSV as UTF-8 or Shift_JIS")])
+        return SourceRead(
+            name, problems=[Problem(Where(file=name), "cannot read the text: save the CSV as UTF-8 or Shift_JIS")]
+        )
     return csv_entries(text, name)
 
 
@@ -262,8 +266,11 @@ def _table_entries(
         present = {target for target in mapping.values() if isinstance(target, str)}
         missing = [columns.JAPANESE_HEADERS[f] for f in columns.REQUIRED_COLUMNS if f not in present]
         if missing:
-            out.problems.append(Problem(whole_row(header_row),
-                                        f"header row lacks the column(s) {', '.join(missing)}; no row was loaded"))
+            out.problems.append(
+                Problem(
+                    whole_row(header_row), f"header row lacks the column(s) {', '.join(missing)}; no row was loaded"
+                )
+            )
             return out
         for row, values in iterator:
             raw = _row_entry(row, values, header, mapping, closed, cell, whole_row)
@@ -288,8 +295,12 @@ def _find_header(rows: Iterator[tuple[int, list[Any]]], out: SourceRead, name: s
             return row, [None if columns.is_blank(v) else columns.as_text(v).strip() for v in values]
         if seen >= HEADER_SEARCH_ROWS:
             break
-    out.problems.append(Problem(Where(file=name), "no header row found; expected columns such as "
-                                                  "ID, タイトル, 公開日時, 対象, 本文 (see the template)"))
+    out.problems.append(
+        Problem(
+            Where(file=name),
+            "no header row found; expected columns such as ID, タイトル, 公開日時, 対象, 本文 (see the template)",
+        )
+    )
     return None, None
 
 
@@ -309,8 +320,13 @@ def _map_columns(header_row, header, out: SourceRead, cell) -> tuple[dict[int, A
         where = cell(header_row, col, title)
         if target is None:
             known = ", ".join(columns.JAPANESE_HEADERS.values())
-            out.problems.append(Problem(where, f"unknown column '{title}'; expected one of {known}, "
-                                               "'<platform or account>用本文', or メモ/備考 for notes"))
+            out.problems.append(
+                Problem(
+                    where,
+                    f"unknown column '{title}'; expected one of {known}, "
+                    "'<platform or account>用本文', or メモ/備考 for notes",
+                )
+            )
             refused[col] = f"value in the unknown column '{title}' (rename the column or move the value)"
         elif target in first_of:
             other = header[first_of[target]]
@@ -387,8 +403,12 @@ TEMPLATE_HELP = [
     ("ID", "必須", "gomi-2027-01", "英数字と - _ . のみ。すべてのカレンダーで重複しないこと"),
     ("タイトル", "必須", "1月のごみ収集日程", "管理用の件名。ホームページ・広報紙では見出しになる"),
     ("公開日時", "必須", "2027-01-05 09:00", "日本時間。日付と時刻の両方を書く"),
-    ("対象", "SNSなら必須", "city-x、city-line", "アカウントID、または all / general / special / "
-                                                  "topic:tourism / platform:instagram"),
+    (
+        "対象",
+        "SNSなら必須",
+        "city-x、city-line",
+        "アカウントID、または all / general / special / topic:tourism / platform:instagram",
+    ),
     ("チャネル", "任意", "SNS、ホームページ、広報紙", "空欄ならSNSのみ"),
     ("本文", "必須", "1月のごみ収集日程をお知らせします。", "全アカウント共通の本文。長すぎる場合は自動で調整"),
     ("リンク", "任意", "https://www.city.example.jp/gomi/", "https:// で始まるURL"),
@@ -457,10 +477,19 @@ def write_template(path: Path) -> Path:
 def write_csv_template(path: Path) -> Path:
     """Write the CSV template: UTF-8 with BOM so Excel on Japanese Windows opens it correctly."""
     example = {
-        "ID": "※記入例（この行は読み込まれません）", "タイトル": "1月のごみ収集日程", "公開日時": "2027-01-05 09:00",
-        "対象": "city-x、city-line", "チャネル": "SNS、ホームページ", "本文": "1月のごみ収集日程をお知らせします。",
-        "リンク": "https://www.city.example.jp/gomi/", "画像": "", "ハッシュタグ": "こほ市", "分類": "くらし",
-        "承認": "不要", "祝日可": "不要", "状態": "予定",
+        "ID": "※記入例（この行は読み込まれません）",
+        "タイトル": "1月のごみ収集日程",
+        "公開日時": "2027-01-05 09:00",
+        "対象": "city-x、city-line",
+        "チャネル": "SNS、ホームページ",
+        "本文": "1月のごみ収集日程をお知らせします。",
+        "リンク": "https://www.city.example.jp/gomi/",
+        "画像": "",
+        "ハッシュタグ": "こほ市",
+        "分類": "くらし",
+        "承認": "不要",
+        "祝日可": "不要",
+        "状態": "予定",
     }
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")

@@ -55,17 +55,34 @@ log = logging.getLogger(__name__)
 CALENDAR_DIR_ENV = "KOHO_CALENDAR_DIR"
 #: The entry fields whose change makes a new revision (a new post). Status is one of them:
 #: cancelling, and un-cancelling, must reach deliveries already planned.
-HASHED_FIELDS = ("title", "publish_at", "targets", "channels", "text", "overrides", "link", "images",
-                 "hashtags", "category", "approval", "status")
+HASHED_FIELDS = (
+    "title",
+    "publish_at",
+    "targets",
+    "channels",
+    "text",
+    "overrides",
+    "link",
+    "images",
+    "hashtags",
+    "category",
+    "approval",
+    "status",
+)
 #: Ledger statuses meaning "something of this entry is out there".
-PUBLISHED_STATUSES = frozenset({EntryStatus.PUBLISHED.value, EntryStatus.PARTIALLY_PUBLISHED.value,
-                                EntryStatus.CHANGED_AFTER_PUBLISH.value})
+PUBLISHED_STATUSES = frozenset(
+    {EntryStatus.PUBLISHED.value, EntryStatus.PARTIALLY_PUBLISHED.value, EntryStatus.CHANGED_AFTER_PUBLISH.value}
+)
 #: Ledger statuses in which the entry still waits to go out (and may be re-planned).
-OPEN_STATUSES = frozenset({EntryStatus.PLANNED.value, EntryStatus.AWAITING_APPROVAL.value,
-                           EntryStatus.APPROVED.value})
+OPEN_STATUSES = frozenset({EntryStatus.PLANNED.value, EntryStatus.AWAITING_APPROVAL.value, EntryStatus.APPROVED.value})
 #: Deliveries that count against caps and spacing (not failed or cancelled ones).
-COUNTING = (DeliveryStatus.PLANNED.value, DeliveryStatus.AWAITING_APPROVAL.value, DeliveryStatus.SENDING.value,
-            DeliveryStatus.PUBLISHED.value, DeliveryStatus.NEEDS_ATTENTION.value)
+COUNTING = (
+    DeliveryStatus.PLANNED.value,
+    DeliveryStatus.AWAITING_APPROVAL.value,
+    DeliveryStatus.SENDING.value,
+    DeliveryStatus.PUBLISHED.value,
+    DeliveryStatus.NEEDS_ATTENTION.value,
+)
 #: Prefix of the content hash of an entry cancelled because it left the files (see _handle_removed).
 REMOVED_PREFIX = "removed:"
 #: Deliveries planned within this much of "now" make the sync ask calendar_publish to run at once.
@@ -160,8 +177,9 @@ def sync_calendar(
         # The registry first, so that a newly added account can be planned right away.
         repo.upsert_accounts(session, registry_rows(config))
         if config.policy:
-            ensure_website_account(session, department=config.policy.pr_department,
-                                   base_url=str(config.policy.channels.website.base_url))
+            ensure_website_account(
+                session, department=config.policy.pr_department, base_url=str(config.policy.channels.website.base_url)
+            )
         existing = _existing_slots(session, now)
         known = _known_entries(session)
         past = {e.id for e in known.values() if e.publish_at <= now}
@@ -179,8 +197,9 @@ def sync_calendar(
 
     _handle_removed(ledger, reads, load, known, report, now=now)
     if not reads:
-        report.warnings.append(str(Problem(Where(file=str(directory)),
-                                           "no calendar file found; nothing was planned or cancelled")))
+        report.warnings.append(
+            str(Problem(Where(file=str(directory)), "no calendar file found; nothing was planned or cancelled"))
+        )
     report.approvals = _approval_requests(ledger, now=now, lead=lead, deadline=approval_deadline)
     report.due_soon = _due_soon(ledger, report, now=now)
     if report.errors:
@@ -228,8 +247,9 @@ def _existing_slots(session: Session, now: datetime) -> list[PlannedSlot]:
             LedgerDelivery.due_at >= now - timedelta(days=2),
         )
     ).all()
-    return [PlannedSlot(r.account_id, r.due_at, r.entry_id, emergency=r.origin == EntryOrigin.EMERGENCY.value)
-            for r in rows]
+    return [
+        PlannedSlot(r.account_id, r.due_at, r.entry_id, emergency=r.origin == EntryOrigin.EMERGENCY.value) for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -244,8 +264,17 @@ class _Known:
 
 
 def _known_entries(session: Session) -> dict[str, _Known]:
-    rows = session.execute(select(LedgerEntry.id, LedgerEntry.status, LedgerEntry.revision, LedgerEntry.content_hash,
-                                  LedgerEntry.publish_at, LedgerEntry.source, LedgerEntry.origin)).all()
+    rows = session.execute(
+        select(
+            LedgerEntry.id,
+            LedgerEntry.status,
+            LedgerEntry.revision,
+            LedgerEntry.content_hash,
+            LedgerEntry.publish_at,
+            LedgerEntry.source,
+            LedgerEntry.origin,
+        )
+    ).all()
     return {r.id: _Known(*r) for r in rows}
 
 
@@ -277,22 +306,41 @@ def entry_values(entry: FileEntry, *, status: str | None = None) -> dict[str, An
     return values
 
 
-def _sync_entry(session: Session, entry: FileEntry, known: _Known | None, report: SyncReport, *,
-                now: datetime, limits: dict[str, int]) -> None:
+def _sync_entry(
+    session: Session,
+    entry: FileEntry,
+    known: _Known | None,
+    report: SyncReport,
+    *,
+    now: datetime,
+    limits: dict[str, int],
+) -> None:
     digest = content_hash(entry)
     cancelled = entry.status == "cancelled"
     if known is not None and known.origin != EntryOrigin.CALENDAR.value:
-        report.errors.append(str(Problem(Where(file=entry.source), f"id '{entry.id}' is already used by an "
-                                         f"{known.origin} post; give the calendar entry another id")))
+        report.errors.append(
+            str(
+                Problem(
+                    Where(file=entry.source),
+                    f"id '{entry.id}' is already used by an {known.origin} post; give the calendar entry another id",
+                )
+            )
+        )
         return
     if known is not None and known.content_hash != digest:
         published = known.status in PUBLISHED_STATUSES or _has_published(session, entry.id)
         if not published and not cancelled and entry.publish_at <= now:
             # Changed, but its time has passed: planning it now would post it late and unasked.
-            report.warnings.append(str(Problem(Where(file=entry.source, field="publish_at"),
-                                               f"entry '{entry.id}' was changed but its time "
-                                               f"({to_local(entry.publish_at):%Y-%m-%d %H:%M} JST) has passed; it is "
-                                               "not posted. Set a future publish_at to post it")))
+            report.warnings.append(
+                str(
+                    Problem(
+                        Where(file=entry.source, field="publish_at"),
+                        f"entry '{entry.id}' was changed but its time "
+                        f"({to_local(entry.publish_at):%Y-%m-%d %H:%M} JST) has passed; it is "
+                        "not posted. Set a future publish_at to post it",
+                    )
+                )
+            )
             return
     result = repo.upsert_entry(session, entry_values(entry, status="cancelled" if cancelled else None), now=now)
     row = result.entry
@@ -304,12 +352,19 @@ def _sync_entry(session: Session, entry: FileEntry, known: _Known | None, report
         report.unchanged += 1
 
     if result.revised:
-        old = repo.cancel_deliveries(session, entry.id, below_revision=row.revision,
-                                     reason=f"replaced by revision {row.revision} of the calendar entry", now=now)
+        old = repo.cancel_deliveries(
+            session,
+            entry.id,
+            below_revision=row.revision,
+            reason=f"replaced by revision {row.revision} of the calendar entry",
+            now=now,
+        )
         _note_cancelled(report, entry.id, old.cancelled)
         if old.in_flight:
-            report.warnings.append(f"entry '{entry.id}': {len(old.in_flight)} delivery(ies) of the previous revision "
-                                   "were being sent while it changed; check the accounts for the old text")
+            report.warnings.append(
+                f"entry '{entry.id}': {len(old.in_flight)} delivery(ies) of the previous revision "
+                "were being sent while it changed; check the accounts for the old text"
+            )
     if row.status == EntryStatus.CHANGED_AFTER_PUBLISH.value:
         if result.revised:
             report.changed_after_publish.append(entry.id)
@@ -328,14 +383,19 @@ def _sync_entry(session: Session, entry: FileEntry, known: _Known | None, report
 
 
 def _has_published(session: Session, entry_id: str) -> bool:
-    return session.scalar(
-        select(LedgerDelivery.id).where(LedgerDelivery.entry_id == entry_id,
-                                        LedgerDelivery.status == DeliveryStatus.PUBLISHED.value).limit(1)
-    ) is not None
+    return (
+        session.scalar(
+            select(LedgerDelivery.id)
+            .where(LedgerDelivery.entry_id == entry_id, LedgerDelivery.status == DeliveryStatus.PUBLISHED.value)
+            .limit(1)
+        )
+        is not None
+    )
 
 
-def _plan(session: Session, row: LedgerEntry, entry: FileEntry, report: SyncReport, *,
-          now: datetime, limits: dict[str, int]) -> None:
+def _plan(
+    session: Session, row: LedgerEntry, entry: FileEntry, report: SyncReport, *, now: datetime, limits: dict[str, int]
+) -> None:
     """Plan the current revision for every target; cancel deliveries of targets no longer reached."""
     from koho.delivery.planner import WEBSITE, plan_entry
 
@@ -347,17 +407,34 @@ def _plan(session: Session, row: LedgerEntry, entry: FileEntry, report: SyncRepo
     if outcome.problems:
         report.plan_problems[entry.id] = dict(outcome.problems)
         for account_id, reason in outcome.problems.items():
-            report.errors.append(str(Problem(Where(file=entry.source, account=account_id),
-                                             f"entry '{entry.id}' is not planned for this account: {reason}")))
+            report.errors.append(
+                str(
+                    Problem(
+                        Where(file=entry.source, account=account_id),
+                        f"entry '{entry.id}' is not planned for this account: {reason}",
+                    )
+                )
+            )
     targets = set(entry.accounts) | ({WEBSITE} if "website" in entry.channels else set())
-    stale = set(session.scalars(
-        select(LedgerDelivery.account_id).where(LedgerDelivery.entry_id == entry.id,
-                                                LedgerDelivery.revision == row.revision)
-    )) - targets
+    stale = (
+        set(
+            session.scalars(
+                select(LedgerDelivery.account_id).where(
+                    LedgerDelivery.entry_id == entry.id, LedgerDelivery.revision == row.revision
+                )
+            )
+        )
+        - targets
+    )
     if stale:
         reasons = {a: entry.excluded_accounts.get(a, "no longer a target of the entry") for a in stale}
-        gone = repo.cancel_deliveries(session, entry.id, account_ids=sorted(stale), now=now,
-                                      reason="; ".join(f"{a}: {r}" for a, r in sorted(reasons.items())))
+        gone = repo.cancel_deliveries(
+            session,
+            entry.id,
+            account_ids=sorted(stale),
+            now=now,
+            reason="; ".join(f"{a}: {r}" for a, r in sorted(reasons.items())),
+        )
         _note_cancelled(report, entry.id, gone.cancelled)
 
 
@@ -367,8 +444,15 @@ def _note_cancelled(report: SyncReport, entry_id: str, ids: Iterable[int]) -> No
         report.cancelled.setdefault(entry_id, []).extend(ids)
 
 
-def _handle_removed(ledger: Ledger, reads: list[SourceRead], load: CalendarLoad, known: dict[str, _Known],
-                    report: SyncReport, *, now: datetime) -> None:
+def _handle_removed(
+    ledger: Ledger,
+    reads: list[SourceRead],
+    load: CalendarLoad,
+    known: dict[str, _Known],
+    report: SyncReport,
+    *,
+    now: datetime,
+) -> None:
     """Cancel what is still to be sent for entries deleted from the files.
 
     Only when the files could be read: a file with a syntax error (or no file at all) hides its
@@ -394,8 +478,9 @@ def _handle_removed(ledger: Ledger, reads: list[SourceRead], load: CalendarLoad,
         if gone.cancelled or entry.status in OPEN_STATUSES:
             report.removed.append(entry_id)
             _note_cancelled(report, entry_id, gone.cancelled)
-            log.info("entry %s was removed from the calendar: %d delivery(ies) cancelled", entry_id,
-                     len(gone.cancelled))
+            log.info(
+                "entry %s was removed from the calendar: %d delivery(ies) cancelled", entry_id, len(gone.cancelled)
+            )
 
 
 def _approval_requests(ledger: Ledger, *, now: datetime, lead: timedelta, deadline: Any) -> list[dict[str, Any]]:
@@ -404,15 +489,26 @@ def _approval_requests(ledger: Ledger, *, now: datetime, lead: timedelta, deadli
         rows = session.execute(
             select(LedgerEntry.id, LedgerEntry.revision, LedgerEntry.publish_at, LedgerEntry.title)
             .where(LedgerEntry.status == EntryStatus.AWAITING_APPROVAL.value, LedgerEntry.publish_at > now)
-            .where(select(LedgerDelivery.id).where(
-                LedgerDelivery.entry_id == LedgerEntry.id, LedgerDelivery.revision == LedgerEntry.revision,
-                LedgerDelivery.status == DeliveryStatus.AWAITING_APPROVAL.value).exists())
+            .where(
+                select(LedgerDelivery.id)
+                .where(
+                    LedgerDelivery.entry_id == LedgerEntry.id,
+                    LedgerDelivery.revision == LedgerEntry.revision,
+                    LedgerDelivery.status == DeliveryStatus.AWAITING_APPROVAL.value,
+                )
+                .exists()
+            )
             .order_by(LedgerEntry.publish_at, LedgerEntry.id)
         ).all()
     return [
-        {"entry_id": r.id, "revision": r.revision, "run_id": approval_run_id(r.id, r.revision),
-         "publish_at": r.publish_at.isoformat(), "deadline": deadline(r.publish_at, lead).isoformat(),
-         "title": r.title}
+        {
+            "entry_id": r.id,
+            "revision": r.revision,
+            "run_id": approval_run_id(r.id, r.revision),
+            "publish_at": r.publish_at.isoformat(),
+            "deadline": deadline(r.publish_at, lead).isoformat(),
+            "title": r.title,
+        }
         for r in rows
     ]
 
@@ -422,11 +518,15 @@ def _due_soon(ledger: Ledger, report: SyncReport, *, now: datetime) -> int:
     if not entries:
         return 0
     with ledger.session(readonly=True) as session:
-        return len(session.scalars(
-            select(LedgerDelivery.id).where(LedgerDelivery.entry_id.in_(entries),
-                                            LedgerDelivery.status == DeliveryStatus.PLANNED.value,
-                                            LedgerDelivery.due_at <= now + KICK_HORIZON)
-        ).all())
+        return len(
+            session.scalars(
+                select(LedgerDelivery.id).where(
+                    LedgerDelivery.entry_id.in_(entries),
+                    LedgerDelivery.status == DeliveryStatus.PLANNED.value,
+                    LedgerDelivery.due_at <= now + KICK_HORIZON,
+                )
+            ).all()
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,7 +544,7 @@ def _problems_alert(problems: list[str], *, now: datetime) -> AlertOut:
         kind="config_error",
         dedup_key=f"calendar_problems:{day}:{digest}",
         subject=f"{len(problems)} problem(s) in the posting calendar; the entries named are not (or not fully) "
-                "planned, the others are",
+        "planned, the others are",
         severity="warning",
         detail={"problems": list(problems)},
     )
@@ -468,6 +568,6 @@ def _changed_after_publish_alert(session: Session, row: LedgerEntry, *, cancelle
             "source": f"{row.source}:{row.source_line}" if row.source_line else row.source,
             "published on": where,
             "what to do": "correct the posts by hand, or delete them with the calendar_retract DAG "
-                          "(entry id, accounts, confirm); then make the calendar say what should stay",
+            "(entry id, accounts, confirm); then make the calendar say what should stay",
         },
     )

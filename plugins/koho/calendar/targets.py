@@ -20,9 +20,15 @@ GROUPS = ("all", "general", "special")
 GROUP_PREFIXES = ("topic:", "platform:")
 #: Japanese spellings staff use for the groups
 ALIASES = {
-    "すべて": "all", "全て": "all", "全部": "all", "全アカウント": "all",
-    "総合": "general", "一般": "general", "代表": "general",
-    "専門": "special", "分野別": "special",
+    "すべて": "all",
+    "全て": "all",
+    "全部": "all",
+    "全アカウント": "all",
+    "総合": "general",
+    "一般": "general",
+    "代表": "general",
+    "専門": "special",
+    "分野別": "special",
 }
 READ_ONLY_PLATFORMS = frozenset({"youtube"})  # Koho reads these; it never posts to them
 
@@ -67,8 +73,9 @@ def resolve_targets(
                 problems.append(issue)
                 continue
         elif not any(publishable(a) for a in members):
-            problems.append(Problem(place(i), f"group '{target}' has no active account Koho can post to",
-                                    severity="warning"))
+            problems.append(
+                Problem(place(i), f"group '{target}' has no active account Koho can post to", severity="warning")
+            )
         chosen.update(a.id for a in members if publishable(a))
     return [a for a in accounts if a.id in chosen], problems
 
@@ -93,8 +100,10 @@ def _members(key: str, raw: str, accounts: list[AccountConfig], here: Where):
             return None, Problem(here, f"Koho does not post to {platform} (it only reads it); remove '{raw}'")
         members = [a for a in accounts if a.platform == platform]
         if not members:
-            return None, Problem(here, f"no account on platform '{platform}' in '{raw}'; "
-                                       f"platforms in the registry: {', '.join(platforms)}")
+            return None, Problem(
+                here,
+                f"no account on platform '{platform}' in '{raw}'; platforms in the registry: {', '.join(platforms)}",
+            )
         return members, None
     for account in accounts:
         if account.id == key:

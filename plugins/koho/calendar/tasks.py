@@ -33,19 +33,27 @@ def sync() -> dict[str, Any]:
         log.error("calendar problem: %s", text)
     for text in report.warnings:
         log.warning("calendar warning: %s", text)
-    log.info("calendar sync: %d valid entries in %s; created %s, revised %s, %d unchanged; planned %s; "
-             "cancelled %s; removed %s; changed after publish %s; %d approval request(s)",
-             report.entries, ", ".join(report.files) or "(no file)", report.created or "none",
-             report.revised or "none", report.unchanged, report.planned or "nothing", report.cancelled or "nothing",
-             report.removed or "none", report.changed_after_publish or "none", len(report.approvals))
+    log.info(
+        "calendar sync: %d valid entries in %s; created %s, revised %s, %d unchanged; planned %s; "
+        "cancelled %s; removed %s; changed after publish %s; %d approval request(s)",
+        report.entries,
+        ", ".join(report.files) or "(no file)",
+        report.created or "none",
+        report.revised or "none",
+        report.unchanged,
+        report.planned or "nothing",
+        report.cancelled or "nothing",
+        report.removed or "none",
+        report.changed_after_publish or "none",
+        len(report.approvals),
+    )
     return report.as_dict()
 
 
 def approval_runs(report: dict[str, Any] | None) -> list[dict[str, Any]]:
     """``TriggerDagRunOperator`` kwargs: one ``calendar_approval`` run per entry revision awaiting approval."""
     return [
-        {"trigger_run_id": item["run_id"],
-         "conf": {"entry_id": item["entry_id"], "revision": item["revision"]}}
+        {"trigger_run_id": item["run_id"], "conf": {"entry_id": item["entry_id"], "revision": item["revision"]}}
         for item in (report or {}).get("approvals", [])
     ]
 
@@ -81,13 +89,19 @@ def report(report: dict[str, Any] | None) -> dict[str, Any]:
     to = [e for e in [config.pr_email()] if e]
     mailed = 0
     if to:
-        mailed = notify_pending(ledger, to=to, city_name=config.policy.city_name if config.policy else "Koho",
-                                kinds=["config_error"])
+        mailed = notify_pending(
+            ledger, to=to, city_name=config.policy.city_name if config.policy else "Koho", kinds=["config_error"]
+        )
     elif specs:
         log.error("no PR section mail address (policy.pr_department in departments.yaml); alerts stay in the ledger")
-    summary = {"new_alerts": new, "mailed": mailed, "errors": len(report.get("errors", [])),
-               "warnings": len(report.get("warnings", [])), "planned": report.get("planned", {}),
-               "approvals": len(report.get("approvals", []))}
+    summary = {
+        "new_alerts": new,
+        "mailed": mailed,
+        "errors": len(report.get("errors", [])),
+        "warnings": len(report.get("warnings", [])),
+        "planned": report.get("planned", {}),
+        "approvals": len(report.get("approvals", [])),
+    }
     log.info("calendar_sync summary: %s", summary)
     if report.get("errors"):
         raise AirflowFailException(
@@ -118,8 +132,12 @@ def retract_plan(params: dict[str, Any]) -> list[dict[str, Any]]:
         targets = retract_targets(Ledger.from_airflow(), entry_id, accounts)
     except RetractError as exc:
         raise AirflowFailException(str(exc)) from exc
-    log.info("retracting %d post(s) of %s: %s", len(targets), entry_id,
-             ", ".join(f"{t['account_id']}:{t['remote_id']}" for t in targets))
+    log.info(
+        "retracting %d post(s) of %s: %s",
+        len(targets),
+        entry_id,
+        ", ".join(f"{t['account_id']}:{t['remote_id']}" for t in targets),
+    )
     return targets
 
 
@@ -138,16 +156,27 @@ def retract_report(params: dict[str, Any], results: list[dict[str, Any]] | None,
     if to and (summary["deleted"] or summary["manual"] or summary["failed"]):
         city = config.policy.city_name if config.policy else "Koho"
         try:
-            send_mail(to=to, subject=f"[Koho] {city}: retracted '{entry_id}' "
-                                     f"({len(summary['manual'])} to delete by hand)",
-                      template="mail/retract.html.j2", summary=summary, by=by, city_name=city)
+            send_mail(
+                to=to,
+                subject=f"[Koho] {city}: retracted '{entry_id}' ({len(summary['manual'])} to delete by hand)",
+                template="mail/retract.html.j2",
+                summary=summary,
+                by=by,
+                city_name=city,
+            )
         except Exception as exc:
             log.warning("could not mail the retraction report: %s", exc)
-    log.info("retraction of %s: %d deleted, %d to delete by hand, %d failed", entry_id, len(summary["deleted"]),
-             len(summary["manual"]), len(summary["failed"]))
+    log.info(
+        "retraction of %s: %d deleted, %d to delete by hand, %d failed",
+        entry_id,
+        len(summary["deleted"]),
+        len(summary["manual"]),
+        len(summary["failed"]),
+    )
     if summary["failed"]:
-        raise AirflowFailException("some posts could not be deleted:\n"
-                                   + "\n".join(r["instruction"] for r in summary["failed"]))
+        raise AirflowFailException(
+            "some posts could not be deleted:\n" + "\n".join(r["instruction"] for r in summary["failed"])
+        )
     return summary
 
 

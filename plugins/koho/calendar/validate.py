@@ -103,9 +103,11 @@ def validate_sources(
             if isinstance(entry_id, str | int) and not isinstance(entry_id, bool) and str(entry_id).strip():
                 key = str(entry_id).strip()
                 if key in first_place:
-                    duplicate = Problem(raw.where(("id",)),
-                                        f"duplicate id '{key}': already used at {first_place[key]}; ids must be "
-                                        "unique across all calendar files (this one is not loaded)")
+                    duplicate = Problem(
+                        raw.where(("id",)),
+                        f"duplicate id '{key}': already used at {first_place[key]}; ids must be "
+                        "unique across all calendar files (this one is not loaded)",
+                    )
                 else:
                     first_place[key] = str(replace(raw.where(("id",)), field=None))
             found, result = checker.check(raw)
@@ -119,9 +121,12 @@ def validate_sources(
     for item in accepted:
         keep = item.finish()
         if keep is None:
-            problems.append(Problem(item.raw.where(("targets",)),
-                                    "no target account is left to post to (see the problems above); "
-                                    "the entry is not loaded"))
+            problems.append(
+                Problem(
+                    item.raw.where(("targets",)),
+                    "no target account is left to post to (see the problems above); the entry is not loaded",
+                )
+            )
         else:
             entries.append(keep)
     return CalendarLoad(entries, problems)
@@ -144,9 +149,13 @@ class _Accepted:
         social_only = self.entry.channels == ["social"]
         if self.entry.status == "planned" and social_only and not accounts:
             return None
-        return self.entry.model_copy(update={
-            "accounts": accounts, "excluded_accounts": dict(self.excluded), "source": self.raw.label,
-        })
+        return self.entry.model_copy(
+            update={
+                "accounts": accounts,
+                "excluded_accounts": dict(self.excluded),
+                "source": self.raw.label,
+            }
+        )
 
 
 class _EntryChecker:
@@ -168,12 +177,14 @@ class _EntryChecker:
         try:
             entry = CalendarEntry.model_validate(data, context=FROM_FILE)
         except ValidationError as exc:
-            errors = [e for e in exc.errors(include_url=False)
-                      if not (e["type"] == "missing" and e["loc"] and e["loc"][0] in raw.refused)]
+            errors = [
+                e
+                for e in exc.errors(include_url=False)
+                if not (e["type"] == "missing" and e["loc"] and e["loc"][0] in raw.refused)
+            ]
             return problems + [_schema_problem(raw, err) for err in errors], None
         if "social" in entry.channels and not entry.targets:
-            problems.append(Problem(raw.where(("targets",)),
-                                    f"a social post needs targets: {_HINTS['targets']}"))
+            problems.append(Problem(raw.where(("targets",)), f"a social post needs targets: {_HINTS['targets']}"))
         if _has_errors(problems):
             return problems, None
 
@@ -200,9 +211,13 @@ class _EntryChecker:
         out: list[Problem] = []
         local = to_local(entry.publish_at)
         if entry.publish_at <= self.now and entry.id not in self.published:
-            out.append(Problem(raw.where(("publish_at",)),
-                               f"{local:%Y-%m-%d %H:%M} JST is in the past (now {to_local(self.now):%Y-%m-%d %H:%M} "
-                               "JST); choose a future time, or set the status to cancelled"))
+            out.append(
+                Problem(
+                    raw.where(("publish_at",)),
+                    f"{local:%Y-%m-%d %H:%M} JST is in the past (now {to_local(self.now):%Y-%m-%d %H:%M} "
+                    "JST); choose a future time, or set the status to cancelled",
+                )
+            )
         for i, image in enumerate(entry.images):
             if not is_url(image):
                 reason = image_problem(image, self.media_dir)
@@ -215,9 +230,14 @@ class _EntryChecker:
         if "newsletter" in entry.channels and policy:
             limit = policy.channels.newsletter.max_item_chars
             if len(entry.text) > limit:
-                out.append(Problem(raw.where(("text",)),
-                                   f"text has {len(entry.text)} characters; the newsletter takes {limit} per item, "
-                                   "so the editors will need to shorten it", severity="warning"))
+                out.append(
+                    Problem(
+                        raw.where(("text",)),
+                        f"text has {len(entry.text)} characters; the newsletter takes {limit} per item, "
+                        "so the editors will need to shorten it",
+                        severity="warning",
+                    )
+                )
         return out
 
     def _holiday(self, raw: RawEntry, entry: CalendarEntry, local: datetime) -> list[Problem]:
@@ -227,14 +247,22 @@ class _EntryChecker:
             return []
         day = f"{local:%Y-%m-%d} is a public holiday ({name})"
         if rule == "block":
-            return [Problem(raw.where(("publish_at",)),
-                            f"{day} and the policy blocks posting on holidays (policy.yaml holidays: block); "
-                            "choose a working day")]
+            return [
+                Problem(
+                    raw.where(("publish_at",)),
+                    f"{day} and the policy blocks posting on holidays (policy.yaml holidays: block); "
+                    "choose a working day",
+                )
+            ]
         if entry.allow_holiday:
             return []
-        return [Problem(raw.where(("publish_at",)),
-                        f"{day}: fewer staff can answer replies; set allow_holiday (祝日可) if this is intended",
-                        severity="warning")]
+        return [
+            Problem(
+                raw.where(("publish_at",)),
+                f"{day}: fewer staff can answer replies; set allow_holiday (祝日可) if this is intended",
+                severity="warning",
+            )
+        ]
 
     def _override_keys(self, raw: RawEntry, entry: CalendarEntry) -> list[Problem]:
         out = []
@@ -243,9 +271,13 @@ class _EntryChecker:
                 known = [*PLATFORMS, *self.config.accounts_by_id]
                 hint = difflib.get_close_matches(key, known, n=1)
                 suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-                out.append(Problem(raw.where(("overrides", key)),
-                                   f"override for unknown platform or account '{key}'{suggestion}; expected a "
-                                   f"platform ({', '.join(PLATFORMS)}) or an account id"))
+                out.append(
+                    Problem(
+                        raw.where(("overrides", key)),
+                        f"override for unknown platform or account '{key}'{suggestion}; expected a "
+                        f"platform ({', '.join(PLATFORMS)}) or an account id",
+                    )
+                )
         return out
 
     def _targets(self, raw: RawEntry, entry: CalendarEntry):
@@ -258,9 +290,13 @@ class _EntryChecker:
         for key in entry.overrides:
             if key in reached or key not in (*PLATFORMS, *self.config.accounts_by_id):
                 continue
-            found.append(Problem(raw.where(("overrides", key)),
-                                 f"override for '{key}' has no effect: no target account matches it",
-                                 severity="warning"))
+            found.append(
+                Problem(
+                    raw.where(("overrides", key)),
+                    f"override for '{key}' has no effect: no target account matches it",
+                    severity="warning",
+                )
+            )
         return accounts, excluded, found
 
     # -- one target account ----------------------------------------------------------------------
@@ -272,16 +308,24 @@ class _EntryChecker:
         rule = rules_for(account.platform, limits)
         out = []
         if rule.image_required and not entry.images:
-            out.append(Problem(raw.where(("images",), account=account.id),
-                               f"{account.platform} posts need an image: add one under 画像 / images "
-                               "(a file in include/media or an https:// URL)"))
+            out.append(
+                Problem(
+                    raw.where(("images",), account=account.id),
+                    f"{account.platform} posts need an image: add one under 画像 / images "
+                    "(a file in include/media or an https:// URL)",
+                )
+            )
         text, source = entry.text_for(account.id, account.platform)
         reason = self._fit(account.platform, text, entry, rule)
         if reason:
             path = ("overrides", source.split(".", 1)[1]) if source.startswith("overrides.") else ("text",)
-            out.append(Problem(raw.where(path, account=account.id),
-                               f"text does not fit {account.platform} even after fitting: {reason}; shorten the "
-                               f"text or give this platform its own text (overrides / {account.platform}用本文)"))
+            out.append(
+                Problem(
+                    raw.where(path, account=account.id),
+                    f"text does not fit {account.platform} even after fitting: {reason}; shorten the "
+                    f"text or give this platform its own text (overrides / {account.platform}用本文)",
+                )
+            )
         return out
 
     def _fit(self, platform: str, text: str, entry: CalendarEntry, rule: Any) -> str | None:
@@ -315,8 +359,9 @@ def _apply_volume_rules(
         for account in item.accounts:
             if account.id in item.excluded:
                 continue
-            slots.append(PlannedSlot(account.id, item.entry.publish_at, item.entry.id,
-                                     where=item.raw.where(("publish_at",))))
+            slots.append(
+                PlannedSlot(account.id, item.entry.publish_at, item.entry.id, where=item.raw.where(("publish_at",)))
+            )
             owner[(item.entry.id, account.id)] = item
     caps = {a.id: config.caps_for(a) for a in config.accounts}
     out = []
@@ -352,7 +397,7 @@ def _humane(err: dict, loc: tuple) -> str:
     if kind == "bool_parsing" or kind == "bool_type":
         return f"'{got}' is not a yes/no value; expected true or false"
     if msg.startswith("Value error, "):
-        return msg[len("Value error, "):]
+        return msg[len("Value error, ") :]
     if got is not None and not isinstance(got, dict | list):
         return f"{msg} (got {got!r})"
     return msg

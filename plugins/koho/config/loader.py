@@ -146,8 +146,12 @@ def load_departments(doc: YamlDocument) -> tuple[list[Department], list[Problem]
         if dept is None:
             continue
         if dept.id in seen:
-            problems.append(Problem(doc.where(("departments", i, "id")),
-                                    f"duplicate department id '{dept.id}' (first defined on line {seen[dept.id]})"))
+            problems.append(
+                Problem(
+                    doc.where(("departments", i, "id")),
+                    f"duplicate department id '{dept.id}' (first defined on line {seen[dept.id]})",
+                )
+            )
             continue
         seen[dept.id] = doc.line_of(("departments", i, "id")) or 0
         out.append(dept)
@@ -168,17 +172,29 @@ def load_accounts(doc: YamlDocument, departments: Iterable[Department]) -> tuple
             continue
         here = ("accounts", i)
         if account.id in ids:
-            problems.append(Problem(doc.where((*here, "id"), account=account.id),
-                                    f"duplicate account id (first defined on line {ids[account.id]})"))
+            problems.append(
+                Problem(
+                    doc.where((*here, "id"), account=account.id),
+                    f"duplicate account id (first defined on line {ids[account.id]})",
+                )
+            )
             continue
         key = (account.platform, account.handle.lstrip("@").lower())
         if key in handles:
-            problems.append(Problem(doc.where((*here, "handle"), account=account.id),
-                                    f"the same {account.platform} handle is already registered on line {handles[key]}"))
+            problems.append(
+                Problem(
+                    doc.where((*here, "handle"), account=account.id),
+                    f"the same {account.platform} handle is already registered on line {handles[key]}",
+                )
+            )
             continue
         if account.department not in known_departments:
-            problems.append(Problem(doc.where((*here, "department"), account=account.id),
-                                    f"unknown department '{account.department}' (not in departments.yaml)"))
+            problems.append(
+                Problem(
+                    doc.where((*here, "department"), account=account.id),
+                    f"unknown department '{account.department}' (not in departments.yaml)",
+                )
+            )
             continue
         ids[account.id] = doc.line_of((*here, "id")) or 0
         handles[key] = doc.line_of((*here, "handle")) or 0
@@ -196,8 +212,11 @@ def load_policy(doc: YamlDocument, departments: Iterable[Department]) -> tuple[P
     policy, problems = _validate(Policy, doc.data, doc, ())
     problems = doc.problems + problems
     if policy and policy.pr_department not in {d.id for d in departments}:
-        problems.append(Problem(doc.where(("pr_department",)),
-                                f"unknown department '{policy.pr_department}' (not in departments.yaml)"))
+        problems.append(
+            Problem(
+                doc.where(("pr_department",)), f"unknown department '{policy.pr_department}' (not in departments.yaml)"
+            )
+        )
     return policy, problems
 
 

@@ -38,10 +38,22 @@ class PlanOutcome:
 
 def ensure_website_account(session: Session, *, department: str, base_url: str) -> None:
     """The website channel is a delivery target like an account; give it its ledger row."""
-    repo.upsert_accounts(session, [{
-        "id": WEBSITE, "platform": WEBSITE, "handle": base_url, "display_name": "City website",
-        "kind": "general", "department": department, "status": "active", "connection_id": None, "settings": {},
-    }])
+    repo.upsert_accounts(
+        session,
+        [
+            {
+                "id": WEBSITE,
+                "platform": WEBSITE,
+                "handle": base_url,
+                "display_name": "City website",
+                "kind": "general",
+                "department": department,
+                "status": "active",
+                "connection_id": None,
+                "settings": {},
+            }
+        ],
+    )
 
 
 def supports_replies(platform: str) -> bool:
@@ -63,8 +75,14 @@ def fitted_parts(
         return [text]
     rule = rules_for(platform, limits)
     return fit(
-        platform, text, link=link, hashtags=() if mode == "emergency" else hashtags, more_url=more_url,
-        mode=mode, allow_thread=supports_replies(platform), rule=rule,
+        platform,
+        text,
+        link=link,
+        hashtags=() if mode == "emergency" else hashtags,
+        more_url=more_url,
+        mode=mode,
+        allow_thread=supports_replies(platform),
+        rule=rule,
     ).parts
 
 
@@ -103,8 +121,13 @@ def plan_entry(
             text = payload.get("text") or ""  # accuracy first: no per-medium rewording
         try:
             parts = fitted_parts(
-                account.platform, text, link=payload.get("link"), hashtags=payload.get("hashtags") or (),
-                mode=mode, more_url=more_url, limits=limits,
+                account.platform,
+                text,
+                link=payload.get("link"),
+                hashtags=payload.get("hashtags") or (),
+                mode=mode,
+                more_url=more_url,
+                limits=limits,
             )
         except KohoError as exc:
             outcome.problems[account_id] = str(exc)
@@ -112,9 +135,15 @@ def plan_entry(
         parent: Delivery | None = None
         for index, part in enumerate(parts):
             result = repo.plan_delivery(
-                session, entry_id=entry.id, account_id=account_id, revision=entry.revision,
-                due_at=entry.publish_at, text=part, part_index=index,
-                parent_delivery_id=parent.id if parent else None, awaiting_approval=waiting,
+                session,
+                entry_id=entry.id,
+                account_id=account_id,
+                revision=entry.revision,
+                due_at=entry.publish_at,
+                text=part,
+                part_index=index,
+                parent_delivery_id=parent.id if parent else None,
+                awaiting_approval=waiting,
             )
             parent = result.delivery
             outcome.deliveries.append(result.delivery.id)

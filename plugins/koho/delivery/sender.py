@@ -232,16 +232,23 @@ class Sender:
                 outcome.status, outcome.remote_id, outcome.url = "published", delivery.remote_id, delivery.remote_url
             return outcome
         if snapshot.account_status != "active":
-            return self._fail(snapshot, f"account {snapshot.account_id} is {snapshot.account_status}; not posted",
-                              retryable=False)
+            return self._fail(
+                snapshot, f"account {snapshot.account_id} is {snapshot.account_status}; not posted", retryable=False
+            )
         if snapshot.parent_id is not None and not snapshot.parent_remote_id:
             if snapshot.parent_status in _PARENT_MAY_STILL_GO:
                 # The previous part is still on its way (e.g. its outcome is being reconciled):
                 # nothing was sent, so this part goes back to wait for it.
-                return self._fail(snapshot, f"waiting for part {snapshot.part_index} of this thread "
-                                            f"(it is {snapshot.parent_status})", retryable=True)
-            return self._fail(snapshot, "the previous part of this thread was not published, so this part "
-                                        "cannot answer it", retryable=False)
+                return self._fail(
+                    snapshot,
+                    f"waiting for part {snapshot.part_index} of this thread (it is {snapshot.parent_status})",
+                    retryable=True,
+                )
+            return self._fail(
+                snapshot,
+                "the previous part of this thread was not published, so this part cannot answer it",
+                retryable=False,
+            )
         started = utcnow()
         outcome.sent_at = started.isoformat()
         outcome.late_seconds = (started - snapshot.due_at).total_seconds()
@@ -252,14 +259,18 @@ class Sender:
                 post = OutgoingPost(
                     text=snapshot.text,
                     image_urls=image_urls(snapshot.payload, self.config, local=uploads_images(snapshot.platform))
-                    if snapshot.part_index == 0 and carries_images(snapshot.payload, snapshot.platform)
-                    and takes_images(snapshot.platform) else (),
+                    if snapshot.part_index == 0
+                    and carries_images(snapshot.payload, snapshot.platform)
+                    and takes_images(snapshot.platform)
+                    else (),
                     reply_to=snapshot.parent_remote_id,
                     created_at=snapshot.planned_created_at,
                 )
                 with self._claim_kept(delivery_id, snapshot.attempts):
                     published = self.hook(snapshot.account).publish_once(
-                        post, idempotency_key=snapshot.key, maybe_sent_before=claim.maybe_sent_before,
+                        post,
+                        idempotency_key=snapshot.key,
+                        maybe_sent_before=claim.maybe_sent_before,
                         since=snapshot.planned_created_at - timedelta(minutes=10),
                     )
         except (PermanentlyRejected, AuthExpired, NotSupported) as exc:
@@ -276,8 +287,13 @@ class Sender:
         outcome.published_at = finished.isoformat()
         outcome.call_seconds = (finished - started).total_seconds()
         outcome.reconciled = bool(getattr(published, "reconciled", False))
-        log.info("delivery %s (%s part %s) published: %s", delivery_id, snapshot.account_id, snapshot.part_index,
-                 published.url or published.remote_id)
+        log.info(
+            "delivery %s (%s part %s) published: %s",
+            delivery_id,
+            snapshot.account_id,
+            snapshot.part_index,
+            published.url or published.remote_id,
+        )
         return outcome
 
     @contextmanager
@@ -321,17 +337,24 @@ class Sender:
         payload = snapshot.payload
         media = media_dir()
         item = NewsItem(
-            id=snapshot.entry_id, title=payload.get("title") or snapshot.entry_id, body=payload.get("text") or "",
-            published_at=snapshot.due_at, link=payload.get("link"), category=payload.get("category"),
+            id=snapshot.entry_id,
+            title=payload.get("title") or snapshot.entry_id,
+            body=payload.get("text") or "",
+            published_at=snapshot.due_at,
+            link=payload.get("link"),
+            category=payload.get("category"),
             images=[img if "://" in img else str(media / img) for img in payload.get("images") or ()]
-            if carries_images(payload, WEBSITE) else [],
-            emergency=snapshot.origin == "emergency", all_clear=bool(payload.get("all_clear")),
+            if carries_images(payload, WEBSITE)
+            else [],
+            emergency=snapshot.origin == "emergency",
+            all_clear=bool(payload.get("all_clear")),
         )
         news = publish_news_item(item, self.config.policy.channels.website)
         return PublishedPost(remote_id=snapshot.entry_id, url=news.url)
 
-    def _fail(self, snapshot: _Snapshot, reason: str, *, retryable: bool,
-              started: datetime | None = None) -> DeliveryOutcome:
+    def _fail(
+        self, snapshot: _Snapshot, reason: str, *, retryable: bool, started: datetime | None = None
+    ) -> DeliveryOutcome:
         with self.ledger.session() as session:
             row = repo.mark_failed(session, snapshot.delivery_id, reason, retryable=retryable)
             if not retryable:
@@ -377,25 +400,44 @@ class _Snapshot:
     @classmethod
     def of(cls, delivery: Delivery, account: Account, entry: CalendarEntry, parent: Delivery | None) -> _Snapshot:
         return cls(
-            delivery_id=delivery.id, entry_id=delivery.entry_id, origin=entry.origin, account_id=account.id,
-            account=_detached(account), account_status=account.status, platform=account.platform,
-            part_index=delivery.part_index, key=delivery.idempotency_key, attempts=delivery.attempts,
+            delivery_id=delivery.id,
+            entry_id=delivery.entry_id,
+            origin=entry.origin,
+            account_id=account.id,
+            account=_detached(account),
+            account_status=account.status,
+            platform=account.platform,
+            part_index=delivery.part_index,
+            key=delivery.idempotency_key,
+            attempts=delivery.attempts,
             text=delivery.text,
-            due_at=delivery.due_at, planned_created_at=delivery.planned_created_at,
-            payload={**(entry.payload or {}), "title": entry.title}, parent_id=delivery.parent_delivery_id,
+            due_at=delivery.due_at,
+            planned_created_at=delivery.planned_created_at,
+            payload={**(entry.payload or {}), "title": entry.title},
+            parent_id=delivery.parent_delivery_id,
             parent_remote_id=parent.remote_id if parent is not None and parent.status == "published" else None,
             parent_status=parent.status if parent is not None else None,
         )
 
     def outcome(self, status: str, *, error: str | None = None) -> DeliveryOutcome:
         return DeliveryOutcome(
-            delivery_id=self.delivery_id, entry_id=self.entry_id, account_id=self.account_id,
-            platform=self.platform, part_index=self.part_index, status=status, error=error,
+            delivery_id=self.delivery_id,
+            entry_id=self.entry_id,
+            account_id=self.account_id,
+            platform=self.platform,
+            part_index=self.part_index,
+            status=status,
+            error=error,
             due_at=self.due_at.isoformat(),
         )
 
 
 def _detached(account: Account) -> Account:
     """A plain copy of the account row, usable after its session closed."""
-    return Account(id=account.id, platform=account.platform, handle=account.handle,
-                   connection_id=account.connection_id, status=account.status)
+    return Account(
+        id=account.id,
+        platform=account.platform,
+        handle=account.handle,
+        connection_id=account.connection_id,
+        status=account.status,
+    )

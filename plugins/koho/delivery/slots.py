@@ -65,8 +65,9 @@ def due_chains(session, *, until: datetime, since: datetime | None = None) -> li
     return group_into_slots(session.scalars(query.order_by(Delivery.due_at, Delivery.id)))
 
 
-def wait_until(moment: datetime, *, sleep: Callable[[float], None] = time.sleep,
-               clock: Callable[[], datetime] = utcnow) -> None:
+def wait_until(
+    moment: datetime, *, sleep: Callable[[float], None] = time.sleep, clock: Callable[[], datetime] = utcnow
+) -> None:
     """Sleep until ``moment``; called only for the last seconds before a slot (the trigger did the rest)."""
     remaining = (moment - clock()).total_seconds()
     if remaining > 0:

@@ -25,8 +25,9 @@ LATE_GRACE = timedelta(hours=3)
 RESERVATION_GRACE = timedelta(minutes=2)
 
 
-def due_slots(ledger: Ledger, *, horizon: timedelta, stale_after: timedelta | None = None,
-              run_id: str | None = None) -> list[dict]:
+def due_slots(
+    ledger: Ledger, *, horizon: timedelta, stale_after: timedelta | None = None, run_id: str | None = None
+) -> list[dict]:
     """Slots to send from now until ``now + horizon``: planned deliveries, overdue ones (sent at
     once), and deliveries left 'sending' by a dead worker for longer than ``stale_after``
     (default: ``$KOHO_STALE_AFTER_SECONDS`` or 15 minutes).
@@ -49,18 +50,21 @@ def due_slots(ledger: Ledger, *, horizon: timedelta, stale_after: timedelta | No
         ).all()
         for delivery in too_late:
             repo.mark_needs_attention(
-                session, delivery.id,
+                session,
+                delivery.id,
                 f"not sent: it was due {delivery.due_at.isoformat()} and is more than {LATE_GRACE} late; "
                 "re-plan or cancel it",
             )
         rows = session.scalars(
-            select(Delivery).where(
+            select(Delivery)
+            .where(
                 Delivery.due_at <= now + horizon,
                 or_(
                     Delivery.status == "planned",
                     (Delivery.status == "sending") & (Delivery.sending_since < now - stale_after),
                 ),
-            ).order_by(Delivery.due_at, Delivery.id)
+            )
+            .order_by(Delivery.due_at, Delivery.id)
         ).all()
         if run_id:
             rows = _take_on(session, rows, run_id, now)
@@ -71,8 +75,13 @@ def due_slots(ledger: Ledger, *, horizon: timedelta, stale_after: timedelta | No
         key = at.isoformat()
         merged[key] = Slot(at, merged[key].chains + slot.chains) if key in merged else Slot(at, slot.chains)
     out = [s.as_dict() for s in merged.values()]
-    log.info("%s slot(s), %s deliveries due by %s; %s too late for a person to decide",
-             len(out), sum(s.size for s in merged.values()), (now + horizon).isoformat(), len(too_late))
+    log.info(
+        "%s slot(s), %s deliveries due by %s; %s too late for a person to decide",
+        len(out),
+        sum(s.size for s in merged.values()),
+        (now + horizon).isoformat(),
+        len(too_late),
+    )
     return out
 
 
@@ -89,12 +98,19 @@ def _take_on(session: Any, rows: list[Delivery], run_id: str, now: Any) -> list[
         return rows
     dag_prefix = run_id.split("/", 1)[0] + "/"
     # Free: nobody's, ours, or marked by another workflow (an ad-hoc run that tried and let go).
-    free = or_(table.c.dag_run_id.is_(None), table.c.dag_run_id == run_id,
-               ~table.c.dag_run_id.startswith(dag_prefix, autoescape=True))
-    taken = set(session.execute(
-        table.update().where(table.c.id.in_(future), table.c.status == "planned", free)
-        .values(dag_run_id=run_id).returning(table.c.id)
-    ).scalars())
+    free = or_(
+        table.c.dag_run_id.is_(None),
+        table.c.dag_run_id == run_id,
+        ~table.c.dag_run_id.startswith(dag_prefix, autoescape=True),
+    )
+    taken = set(
+        session.execute(
+            table.update()
+            .where(table.c.id.in_(future), table.c.status == "planned", free)
+            .values(dag_run_id=run_id)
+            .returning(table.c.id)
+        ).scalars()
+    )
     held = len(future) - len(taken)
     if held:
         log.info("%s future delivery(ies) are already taken on by another publishing run", held)
@@ -111,12 +127,16 @@ def report_outcomes(ledger: Ledger, outcomes: list[dict[str, Any]], *, to: list[
         AlertSpec(
             kind="delivery_failed",
             dedup_key=f"delivery_failed:{o['delivery_id']}:{o['status']}",
-            subject=f"{o['account_id']}: '{o['entry_id']}' " + (
-                "was not published" if o["status"] == "failed" else "may not have been published"),
+            subject=f"{o['account_id']}: '{o['entry_id']}' "
+            + ("was not published" if o["status"] == "failed" else "may not have been published"),
             severity="critical" if o["status"] == "failed" else "warning",
             account_id=o["account_id"] if o["account_id"] != "website" else None,
-            detail={"entry": o["entry_id"], "platform": o["platform"], "reason": o.get("error") or "",
-                    "due": o.get("due_at") or ""},
+            detail={
+                "entry": o["entry_id"],
+                "platform": o["platform"],
+                "reason": o.get("error") or "",
+                "due": o.get("due_at") or "",
+            },
         )
         for o in failed
     ]
@@ -125,7 +145,11 @@ def report_outcomes(ledger: Ledger, outcomes: list[dict[str, Any]], *, to: list[
     mailed = notify_pending(ledger, to=to, city_name=city_name, kinds=["delivery_failed"]) if new and to else 0
     published = [o for o in outcomes if o and o.get("status") == "published"]
     late = sorted(o["late_seconds"] for o in published if o.get("late_seconds") is not None)
-    summary = {"published": len(published), "failed": len(failed), "mailed": mailed,
-               "late_p50": late[len(late) // 2] if late else None}
+    summary = {
+        "published": len(published),
+        "failed": len(failed),
+        "mailed": mailed,
+        "late_p50": late[len(late) // 2] if late else None,
+    }
     log.info("publishing summary: %s", summary)
     return summary

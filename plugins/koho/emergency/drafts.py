@@ -65,8 +65,11 @@ def draft_context(area_warning: AreaWarning, settings: EmergencySettings) -> dic
     """Everything the template may use; the bulletin's text stays plain strings."""
     by_status: dict[str, list[str]] = {}
     for kind in area_warning.kinds:
-        group = "changed" if kind.status in CHANGED_STATUSES else {
-            "発表": "issued", "継続": "continued", "解除": "lifted"}.get(kind.status, "issued")
+        group = (
+            "changed"
+            if kind.status in CHANGED_STATUSES
+            else {"発表": "issued", "継続": "continued", "解除": "lifted"}.get(kind.status, "issued")
+        )
         by_status.setdefault(group, []).append(kind.name)
     return {
         "city_name": settings.city_name,

@@ -51,8 +51,15 @@ DEFAULT_FEED_TITLES = ("気象警報・注意報（Ｈ２７）",)
 INFO_TYPES = ("発表", "訂正", "取消")
 CONTROL_STATUSES = ("通常", "訓練", "試験")
 #: ``Kind/Status`` values of VPWW54 (解説資料 気象警報・注意報（Ｈ２７）).
-KIND_STATUSES = ("発表", "継続", "特別警報から警報", "特別警報から注意報", "警報から注意報", "解除",
-                 "発表警報・注意報はなし")
+KIND_STATUSES = (
+    "発表",
+    "継続",
+    "特別警報から警報",
+    "特別警報から注意報",
+    "警報から注意報",
+    "解除",
+    "発表警報・注意報はなし",
+)
 #: Largest document accepted. Real warning bulletins are tens of kilobytes; a feed is ~1-2 MB.
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
 
@@ -197,14 +204,16 @@ def parse_feed(data: bytes, url: str) -> Feed:
                 updated = _aware(raw, url, f"entry {index} <updated>")
             except JmaDocumentError as exc:
                 problems.append(str(exc))
-        entries.append(FeedEntry(
-            id=entry_id or link,
-            title=_text(entry, "title"),
-            updated=updated,
-            link=urljoin(url, link),
-            author=_text(entry, "author/name"),
-            content=_text(entry, "content"),
-        ))
+        entries.append(
+            FeedEntry(
+                id=entry_id or link,
+                title=_text(entry, "title"),
+                updated=updated,
+                link=urljoin(url, link),
+                author=_text(entry, "author/name"),
+                content=_text(entry, "content"),
+            )
+        )
     feed_updated = None
     if raw := _text(root, "updated"):
         try:
@@ -297,8 +306,10 @@ def parse_document(data: bytes, url: str) -> Warning:
         for index, item in enumerate(warning.findall("Item"), start=1):
             code, name = _text(item, "Area/Code"), _text(item, "Area/Name")
             if not re.fullmatch(r"\d{7}", code):
-                problems.append(f"{url}: {MUNICIPAL_WARNING_TYPE} item {index} ({name or 'no name'}) "
-                                f"has no 7-digit Area/Code (got {code!r}); skipped")
+                problems.append(
+                    f"{url}: {MUNICIPAL_WARNING_TYPE} item {index} ({name or 'no name'}) "
+                    f"has no 7-digit Area/Code (got {code!r}); skipped"
+                )
                 continue
             kinds = []
             for kind in item.findall("Kind"):
@@ -437,18 +448,20 @@ def relevant(warning: Warning, settings: WatchFilter) -> list[AreaWarning]:
         wanted = tuple(k for k in area.kinds if k.name in kinds and k.status in statuses)
         if not wanted:
             continue
-        out.append(AreaWarning(
-            event_id=warning.event_id,
-            report_time=warning.report_time,
-            info_type=warning.info_type,
-            title=warning.title,
-            headline=warning.headline,
-            office=warning.office,
-            document_url=warning.url,
-            area_code=area.area_code,
-            area_name=area.area_name,
-            kinds=wanted,
-        ))
+        out.append(
+            AreaWarning(
+                event_id=warning.event_id,
+                report_time=warning.report_time,
+                info_type=warning.info_type,
+                title=warning.title,
+                headline=warning.headline,
+                office=warning.office,
+                document_url=warning.url,
+                area_code=area.area_code,
+                area_name=area.area_name,
+                kinds=wanted,
+            )
+        )
     return out
 
 
@@ -477,8 +490,12 @@ class Cancellation:
     cancelled_url: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"document_url": self.document_url, "report_time": self.report_time.isoformat(),
-                "title": self.title, "cancelled_url": self.cancelled_url}
+        return {
+            "document_url": self.document_url,
+            "report_time": self.report_time.isoformat(),
+            "title": self.title,
+            "cancelled_url": self.cancelled_url,
+        }
 
 
 @dataclass
@@ -508,8 +525,9 @@ def select_new(warnings: Iterable[Warning], settings: WatchFilter, seen_keys: It
             if target is not None:
                 for area_warning in relevant(target, settings):
                     pending.pop(draft_key(area_warning), None)
-            selection.cancellations.append(Cancellation(warning.url, warning.report_time, warning.title,
-                                                        target.url if target else None))
+            selection.cancellations.append(
+                Cancellation(warning.url, warning.report_time, warning.title, target.url if target else None)
+            )
             continue
         history.setdefault(warning.series, []).append(warning)
         for area_warning in relevant(warning, settings):
@@ -544,8 +562,10 @@ class EmergencySettings(BaseModel):
     poll_interval_seconds: float = Field(default=60, ge=1, le=3600)
     approval_timeout_minutes: int = Field(default=15, ge=1, le=24 * 60)
     template: str = Field(default="posts/emergency/jma_warning.j2", pattern=r"^[\w./-]+\.j2$")
-    page_url: str = Field(default="https://www.jma.go.jp/bosai/warning/#lang=ja&area_type=class20s&area_code={area_code}",
-                          pattern=r"^https?://\S+$")
+    page_url: str = Field(
+        default="https://www.jma.go.jp/bosai/warning/#lang=ja&area_type=class20s&area_code={area_code}",
+        pattern=r"^https?://\S+$",
+    )
 
     @field_validator("kinds")
     @classmethod

@@ -139,8 +139,12 @@ class JmaFeedPoller:
         self._client_errors = 0
 
     def state(self) -> dict[str, Any]:
-        return {"seen_keys": self.seen_keys.as_list(), "seen_documents": self.seen_documents.as_list(),
-                "etag": self.etag, "last_modified": self.last_modified}
+        return {
+            "seen_keys": self.seen_keys.as_list(),
+            "seen_documents": self.seen_documents.as_list(),
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+        }
 
     async def poll(self, session: aiohttp.ClientSession) -> PollResult:
         """Fetch the feed (conditionally) and every new bulletin in it; never raises for
@@ -160,8 +164,10 @@ class JmaFeedPoller:
             self._client_errors += 1
             self.log.error("JMA feed %s: %s (%s in a row)", self.feed_url, exc, self._client_errors)
             if self._client_errors >= self.max_client_errors:
-                result.fatal = (f"JMA feed {self.feed_url} was refused {self._client_errors} times in a row ({exc}); "
-                                "check feed_url in include/config/emergency.yaml")
+                result.fatal = (
+                    f"JMA feed {self.feed_url} was refused {self._client_errors} times in a row ({exc}); "
+                    "check feed_url in include/config/emergency.yaml"
+                )
             return result
         self._client_errors = 0
         if status == 304:
@@ -312,17 +318,23 @@ class JmaFeedTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.request_timeout = float(request_timeout)
         self.max_seen = int(max_seen)
-        self.seen_keys = list(seen_keys)[-self.max_seen:]
-        self.seen_documents = list(seen_documents)[-self.max_seen:]
+        self.seen_keys = list(seen_keys)[-self.max_seen :]
+        self.seen_documents = list(seen_documents)[-self.max_seen :]
         self.etag = etag
         self.last_modified = last_modified
 
     @classmethod
     def from_settings(cls, settings: EmergencySettings, **state: Any) -> JmaFeedTrigger:
         """The trigger for ``settings``; ``state`` is the ``state`` of the previous event, if any."""
-        return cls(feed_url=settings.feed_url, area_codes=settings.area_codes, kinds=settings.kinds,
-                   statuses=settings.statuses, feed_titles=settings.feed_titles,
-                   poll_interval=settings.poll_interval_seconds, **state)
+        return cls(
+            feed_url=settings.feed_url,
+            area_codes=settings.area_codes,
+            kinds=settings.kinds,
+            statuses=settings.statuses,
+            feed_titles=settings.feed_titles,
+            poll_interval=settings.poll_interval_seconds,
+            **state,
+        )
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return CLASS_PATH, {
@@ -368,22 +380,29 @@ class JmaFeedTrigger(BaseTrigger):
                     yield TriggerEvent({"kind": "error", "feed_url": self.feed_url, "message": result.fatal})
                     return
                 if result.warnings:
-                    self.log.info("JMA feed %s: %s new warning(s) for %s", self.feed_url, len(result.warnings),
-                                  ", ".join(self.area_codes))
+                    self.log.info(
+                        "JMA feed %s: %s new warning(s) for %s",
+                        self.feed_url,
+                        len(result.warnings),
+                        ", ".join(self.area_codes),
+                    )
                     await self.before_firing()
-                    yield TriggerEvent({
-                        "kind": "jma_warnings",
-                        "feed_url": self.feed_url,
-                        "warnings": result.warnings,
-                        "cancellations": result.cancellations,
-                        "problems": problems,
-                        "state": poller.state(),
-                    })
+                    yield TriggerEvent(
+                        {
+                            "kind": "jma_warnings",
+                            "feed_url": self.feed_url,
+                            "warnings": result.warnings,
+                            "cancellations": result.cancellations,
+                            "problems": problems,
+                            "state": poller.state(),
+                        }
+                    )
                     return
                 pause = self.next_pause()
                 if pause is None:
-                    yield TriggerEvent({"kind": "window_end", "feed_url": self.feed_url, "problems": problems,
-                                        "state": poller.state()})
+                    yield TriggerEvent(
+                        {"kind": "window_end", "feed_url": self.feed_url, "problems": problems, "state": poller.state()}
+                    )
                     return
                 await asyncio.sleep(pause)
 

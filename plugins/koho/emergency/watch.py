@@ -101,8 +101,9 @@ def recent_draft_keys(ledger, *, now: datetime | None = None, within: timedelta 
 
     since = (now or datetime.now(UTC)) - within
     with ledger.session(readonly=True) as session:
-        rows = session.scalars(select(CalendarEntry).where(CalendarEntry.source == DRAFT_SOURCE,
-                                                           CalendarEntry.created_at >= since))
+        rows = session.scalars(
+            select(CalendarEntry).where(CalendarEntry.source == DRAFT_SOURCE, CalendarEntry.created_at >= since)
+        )
         return [str((row.payload or {}).get("key")) for row in rows if (row.payload or {}).get("key")]
 
 
@@ -115,14 +116,31 @@ def record_drafts(ledger, drafts: Iterable[EmergencyDraft], *, now: datetime | N
     with ledger.session() as session:
         for draft in drafts:
             entry_id = draft_entry_id(draft.key)
-            payload = {"key": draft.key, "text": draft.message, "link": draft.link, "severity": draft.severity,
-                       "document": draft.source, "accounts": [], "channels": []}
-            result = repo.upsert_entry(session, {
-                "id": entry_id, "origin": "emergency", "source": DRAFT_SOURCE, "source_line": None,
-                "title": f"【下書き】{draft.message.splitlines()[0][:60]}", "publish_at": now, "payload": payload,
-                "approval_required": True, "content_hash": draft.key, "created_by": "disaster_watch",
-                "status": "awaiting_approval",
-            })
+            payload = {
+                "key": draft.key,
+                "text": draft.message,
+                "link": draft.link,
+                "severity": draft.severity,
+                "document": draft.source,
+                "accounts": [],
+                "channels": [],
+            }
+            result = repo.upsert_entry(
+                session,
+                {
+                    "id": entry_id,
+                    "origin": "emergency",
+                    "source": DRAFT_SOURCE,
+                    "source_line": None,
+                    "title": f"【下書き】{draft.message.splitlines()[0][:60]}",
+                    "publish_at": now,
+                    "payload": payload,
+                    "approval_required": True,
+                    "content_hash": draft.key,
+                    "created_by": "disaster_watch",
+                    "status": "awaiting_approval",
+                },
+            )
             if result.created:
                 new.append({"entry_id": entry_id, **payload})
             else:
@@ -140,8 +158,9 @@ class JmaWatchOperator(BaseOperator):
     ui_color = "#fde2e2"
     template_fields: Sequence[str] = ()
 
-    def __init__(self, *, window: timedelta = DEFAULT_WINDOW, poll_interval: float | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *, window: timedelta = DEFAULT_WINDOW, poll_interval: float | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         if window <= timedelta(0):
             raise ValueError("window must be positive")
@@ -170,13 +189,23 @@ class JmaWatchOperator(BaseOperator):
         now = datetime.now(UTC)
         until = now + self.window
         trigger = WindowedJmaFeedTrigger(
-            until=until.isoformat(), settle_until=(now + SETTLE).isoformat(),
-            feed_url=settings.feed_url, area_codes=settings.area_codes,
-            kinds=settings.kinds, statuses=settings.statuses, feed_titles=settings.feed_titles,
-            poll_interval=self.poll_interval or settings.poll_interval_seconds, seen_keys=seen,
+            until=until.isoformat(),
+            settle_until=(now + SETTLE).isoformat(),
+            feed_url=settings.feed_url,
+            area_codes=settings.area_codes,
+            kinds=settings.kinds,
+            statuses=settings.statuses,
+            feed_titles=settings.feed_titles,
+            poll_interval=self.poll_interval or settings.poll_interval_seconds,
+            seen_keys=seen,
         )
-        self.log.info("watching %s for %s until %s (%s draft(s) already seen)", settings.feed_url,
-                      ", ".join(settings.area_codes), until.isoformat(timespec="seconds"), len(seen))
+        self.log.info(
+            "watching %s for %s until %s (%s draft(s) already seen)",
+            settings.feed_url,
+            ", ".join(settings.area_codes),
+            until.isoformat(timespec="seconds"),
+            len(seen),
+        )
         self.defer(trigger=trigger, method_name="execute_complete")
 
     def execute_complete(self, context: Any, event: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -221,10 +250,21 @@ def alert_not_watching(reason: str) -> int:
         ledger = Ledger.from_airflow()
         day = datetime.now(UTC).date().isoformat()
         with ledger.session() as session:
-            new = record_alerts(session, [AlertSpec(
-                kind="config_error", dedup_key=f"disaster_watch:{day}", severity="critical",
-                subject="the disaster-information watcher is not watching the JMA feed",
-                detail={"reason": reason, "what to do": "fix include/config/emergency.yaml (feed_url, area codes)"})])
+            new = record_alerts(
+                session,
+                [
+                    AlertSpec(
+                        kind="config_error",
+                        dedup_key=f"disaster_watch:{day}",
+                        severity="critical",
+                        subject="the disaster-information watcher is not watching the JMA feed",
+                        detail={
+                            "reason": reason,
+                            "what to do": "fix include/config/emergency.yaml (feed_url, area codes)",
+                        },
+                    )
+                ],
+            )
         config = load_config()
         to = [str(e) for e in (config.policy.crisis_emails if config.policy else [])]
         to += [e for e in [config.pr_email()] if e]
@@ -237,9 +277,20 @@ def alert_not_watching(reason: str) -> int:
 
 def review_requests(drafts: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
     """One **disaster_draft** run per new draft (its run id is the draft's: never twice)."""
-    return [{"trigger_run_id": f"draft__{d['entry_id']}", "conf": {
-        "entry_id": d["entry_id"], "key": d["key"], "message": d["text"], "link": d.get("link"),
-        "severity": d.get("severity") or "high", "document": d.get("document")}} for d in drafts or []]
+    return [
+        {
+            "trigger_run_id": f"draft__{d['entry_id']}",
+            "conf": {
+                "entry_id": d["entry_id"],
+                "key": d["key"],
+                "message": d["text"],
+                "link": d.get("link"),
+                "severity": d.get("severity") or "high",
+                "document": d.get("document"),
+            },
+        }
+        for d in drafts or []
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,14 +301,16 @@ def draft_body(params: Mapping[str, Any]) -> str:
     """The approval request: the draft exactly as it would be posted (editable below), and its source."""
     from koho.posting.report import md_code
 
-    return "\n\n".join([
-        "**The disaster-information watcher drafted an emergency post.** Check it against the source, "
-        "correct the text in the field below if needed, then Approve to broadcast it to every official "
-        "account and the website (emergency_broadcast), or Reject to drop it.",
-        f"Severity: **{params.get('severity') or 'high'}**",
-        "Draft:\n\n" + md_code(str(params.get("message") or "")),
-        "Source bulletin:\n\n" + md_code(str(params.get("document") or "")),
-    ])
+    return "\n\n".join(
+        [
+            "**The disaster-information watcher drafted an emergency post.** Check it against the source, "
+            "correct the text in the field below if needed, then Approve to broadcast it to every official "
+            "account and the website (emergency_broadcast), or Reject to drop it.",
+            f"Severity: **{params.get('severity') or 'high'}**",
+            "Draft:\n\n" + md_code(str(params.get("message") or "")),
+            "Source bulletin:\n\n" + md_code(str(params.get("document") or "")),
+        ]
+    )
 
 
 def _hitl_approval_class():
@@ -272,10 +325,19 @@ def _hitl_approval_class():
 
             params = context["params"]
             self.body = draft_body(params)
-            self.params = ParamsDict({"message": Param(
-                str(params.get("message") or ""), type="string", format="multiline", minLength=1, maxLength=5000,
-                title="配信する本文 / Text to broadcast",
-                description="必要なら修正してから承認してください。Correct it if needed, then Approve.")})
+            self.params = ParamsDict(
+                {
+                    "message": Param(
+                        str(params.get("message") or ""),
+                        type="string",
+                        format="multiline",
+                        minLength=1,
+                        maxLength=5000,
+                        title="配信する本文 / Text to broadcast",
+                        description="必要なら修正してから承認してください。Correct it if needed, then Approve.",
+                    )
+                }
+            )
             return super().execute(context)
 
     return DraftApprovalOperator
@@ -294,15 +356,20 @@ def broadcast_conf(params: Mapping[str, Any], approval: Mapping[str, Any] | None
     who = (approval.get("responded_by_user") or {}).get("name") or "disaster_watch"
     return {
         "message": str(edited or params.get("message") or ""),
-        "link": params.get("link"), "severity": params.get("severity") or "high",
-        "targets": list(DEFAULT_TARGETS), "kind": "alert", "follow_up_of": None,
+        "link": params.get("link"),
+        "severity": params.get("severity") or "high",
+        "targets": list(DEFAULT_TARGETS),
+        "kind": "alert",
+        "follow_up_of": None,
         "confirmation": load_posting_settings().emergency_confirmation,
-        "requested_by": f"{who} (approved draft)", "draft_of": params.get("entry_id"),
+        "requested_by": f"{who} (approved draft)",
+        "draft_of": params.get("entry_id"),
     }
 
 
-def settle_draft(ledger, params: Mapping[str, Any], approval: Mapping[str, Any] | None, *,
-                 timeout: timedelta) -> dict[str, Any]:
+def settle_draft(
+    ledger, params: Mapping[str, Any], approval: Mapping[str, Any] | None, *, timeout: timedelta
+) -> dict[str, Any]:
     """Mark the draft approved, rejected or expired (alerting the crisis addresses once)."""
     from koho.accounts.sync import AlertSpec
     from koho.alerts import notify_pending, record_alerts
@@ -320,11 +387,22 @@ def settle_draft(ledger, params: Mapping[str, Any], approval: Mapping[str, Any] 
             except repo.UnknownRecord:
                 log.warning("draft %s is not in the ledger", entry_id)
         if status == "cancelled":
-            record_alerts(session, [AlertSpec(
-                kind="approval_timeout", dedup_key=f"approval_timeout:{entry_id}", severity="critical",
-                subject=f"emergency draft {entry_id} was not approved within {timeout}; it was not broadcast",
-                detail={"draft": str(params.get("message") or ""), "source": str(params.get("document") or ""),
-                        "what to do": "trigger emergency_broadcast by hand if it is still needed"})])
+            record_alerts(
+                session,
+                [
+                    AlertSpec(
+                        kind="approval_timeout",
+                        dedup_key=f"approval_timeout:{entry_id}",
+                        severity="critical",
+                        subject=f"emergency draft {entry_id} was not approved within {timeout}; it was not broadcast",
+                        detail={
+                            "draft": str(params.get("message") or ""),
+                            "source": str(params.get("document") or ""),
+                            "what to do": "trigger emergency_broadcast by hand if it is still needed",
+                        },
+                    )
+                ],
+            )
     mailed = 0
     if status == "cancelled":
         config = load_config()

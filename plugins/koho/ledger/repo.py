@@ -612,8 +612,7 @@ def renew_claim(session: Session, delivery_id: int, attempts: int, *, now: datet
     table = Delivery.__table__
     renewed = session.execute(
         update(table)
-        .where(table.c.id == delivery_id, table.c.status == DeliveryStatus.SENDING.value,
-               table.c.attempts == attempts)
+        .where(table.c.id == delivery_id, table.c.status == DeliveryStatus.SENDING.value, table.c.attempts == attempts)
         .values(sending_since=now, updated_at=now)
     )
     return renewed.rowcount == 1

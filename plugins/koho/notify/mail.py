@@ -17,8 +17,7 @@ def smtp_conn_id() -> str:
     return os.environ.get("KOHO_SMTP_CONN_ID", "koho_smtp")
 
 
-def send_mail(*, to: Iterable[str], subject: str, template: str, conn_id: str | None = None,
-              **context: Any) -> None:
+def send_mail(*, to: Iterable[str], subject: str, template: str, conn_id: str | None = None, **context: Any) -> None:
     """Render ``include/templates/<template>`` and send it; raises if the relay refuses."""
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 

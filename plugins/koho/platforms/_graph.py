@@ -62,11 +62,14 @@ QUOTA_SUBCODES = frozenset({2207042})
 SPAM_BLOCK_SUBCODES = frozenset({2207051})  # code 4, but an action block: retrying makes it worse
 NOT_READY = frozenset({9007, 2207027, 4279009})
 TOO_LONG = frozenset({36004, 2207010})
-BAD_MEDIA = frozenset({9004, 36000, 36001, 36002, 36003, 2207004, 2207005, 2207009, 2207023, 2207026,
-                       2207052, 2207053})
+BAD_MEDIA = frozenset({9004, 36000, 36001, 36002, 36003, 2207004, 2207005, 2207009, 2207023, 2207026, 2207052, 2207053})
 NOT_FOUND_SUBCODES = frozenset({33, 2207013})
-AUTH_SUBCODES = {458: "the app is not authorised", 460: "the password changed or the session was invalidated",
-                 463: "the token has expired", 467: "the token is invalid"}
+AUTH_SUBCODES = {
+    458: "the app is not authorised",
+    460: "the password changed or the session was invalidated",
+    463: "the token has expired",
+    467: "the token is invalid",
+}
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")
 
 
@@ -116,10 +119,14 @@ class GraphErrorInfo:
         if not isinstance(err, dict):
             return None
         return cls(
-            code=_int_or_none(err.get("code")), subcode=_int_or_none(err.get("error_subcode")),
-            type=str(err.get("type") or ""), message=str(err.get("message") or ""),
-            user_title=err.get("error_user_title"), user_msg=err.get("error_user_msg"),
-            transient=bool(err.get("is_transient")), trace=err.get("fbtrace_id"),
+            code=_int_or_none(err.get("code")),
+            subcode=_int_or_none(err.get("error_subcode")),
+            type=str(err.get("type") or ""),
+            message=str(err.get("message") or ""),
+            user_title=err.get("error_user_title"),
+            user_msg=err.get("error_user_msg"),
+            transient=bool(err.get("is_transient")),
+            trace=err.get("fbtrace_id"),
         )
 
     @property
@@ -155,7 +162,7 @@ def usage_from_headers(headers: Any) -> tuple[float | None, float | None]:
     raw_buc = headers.get("X-Business-Use-Case-Usage")
     if raw_buc:
         buc = _json_header(raw_buc)
-        for entries in (buc.values() if isinstance(buc, dict) else []):
+        for entries in buc.values() if isinstance(buc, dict) else []:
             for entry in entries if isinstance(entries, list) else [entries]:
                 if isinstance(entry, dict):
                     percents.extend(_percents(entry))
@@ -311,8 +318,9 @@ class GraphHook(PlatformHook):
         try:
             return int(value) if value not in (None, "") else default
         except (TypeError, ValueError):
-            self.log.warning("%s: connection extra %s=%r is not a number; using %s", self.platform, name, value,
-                             default)
+            self.log.warning(
+                "%s: connection extra %s=%r is not a number; using %s", self.platform, name, value, default
+            )
             return default
 
     def _extra_list(self, name: str, default: Iterable[str]) -> list[str]:
@@ -352,11 +360,16 @@ class GraphHook(PlatformHook):
         try:
             body = response.json()
         except ValueError as exc:
-            raise TransientError("answer was not JSON", platform=self.platform, account=self.account_label,
-                                 status=response.status_code) from exc
+            raise TransientError(
+                "answer was not JSON", platform=self.platform, account=self.account_label, status=response.status_code
+            ) from exc
         if not isinstance(body, dict):
-            raise TransientError("answer was not a JSON object", platform=self.platform,
-                                 account=self.account_label, status=response.status_code)
+            raise TransientError(
+                "answer was not a JSON object",
+                platform=self.platform,
+                account=self.account_label,
+                status=response.status_code,
+            )
         return body
 
     def paged(self, *parts: str, params: dict[str, Any], max_pages: int = 50) -> Iterator[dict[str, Any]]:
@@ -407,9 +420,12 @@ class GraphHook(PlatformHook):
         info = GraphErrorInfo.parse(response)
         if info is None or info.code is None:
             return super().classify_error(response)
-        kw: dict[str, Any] = {"platform": self.platform, "account": self.account_label,
-                              "status": response.status_code,
-                              "code": f"{info.code}/{info.subcode}" if info.subcode else str(info.code)}
+        kw: dict[str, Any] = {
+            "platform": self.platform,
+            "account": self.account_label,
+            "status": response.status_code,
+            "code": f"{info.code}/{info.subcode}" if info.subcode else str(info.code),
+        }
         text = info.describe()
         codes = info.codes
         if info.code in AUTH_CODES:
@@ -417,11 +433,16 @@ class GraphHook(PlatformHook):
             return AuthExpired(f"{why}; renew the connection's token ({text})", **kw)
         if info.code == QUOTA_CODE or codes & QUOTA_SUBCODES:
             reset = datetime.now(UTC) + timedelta(days=1)
-            return RateLimited(f"publishing quota reached; it frees up over a moving 24 h ({text})",
-                               reset_at=reset, **kw)
+            return RateLimited(
+                f"publishing quota reached; it frees up over a moving 24 h ({text})", reset_at=reset, **kw
+            )
         if info.code == BLOCKED_CODE or codes & SPAM_BLOCK_SUBCODES:
-            return PermanentlyRejected(f"the account is temporarily blocked from this action; a person should "
-                                       f"check it in the app before posting again ({text})", kind="forbidden", **kw)
+            return PermanentlyRejected(
+                f"the account is temporarily blocked from this action; a person should "
+                f"check it in the app before posting again ({text})",
+                kind="forbidden",
+                **kw,
+            )
         if info.code in THROTTLE_CODES:
             return RateLimited(f"throttled ({text})", reset_at=self._throttle_reset(response), **kw)
         if info.code in TRANSIENT_CODES or codes & NOT_READY:
@@ -466,12 +487,16 @@ class GraphHook(PlatformHook):
         try:
             data = self.get_json("debug_token", params={"input_token": self.token}).get("data") or {}
         except PlatformError as exc:
-            self.log.warning("%s: could not inspect the token (%s); using the extra token_expires_at",
-                             self.platform, exc.reason)
+            self.log.warning(
+                "%s: could not inspect the token (%s); using the extra token_expires_at", self.platform, exc.reason
+            )
             return fallback
         if data.get("is_valid") is False:
-            raise AuthExpired("the token is no longer valid; renew the connection's token",
-                              platform=self.platform, account=self.account_label)
+            raise AuthExpired(
+                "the token is no longer valid; renew the connection's token",
+                platform=self.platform,
+                account=self.account_label,
+            )
         expires = _int_or_none(data.get("expires_at"))
         return datetime.fromtimestamp(expires, UTC) if expires else fallback
 
@@ -496,8 +521,7 @@ class GraphHook(PlatformHook):
             for comment in self._post_comments(post_id, mark.time):
                 if mark.is_new(comment):
                     fresh.setdefault(comment.remote_id, comment)
-        found = sorted(fresh.values(), key=lambda c: (c.created_at or datetime.min.replace(tzinfo=UTC),
-                                                       c.remote_id))
+        found = sorted(fresh.values(), key=lambda c: (c.created_at or datetime.min.replace(tzinfo=UTC), c.remote_id))
         return CommentPage(found, mark.advance(found).encode() or cursor)
 
     def _post_comments(self, post_id: str, after: datetime | None) -> Iterator[Comment]:
@@ -513,8 +537,12 @@ class GraphHook(PlatformHook):
         except PermanentlyRejected as exc:
             if exc.kind != "invalid":
                 raise
-            self.log.warning("%s: insight metrics %s were refused (%s); update the connection extra "
-                             "'post_metrics'", self.platform, ",".join(names), exc.reason)
+            self.log.warning(
+                "%s: insight metrics %s were refused (%s); update the connection extra 'post_metrics'",
+                self.platform,
+                ",".join(names),
+                exc.reason,
+            )
             return {}
 
     def delete(self, remote_id: str) -> None:
@@ -533,6 +561,7 @@ class GraphHook(PlatformHook):
 
 
 # ----------------------------------------------------------------------------- containers
+
 
 class ContainerHook(GraphHook):
     """Two-step publishing (Instagram, Threads): a container, then a publish call on it.
@@ -607,8 +636,9 @@ class ContainerHook(GraphHook):
                 child = self._create({**self.child_params(url), "is_carousel_item": "true"})
                 self._wait_until_finished(child)
                 children.append(child)
-            return self._create({**self.container_params(post), "media_type": "CAROUSEL",
-                                 "children": ",".join(children)})
+            return self._create(
+                {**self.container_params(post), "media_type": "CAROUSEL", "children": ",".join(children)}
+            )
         return self._create(self.container_params(post))
 
     def _wait_until_finished(self, container_id: str, key: str | None = None, status: str | None = None) -> None:
@@ -620,21 +650,34 @@ class ContainerHook(GraphHook):
             if status == "FINISHED":
                 return
             if status == "PUBLISHED":
-                raise UnknownOutcome(f"container {container_id} is already published; reconciling",
-                                     platform=self.platform, account=self.account_label)
+                raise UnknownOutcome(
+                    f"container {container_id} is already published; reconciling",
+                    platform=self.platform,
+                    account=self.account_label,
+                )
             if status in ("ERROR", "EXPIRED"):
                 if key is not None:
                     self.containers.pop(key, None)
                 if status == "ERROR":
-                    raise PermanentlyRejected(f"the media could not be processed ({secrets.redact(str(detail))})",
-                                              kind="bad_media", platform=self.platform, account=self.account_label)
-                raise TransientError(f"container {container_id} expired before publishing; a new one will be made",
-                                     platform=self.platform, account=self.account_label)
+                    raise PermanentlyRejected(
+                        f"the media could not be processed ({secrets.redact(str(detail))})",
+                        kind="bad_media",
+                        platform=self.platform,
+                        account=self.account_label,
+                    )
+                raise TransientError(
+                    f"container {container_id} expired before publishing; a new one will be made",
+                    platform=self.platform,
+                    account=self.account_label,
+                )
             if attempt < attempts:
                 self._sleep(interval)
             status = None
-        raise TransientError(f"container {container_id} still processing after {attempts} checks; a later try "
-                             "reuses it", platform=self.platform, account=self.account_label)
+        raise TransientError(
+            f"container {container_id} still processing after {attempts} checks; a later try reuses it",
+            platform=self.platform,
+            account=self.account_label,
+        )
 
     def prepare(self, post: OutgoingPost, *, idempotency_key: str) -> str:
         """Make (or reuse) the container for ``post`` and wait until it is ready to publish.
@@ -664,8 +707,11 @@ class ContainerHook(GraphHook):
         except PlatformError as exc:
             status, _ = self.container_status(container)
             if status == "PUBLISHED":
-                raise UnknownOutcome(f"container {container} was published by an earlier attempt",
-                                     platform=self.platform, account=self.account_label) from exc
+                raise UnknownOutcome(
+                    f"container {container} was published by an earlier attempt",
+                    platform=self.platform,
+                    account=self.account_label,
+                ) from exc
             raise
         media_id = str(body["id"])
         self.log.info("%s: published container %s as %s", self.platform, container, media_id)
@@ -681,8 +727,11 @@ class ContainerHook(GraphHook):
                 return None  # not published: the next attempt publishes this same container
             found = self._match(post, since)
             if found is None:
-                raise UnknownOutcome(f"container {container} is PUBLISHED but its post is not listed yet; "
-                                     "reconcile again later", platform=self.platform, account=self.account_label)
+                raise UnknownOutcome(
+                    f"container {container} is PUBLISHED but its post is not listed yet; reconcile again later",
+                    platform=self.platform,
+                    account=self.account_label,
+                )
             return found
         return self._match(post, since)
 
@@ -700,8 +749,11 @@ class ContainerHook(GraphHook):
         body = self.get_json(self.user_node, edge, params={"fields": "quota_usage,config"})
         row = (body.get("data") or [{}])[0]
         config = row.get("config") or {}
-        return PublishingQuota(used=int(row.get("quota_usage") or 0), total=int(config.get("quota_total") or 0),
-                               window_seconds=int(config.get("quota_duration") or 86400))
+        return PublishingQuota(
+            used=int(row.get("quota_usage") or 0),
+            total=int(config.get("quota_total") or 0),
+            window_seconds=int(config.get("quota_duration") or 86400),
+        )
 
 
 def is_video(url: str) -> bool:
@@ -712,8 +764,12 @@ def epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
-def stop_before(items: Iterable[RemotePost], since: datetime, limit: int,
-                key: Callable[[RemotePost], datetime | None] = lambda p: p.created_at) -> list[RemotePost]:
+def stop_before(
+    items: Iterable[RemotePost],
+    since: datetime,
+    limit: int,
+    key: Callable[[RemotePost], datetime | None] = lambda p: p.created_at,
+) -> list[RemotePost]:
     """Newest-first items down to ``since`` (and at most ``limit``)."""
     out: list[RemotePost] = []
     floor = since.replace(microsecond=0)

@@ -279,7 +279,13 @@ class PlatformHook(HttpHook):
         url = self.url_from_endpoint(path)
         try:
             response = session.request(
-                method, url, params=params, json=json, data=data, files=files, headers=headers,
+                method,
+                url,
+                params=params,
+                json=json,
+                data=data,
+                files=files,
+                headers=headers,
                 timeout=self.timeout,
             )
         except requests.exceptions.ConnectTimeout as exc:
@@ -327,9 +333,7 @@ class PlatformHook(HttpHook):
             raise error
         return response
 
-    def call(
-        self, method: str, path: str, *, retry_unknown: bool | None = None, **kwargs: Any
-    ) -> requests.Response:
+    def call(self, method: str, path: str, *, retry_unknown: bool | None = None, **kwargs: Any) -> requests.Response:
         """:meth:`request` with the taxonomy's retry rules applied.
 
         Rate limits wait for the reset the platform announced; transient errors back off; an
@@ -475,7 +479,9 @@ class PlatformHook(HttpHook):
         except (OSError, requests.RequestException) as exc:
             raise PermanentlyRejected(
                 f"could not read image {url}: {secrets.redact(str(exc))}",
-                kind="bad_media", platform=self.platform, account=self.account_label,
+                kind="bad_media",
+                platform=self.platform,
+                account=self.account_label,
             ) from exc
 
     def read_images(self, urls: Iterable[str], *, max_count: int, max_bytes: int) -> list[tuple[bytes, str]]:
@@ -489,14 +495,18 @@ class PlatformHook(HttpHook):
         if len(urls) > max_count:
             raise PermanentlyRejected(
                 f"a {name} post takes at most {max_count} images, got {len(urls)}",
-                kind="bad_media", platform=self.platform, account=self.account_label,
+                kind="bad_media",
+                platform=self.platform,
+                account=self.account_label,
             )
         images = [self.read_image(url) for url in urls]
         for url, (data, _) in zip(urls, images, strict=True):
             if len(data) > max_bytes:
                 raise PermanentlyRejected(
                     f"image {url} is {len(data):,} bytes; {name} takes images up to {max_bytes:,} bytes",
-                    kind="bad_media", platform=self.platform, account=self.account_label,
+                    kind="bad_media",
+                    platform=self.platform,
+                    account=self.account_label,
                 )
         return images
 
@@ -533,9 +543,7 @@ class PlatformHook(HttpHook):
 
     # ----------------------------------------------------------------- exactly once
 
-    def find_published(
-        self, post: OutgoingPost, *, idempotency_key: str, since: datetime
-    ) -> PublishedPost | None:
+    def find_published(self, post: OutgoingPost, *, idempotency_key: str, since: datetime) -> PublishedPost | None:
         """Reconcile an unknown outcome: the post if it is already on the account, else ``None``.
 
         The default reads the account's recent posts and matches the text; platforms with a

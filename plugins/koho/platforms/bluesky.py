@@ -59,8 +59,7 @@ from koho.platforms.types import (
 
 POST_NSID = "app.bsky.feed.post"
 #: Rate-limit points a write costs on the PDS (docs.bsky.app "Rate Limits").
-WRITE_POINTS = {"com.atproto.repo.createRecord": 3, "com.atproto.repo.putRecord": 2,
-                "com.atproto.repo.deleteRecord": 1}
+WRITE_POINTS = {"com.atproto.repo.createRecord": 3, "com.atproto.repo.putRecord": 2, "com.atproto.repo.deleteRecord": 1}
 XRPC = "/xrpc/"
 #: Endpoints that authenticate themselves (password or refresh token), never with the access token.
 SESSION_NSIDS = frozenset({"com.atproto.server.createSession", "com.atproto.server.refreshSession"})
@@ -86,9 +85,7 @@ _LINK_TRAILING = ".,;:!?'\""
 _ZW = r"\u00AD\u2060\u200A\u200B\u200C\u200D\u20e2"
 _JA_STOPS = "、。，．！？「」『』（）【】〔〕"
 _TAG_CHAR = rf"[^\s{_ZW}{_JA_STOPS}]"
-_TAG = regex.compile(
-    rf"(?<![^\s\p{{P}}])(?<![#&/])[#＃](?!\ufe0f)({_TAG_CHAR}*[^\d\s\p{{P}}{_ZW}]+{_TAG_CHAR}*)"
-)
+_TAG = regex.compile(rf"(?<![^\s\p{{P}}])(?<![#&/])[#＃](?!\ufe0f)({_TAG_CHAR}*[^\d\s\p{{P}}{_ZW}]+{_TAG_CHAR}*)")
 _TAG_TRAILING = regex.compile(r"\p{P}+$")
 MAX_TAG_GRAPHEMES = 64
 
@@ -219,8 +216,15 @@ class BlueskyHook(PlatformHook):
 
     platform = "bluesky"
     capabilities = Capabilities(
-        publish=True, delete=True, replies=True, images=True, uploads_images=True, links=True, comments=True,
-        search_accounts=True, idempotency_key=False,
+        publish=True,
+        delete=True,
+        replies=True,
+        images=True,
+        uploads_images=True,
+        links=True,
+        comments=True,
+        search_accounts=True,
+        idempotency_key=False,
     )
     in_flight_grace = 0.0  # the delivery's record key refuses a late second copy (see tid_for)
 
@@ -270,7 +274,9 @@ class BlueskyHook(PlatformHook):
         if configured and configured != self._did:
             self.log.warning(
                 "%s: connection says account %s but the app password belongs to %s; check the connection",
-                self.platform, configured, self._did,
+                self.platform,
+                configured,
+                self._did,
             )
 
     def _login(self) -> None:
@@ -280,14 +286,17 @@ class BlueskyHook(PlatformHook):
         if not self.connection.login or not self.token:
             raise AuthExpired(
                 "the connection needs the handle as login and an app password as password",
-                platform=self.platform, account=self.account_label,
+                platform=self.platform,
+                account=self.account_label,
             )
         self.log.info("%s: logging in as %s", self.platform, self.account_label)
         self._in_auth = True
         try:
             response = self.call(
-                "POST", XRPC + "com.atproto.server.createSession",
-                json={"identifier": self.connection.login, "password": self.token}, retry_unknown=True,
+                "POST",
+                XRPC + "com.atproto.server.createSession",
+                json={"identifier": self.connection.login, "password": self.token},
+                retry_unknown=True,
             )
         except AuthExpired as exc:
             if exc.status == 401:  # the PDS refused the password itself (not a passing fault)
@@ -309,8 +318,10 @@ class BlueskyHook(PlatformHook):
             self._in_auth = True
             try:
                 response = self.call(
-                    "POST", XRPC + "com.atproto.server.refreshSession",
-                    headers={"Authorization": f"Bearer {self._refresh}"}, retry_unknown=True,
+                    "POST",
+                    XRPC + "com.atproto.server.refreshSession",
+                    headers={"Authorization": f"Bearer {self._refresh}"},
+                    retry_unknown=True,
                 )
                 self._adopt(response.json())
                 return True
@@ -431,8 +442,11 @@ class BlueskyHook(PlatformHook):
         actors = self.call("GET", XRPC + "app.bsky.actor.searchActors", params=params).json().get("actors", [])
         return [
             AccountInfo(
-                remote_id=a["did"], handle=a["handle"], display_name=a.get("displayName") or None,
-                followers=a.get("followersCount"), url=f"https://bsky.app/profile/{a['handle']}",
+                remote_id=a["did"],
+                handle=a["handle"],
+                display_name=a.get("displayName") or None,
+                followers=a.get("followersCount"),
+                url=f"https://bsky.app/profile/{a['handle']}",
             )
             for a in actors[:limit]
         ]
@@ -452,7 +466,8 @@ class BlueskyHook(PlatformHook):
             rkey = tid_for(created, idempotency_key, candidate)
             try:
                 response = self.call(
-                    "POST", XRPC + "com.atproto.repo.createRecord",
+                    "POST",
+                    XRPC + "com.atproto.repo.createRecord",
                     json={"repo": self.did, "collection": POST_NSID, "rkey": rkey, "record": record},
                 )
             except (UnknownOutcome, PermanentlyRejected) as refused:
@@ -473,15 +488,18 @@ class BlueskyHook(PlatformHook):
             self.log.info("%s: published %s", self.platform, uri)
             return PublishedPost(uri, self.post_url(uri), created)
         raise PermanentlyRejected(
-            f"all {RKEY_CANDIDATES} record keys of this delivery hold other posts", kind="duplicate",
-            platform=self.platform, account=self.account_label,
+            f"all {RKEY_CANDIDATES} record keys of this delivery hold other posts",
+            kind="duplicate",
+            platform=self.platform,
+            account=self.account_label,
         )
 
     def _record_at(self, rkey: str) -> dict[str, Any] | None:
         """This account's post record under ``rkey``, or ``None`` when there is none."""
         try:
             return self.call(
-                "GET", XRPC + "com.atproto.repo.getRecord",
+                "GET",
+                XRPC + "com.atproto.repo.getRecord",
                 params={"repo": self.did, "collection": POST_NSID, "rkey": rkey},
             ).json()
         except PermanentlyRejected as exc:
@@ -547,7 +565,10 @@ class BlueskyHook(PlatformHook):
         images = []
         for data, mime in self.read_images(urls, max_count=MAX_IMAGES, max_bytes=MAX_IMAGE_BYTES):
             response = self.call(
-                "POST", XRPC + "com.atproto.repo.uploadBlob", data=data, headers={"Content-Type": mime},
+                "POST",
+                XRPC + "com.atproto.repo.uploadBlob",
+                data=data,
+                headers={"Content-Type": mime},
                 retry_unknown=True,  # blobs are content-addressed: uploading twice stores one blob
             )
             images.append({"alt": "", "image": response.json()["blob"]})
@@ -557,13 +578,17 @@ class BlueskyHook(PlatformHook):
         repo, collection, rkey = split_at_uri(remote_id)
         if repo not in (self.did, self.handle):
             raise PermanentlyRejected(
-                f"{remote_id} is not in this account's repository", kind="forbidden",
-                platform=self.platform, account=self.account_label,
+                f"{remote_id} is not in this account's repository",
+                kind="forbidden",
+                platform=self.platform,
+                account=self.account_label,
             )
         # Deleting an absent record is a no-op on a PDS, so a retry after a lost answer is safe.
         self.call(
-            "POST", XRPC + "com.atproto.repo.deleteRecord",
-            json={"repo": self.did, "collection": collection, "rkey": rkey}, retry_unknown=True,
+            "POST",
+            XRPC + "com.atproto.repo.deleteRecord",
+            json={"repo": self.did, "collection": collection, "rkey": rkey},
+            retry_unknown=True,
         )
 
     # ------------------------------------------------------------- reading posts
@@ -591,15 +616,19 @@ class BlueskyHook(PlatformHook):
         posts = []
         for record in self._records(since):
             value = record.get("value") or {}
-            posts.append(RemotePost(record["uri"], value.get("text", ""), parse_time(value.get("createdAt")),
-                                    self.post_url(record["uri"])))
+            posts.append(
+                RemotePost(
+                    record["uri"],
+                    value.get("text", ""),
+                    parse_time(value.get("createdAt")),
+                    self.post_url(record["uri"]),
+                )
+            )
             if len(posts) >= limit:
                 break
         return posts
 
-    def find_published(
-        self, post: OutgoingPost, *, idempotency_key: str, since: datetime
-    ) -> PublishedPost | None:
+    def find_published(self, post: OutgoingPost, *, idempotency_key: str, since: datetime) -> PublishedPost | None:
         """The record with this post's text and ``createdAt``, if an earlier attempt created it."""
         want_created = parse_time(iso_millis(post.created_at)) if post.created_at else None
         for record in self._records(since):
@@ -615,16 +644,19 @@ class BlueskyHook(PlatformHook):
         posts = self.call("GET", XRPC + "app.bsky.feed.getPosts", params={"uris": [remote_id]}).json().get("posts")
         if not posts:
             raise PermanentlyRejected(
-                f"post {remote_id} not found (deleted or never created)", kind="not_found",
-                platform=self.platform, account=self.account_label,
+                f"post {remote_id} not found (deleted or never created)",
+                kind="not_found",
+                platform=self.platform,
+                account=self.account_label,
             )
         return posts[0]
 
     def get_post(self, remote_id: str) -> RemotePost:
         view = self._post_view(remote_id)
         record = view.get("record") or {}
-        return RemotePost(view["uri"], record.get("text", ""), parse_time(record.get("createdAt")),
-                          self.post_url(view["uri"]))
+        return RemotePost(
+            view["uri"], record.get("text", ""), parse_time(record.get("createdAt")), self.post_url(view["uri"])
+        )
 
     def post_metrics(self, remote_id: str) -> PostMetrics:
         view = self._post_view(remote_id)

@@ -70,8 +70,11 @@ class FacebookHook(GraphHook):
     def verify_credentials(self) -> AccountInfo:
         me = self.get_json("me", params={"fields": "id,name,username,link,followers_count"})
         return AccountInfo(
-            remote_id=str(me["id"]), handle=me.get("username") or self.connection.login or str(me["id"]),
-            display_name=me.get("name"), followers=me.get("followers_count"), url=me.get("link"),
+            remote_id=str(me["id"]),
+            handle=me.get("username") or self.connection.login or str(me["id"]),
+            display_name=me.get("name"),
+            followers=me.get("followers_count"),
+            url=me.get("link"),
             token_expires_at=self.token_expires_at(),
         )
 
@@ -110,15 +113,19 @@ class FacebookHook(GraphHook):
     # ------------------------------------------------------------------ reading
 
     def _remote(self, row: dict) -> RemotePost:
-        return RemotePost(str(row["id"]), row.get("message") or "", parse_time(row.get("created_time")),
-                          row.get("permalink_url"))
+        return RemotePost(
+            str(row["id"]), row.get("message") or "", parse_time(row.get("created_time")), row.get("permalink_url")
+        )
 
     def get_post(self, remote_id: str) -> RemotePost:
         return self._remote(self.get_json(remote_id, params={"fields": POST_FIELDS}))
 
     def list_recent_posts(self, since: datetime, *, limit: int = 100) -> list[RemotePost]:
-        rows = self.paged(self.page_id, "published_posts",
-                          params={"fields": POST_FIELDS, "since": epoch(since), "limit": min(limit, 100)})
+        rows = self.paged(
+            self.page_id,
+            "published_posts",
+            params={"fields": POST_FIELDS, "since": epoch(since), "limit": min(limit, 100)},
+        )
         return stop_before((self._remote(r) for r in rows), since, limit)
 
     def post_metrics(self, remote_id: str) -> PostMetrics:
@@ -134,10 +141,14 @@ class FacebookHook(GraphHook):
             else:
                 extra[name] = value
         return PostMetrics(
-            remote_id=remote_id, impressions=mapped.get("impressions"),
-            likes=_summary_total(fields.get("reactions")), replies=_summary_total(fields.get("comments")),
-            reposts=int((fields.get("shares") or {}).get("count") or 0), quotes=0,
-            clicks=mapped.get("clicks"), extra=extra,
+            remote_id=remote_id,
+            impressions=mapped.get("impressions"),
+            likes=_summary_total(fields.get("reactions")),
+            replies=_summary_total(fields.get("comments")),
+            reposts=int((fields.get("shares") or {}).get("count") or 0),
+            quotes=0,
+            clicks=mapped.get("clicks"),
+            extra=extra,
         )
 
     def account_metrics(self) -> AccountMetrics:
@@ -147,10 +158,16 @@ class FacebookHook(GraphHook):
         return AccountMetrics(followers=followers if followers is not None else page.get("fan_count"), extra=extra)
 
     def _post_comments(self, post_id: str, after: datetime | None) -> Iterator[Comment]:
-        rows = self.paged(post_id, "comments", params={
-            "fields": "id,message,created_time,from,permalink_url", "order": "reverse_chronological",
-            "filter": "stream", "limit": 100,
-        })
+        rows = self.paged(
+            post_id,
+            "comments",
+            params={
+                "fields": "id,message,created_time,from,permalink_url",
+                "order": "reverse_chronological",
+                "filter": "stream",
+                "limit": 100,
+            },
+        )
         for row in rows:
             created = parse_time(row.get("created_time"))
             if after is not None and created is not None and created < after:
@@ -158,20 +175,31 @@ class FacebookHook(GraphHook):
             author = row.get("from") or {}
             if str(author.get("id")) == self.page_id:
                 continue
-            yield Comment(remote_id=str(row["id"]), text=row.get("message") or "",
-                          author=author.get("name") or "unknown", created_at=created, post_id=post_id,
-                          url=row.get("permalink_url"))
+            yield Comment(
+                remote_id=str(row["id"]),
+                text=row.get("message") or "",
+                author=author.get("name") or "unknown",
+                created_at=created,
+                post_id=post_id,
+                url=row.get("permalink_url"),
+            )
 
     def search_accounts(self, query: str, *, limit: int = 20) -> list[AccountInfo]:
         """Pages whose name matches ``query`` (Pages Search API; needs Page Public Metadata Access)."""
-        rows = self.paged("pages", "search", params={"q": query, "fields": "id,name,link,verification_status",
-                                                     "limit": min(limit, 100)})
+        rows = self.paged(
+            "pages",
+            "search",
+            params={"q": query, "fields": "id,name,link,verification_status", "limit": min(limit, 100)},
+        )
         found = []
         for row in rows:
             link = row.get("link")
             handle = urlparse(link).path.strip("/").split("/")[-1] if link else ""
-            found.append(AccountInfo(remote_id=str(row["id"]), handle=handle or str(row["id"]),
-                                     display_name=row.get("name"), url=link))
+            found.append(
+                AccountInfo(
+                    remote_id=str(row["id"]), handle=handle or str(row["id"]), display_name=row.get("name"), url=link
+                )
+            )
             if len(found) >= limit:
                 break
         return found

@@ -52,16 +52,20 @@ DISCOVERY_FIELDS = "id,username,name,followers_count,media_count"
 DEFAULT_SUFFIXES = ("_official", ".official", "official", "_pr", "_jp")
 
 #: Which PostMetrics field an insight metric fills; anything else lands in ``extra``.
-METRIC_FIELDS = {"views": "impressions", "impressions": "impressions", "likes": "likes", "comments": "replies",
-                 "shares": "reposts"}
+METRIC_FIELDS = {
+    "views": "impressions",
+    "impressions": "impressions",
+    "likes": "likes",
+    "comments": "replies",
+    "shares": "reposts",
+}
 
 
 class InstagramHook(ContainerHook):
     """An Instagram professional account (connection: password = access token, extra account_id = IG user id)."""
 
     platform = "instagram"
-    capabilities = Capabilities(delete=False, replies=False, image_required=True, links=False,
-                                idempotency_key=False)
+    capabilities = Capabilities(delete=False, replies=False, image_required=True, links=False, idempotency_key=False)
     default_post_metrics: ClassVar[tuple[str, ...]] = ("views", "reach", "saved", "shares")
 
     status_field = "status_code"
@@ -75,8 +79,11 @@ class InstagramHook(ContainerHook):
         me = self.get_json(self.user_node, params={"fields": "id,username,name,followers_count"})
         username = me.get("username") or self.connection.login or str(me["id"])
         return AccountInfo(
-            remote_id=str(me["id"]), handle=username, display_name=me.get("name"),
-            followers=me.get("followers_count"), url=f"https://www.instagram.com/{username}/",
+            remote_id=str(me["id"]),
+            handle=username,
+            display_name=me.get("name"),
+            followers=me.get("followers_count"),
+            url=f"https://www.instagram.com/{username}/",
             token_expires_at=self.token_expires_at(),
         )
 
@@ -88,12 +95,19 @@ class InstagramHook(ContainerHook):
 
     def check_publishable(self, post: OutgoingPost) -> None:
         if not post.image_urls:
-            raise PermanentlyRejected("Instagram publishes only with an image or a video; this post has none",
-                                      kind="bad_media", platform=self.platform, account=self.account_label)
+            raise PermanentlyRejected(
+                "Instagram publishes only with an image or a video; this post has none",
+                kind="bad_media",
+                platform=self.platform,
+                account=self.account_label,
+            )
         if len(post.image_urls) > CAROUSEL_MAX:
-            raise PermanentlyRejected(f"an Instagram carousel holds at most {CAROUSEL_MAX} items, got "
-                                      f"{len(post.image_urls)}", kind="bad_media", platform=self.platform,
-                                      account=self.account_label)
+            raise PermanentlyRejected(
+                f"an Instagram carousel holds at most {CAROUSEL_MAX} items, got {len(post.image_urls)}",
+                kind="bad_media",
+                platform=self.platform,
+                account=self.account_label,
+            )
         if post.reply_to:
             raise self._unsupported("publish a reply post")
 
@@ -122,21 +136,24 @@ class InstagramHook(ContainerHook):
     def delete(self, remote_id: str) -> None:
         raise NotSupported(
             "Instagram's API cannot delete published media; delete it by hand in the Instagram app",
-            platform=self.platform, account=self.account_label,
+            platform=self.platform,
+            account=self.account_label,
         )
 
     # ------------------------------------------------------------------ reading
 
     def _remote(self, row: dict) -> RemotePost:
-        return RemotePost(str(row["id"]), row.get("caption") or "", parse_time(row.get("timestamp")),
-                          row.get("permalink"))
+        return RemotePost(
+            str(row["id"]), row.get("caption") or "", parse_time(row.get("timestamp")), row.get("permalink")
+        )
 
     def get_post(self, remote_id: str) -> RemotePost:
         return self._remote(self.get_json(remote_id, params={"fields": MEDIA_FIELDS}))
 
     def list_recent_posts(self, since: datetime, *, limit: int = 100) -> list[RemotePost]:
-        rows = self.paged(self.user_node, "media",
-                          params={"fields": MEDIA_FIELDS, "since": epoch(since), "limit": min(limit, 100)})
+        rows = self.paged(
+            self.user_node, "media", params={"fields": MEDIA_FIELDS, "since": epoch(since), "limit": min(limit, 100)}
+        )
         return stop_before((self._remote(r) for r in rows), since, limit)
 
     def post_metrics(self, remote_id: str) -> PostMetrics:
@@ -150,8 +167,15 @@ class InstagramHook(ContainerHook):
                 counts.setdefault(target, value)
             elif target is None:
                 extra[name] = value
-        return PostMetrics(remote_id=remote_id, impressions=counts.get("impressions"), likes=counts["likes"],
-                           reposts=counts.get("reposts", 0), replies=counts["replies"], quotes=0, extra=extra)
+        return PostMetrics(
+            remote_id=remote_id,
+            impressions=counts.get("impressions"),
+            likes=counts["likes"],
+            reposts=counts.get("reposts", 0),
+            replies=counts["replies"],
+            quotes=0,
+            extra=extra,
+        )
 
     def account_metrics(self) -> AccountMetrics:
         me = self.get_json(self.user_node, params={"fields": "followers_count,media_count"})
@@ -164,8 +188,13 @@ class InstagramHook(ContainerHook):
             author = row.get("username") or (row.get("from") or {}).get("username") or "unknown"
             if author.lower() == own or str((row.get("from") or {}).get("id")) == self.user_node:
                 continue
-            yield Comment(remote_id=str(row["id"]), text=row.get("text") or "", author=author,
-                          created_at=parse_time(row.get("timestamp")), post_id=post_id)
+            yield Comment(
+                remote_id=str(row["id"]),
+                text=row.get("text") or "",
+                author=author,
+                created_at=parse_time(row.get("timestamp")),
+                post_id=post_id,
+            )
 
     def search_accounts(self, query: str, *, limit: int = 20) -> list[AccountInfo]:
         """Business Discovery look-ups of usernames derived from ``query`` (exact usernames only).
@@ -188,8 +217,15 @@ class InstagramHook(ContainerHook):
             if not hit:
                 continue
             name = hit.get("username") or username
-            found.append(AccountInfo(remote_id=str(hit.get("id") or name), handle=name, display_name=hit.get("name"),
-                                     followers=hit.get("followers_count"), url=f"https://www.instagram.com/{name}/"))
+            found.append(
+                AccountInfo(
+                    remote_id=str(hit.get("id") or name),
+                    handle=name,
+                    display_name=hit.get("name"),
+                    followers=hit.get("followers_count"),
+                    url=f"https://www.instagram.com/{name}/",
+                )
+            )
             if len(found) >= limit:
                 break
         return found

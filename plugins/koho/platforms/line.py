@@ -115,12 +115,14 @@ def parse_webhook(body: bytes | str | Mapping[str, Any]) -> list[Comment]:
         text = message.get("text") if message.get("type") == "text" else f"[{message.get('type', 'message')}]"
         author = source.get("userId") or source.get("groupId") or source.get("roomId") or "unknown"
         timestamp = event.get("timestamp")
-        comments.append(Comment(
-            remote_id=str(message.get("id")),
-            text=text or "",
-            author=author,
-            created_at=datetime.fromtimestamp(timestamp / 1000, UTC) if isinstance(timestamp, int) else None,
-        ))
+        comments.append(
+            Comment(
+                remote_id=str(message.get("id")),
+                text=text or "",
+                author=author,
+                created_at=datetime.fromtimestamp(timestamp / 1000, UTC) if isinstance(timestamp, int) else None,
+            )
+        )
     return comments
 
 
@@ -132,8 +134,14 @@ class LineHook(PlatformHook):
 
     platform = "line"
     capabilities = Capabilities(
-        publish=True, delete=False, replies=False, images=True, links=True, comments=False,
-        search_accounts=False, idempotency_key=True,
+        publish=True,
+        delete=False,
+        replies=False,
+        images=True,
+        links=True,
+        comments=False,
+        search_accounts=False,
+        idempotency_key=True,
     )
 
     # ------------------------------------------------------------- protocol
@@ -232,7 +240,9 @@ class LineHook(PlatformHook):
             raise PermanentlyRejected(
                 f"LINE sends at most {MAX_MESSAGES} messages at once (text and {MAX_MESSAGES - 1} images), "
                 f"got {len(messages)}",
-                kind="bad_media", platform=self.platform, account=self.account_label,
+                kind="bad_media",
+                platform=self.platform,
+                account=self.account_label,
             )
         return messages
 
@@ -241,7 +251,8 @@ class LineHook(PlatformHook):
         messages = self.messages_for(post)
         target = self.extras.get("push_to")
         path, body = (
-            ("/v2/bot/message/push", {"to": target, "messages": messages}) if target
+            ("/v2/bot/message/push", {"to": target, "messages": messages})
+            if target
             else ("/v2/bot/message/broadcast", {"messages": messages})
         )
         key = retry_key_for(idempotency_key)
@@ -295,8 +306,10 @@ class LineHook(PlatformHook):
         """Verify a webhook call with the connection's channel secret, then read its messages."""
         if not verify_webhook_signature(body, signature, str(self.extras.get("channel_secret") or "")):
             raise PermanentlyRejected(
-                "webhook signature does not match the channel secret", kind="forbidden",
-                platform=self.platform, account=self.account_label,
+                "webhook signature does not match the channel secret",
+                kind="forbidden",
+                platform=self.platform,
+                account=self.account_label,
             )
         return parse_webhook(body)
 

@@ -106,10 +106,14 @@ class MastodonHook(PlatformHook):
     def _set_base_url(self, connection) -> None:
         host = (connection.host or "").strip()
         if not host:
-            raise InputError([Problem(
-                Where(account=self.koho_conn_id, field="host"),
-                "a Mastodon connection needs the instance's base URL in 'host', e.g. https://social.example.jp",
-            )])
+            raise InputError(
+                [
+                    Problem(
+                        Where(account=self.koho_conn_id, field="host"),
+                        "a Mastodon connection needs the instance's base URL in 'host', e.g. https://social.example.jp",
+                    )
+                ]
+            )
         if "://" not in host:
             host = f"https://{host}"  # instances are served over HTTPS; HttpHook would assume http
         self.base_url = host.rstrip("/") + (f":{connection.port}" if connection.port else "")
@@ -231,7 +235,9 @@ class MastodonHook(PlatformHook):
             images = self.read_images(urls, max_count=MAX_IMAGES, max_bytes=MAX_IMAGE_BYTES)
             attachments = [
                 self.call(
-                    "POST", "/api/v2/media", files={"file": (f"image-{index}", data, mime)},
+                    "POST",
+                    "/api/v2/media",
+                    files={"file": (f"image-{index}", data, mime)},
                     retry_unknown=True,  # a lost upload is unattached media, never a post
                 ).json()
                 for index, (data, mime) in enumerate(images)
@@ -252,7 +258,8 @@ class MastodonHook(PlatformHook):
             return attachment
         raise TransientError(
             f"media {attachment['id']} is still processing on the instance; the post will be tried again",
-            platform=self.platform, account=self.account_label,
+            platform=self.platform,
+            account=self.account_label,
         )
 
     def delete(self, remote_id: str) -> None:

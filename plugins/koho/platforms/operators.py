@@ -104,8 +104,9 @@ class DeletePostOperator(PlatformOperator):
 
     def run(self, hook, context: Any) -> dict[str, Any]:
         if not hook.capabilities.delete:
-            self.log.warning("%s cannot delete through its API: delete post %s by hand in the app",
-                             self.platform, self.remote_id)
+            self.log.warning(
+                "%s cannot delete through its API: delete post %s by hand in the app", self.platform, self.remote_id
+            )
             return {"remote_id": self.remote_id, "deleted": False, "manual": True}
         hook.delete(self.remote_id)
         return {"remote_id": self.remote_id, "deleted": True, "manual": False}

@@ -46,8 +46,13 @@ TEXT_MAX = 500
 CAROUSEL_MAX = 20
 POST_FIELDS = "id,text,timestamp,permalink"
 DEFAULT_SUFFIXES = ("_official", ".official", "official", "_pr", "_jp")
-METRIC_FIELDS = {"views": "impressions", "likes": "likes", "replies": "replies", "reposts": "reposts",
-                 "quotes": "quotes"}
+METRIC_FIELDS = {
+    "views": "impressions",
+    "likes": "likes",
+    "replies": "replies",
+    "reposts": "reposts",
+    "quotes": "quotes",
+}
 
 
 class ThreadsHook(ContainerHook):
@@ -69,21 +74,38 @@ class ThreadsHook(ContainerHook):
     def verify_credentials(self) -> AccountInfo:
         me = self.get_json("me", params={"fields": "id,username,name,threads_profile_picture_url"})
         username = me.get("username") or self.connection.login or str(me["id"])
-        return AccountInfo(remote_id=str(me["id"]), handle=username, display_name=me.get("name"),
-                           url=f"https://www.threads.com/@{username}", token_expires_at=self.token_expires_at())
+        return AccountInfo(
+            remote_id=str(me["id"]),
+            handle=username,
+            display_name=me.get("name"),
+            url=f"https://www.threads.com/@{username}",
+            token_expires_at=self.token_expires_at(),
+        )
 
     # ------------------------------------------------------------------ publishing
 
     def check_publishable(self, post: OutgoingPost) -> None:
         if len(post.text) > TEXT_MAX:
-            raise PermanentlyRejected(f"Threads text is at most {TEXT_MAX} characters, got {len(post.text)}",
-                                      kind="too_long", platform=self.platform, account=self.account_label)
+            raise PermanentlyRejected(
+                f"Threads text is at most {TEXT_MAX} characters, got {len(post.text)}",
+                kind="too_long",
+                platform=self.platform,
+                account=self.account_label,
+            )
         if not post.text and not post.image_urls:
-            raise PermanentlyRejected("a Threads post needs text or an image", kind="invalid",
-                                      platform=self.platform, account=self.account_label)
+            raise PermanentlyRejected(
+                "a Threads post needs text or an image",
+                kind="invalid",
+                platform=self.platform,
+                account=self.account_label,
+            )
         if len(post.image_urls) > CAROUSEL_MAX:
-            raise PermanentlyRejected(f"a Threads carousel holds at most {CAROUSEL_MAX} items", kind="bad_media",
-                                      platform=self.platform, account=self.account_label)
+            raise PermanentlyRejected(
+                f"a Threads carousel holds at most {CAROUSEL_MAX} items",
+                kind="bad_media",
+                platform=self.platform,
+                account=self.account_label,
+            )
 
     def child_params(self, url: str) -> dict[str, Any]:
         return {"media_type": "VIDEO", "video_url": url} if is_video(url) else {"media_type": "IMAGE", "image_url": url}
@@ -124,8 +146,9 @@ class ThreadsHook(ContainerHook):
         return self._remote(self.get_json(remote_id, params={"fields": POST_FIELDS}))
 
     def _list(self, edge: str, since: datetime, limit: int) -> list[RemotePost]:
-        rows = self.paged(self.user_node, edge,
-                          params={"fields": POST_FIELDS, "since": epoch(since), "limit": min(limit, 100)})
+        rows = self.paged(
+            self.user_node, edge, params={"fields": POST_FIELDS, "since": epoch(since), "limit": min(limit, 100)}
+        )
         return stop_before((self._remote(r) for r in rows), since, limit)
 
     def list_recent_posts(self, since: datetime, *, limit: int = 100) -> list[RemotePost]:
@@ -141,26 +164,43 @@ class ThreadsHook(ContainerHook):
                 counts[target] = value
             else:
                 extra[name] = value
-        return PostMetrics(remote_id=remote_id, impressions=counts.get("impressions"), likes=counts.get("likes", 0),
-                           reposts=counts.get("reposts", 0), replies=counts.get("replies", 0),
-                           quotes=counts.get("quotes", 0), extra=extra)
+        return PostMetrics(
+            remote_id=remote_id,
+            impressions=counts.get("impressions"),
+            likes=counts.get("likes", 0),
+            reposts=counts.get("reposts", 0),
+            replies=counts.get("replies", 0),
+            quotes=counts.get("quotes", 0),
+            extra=extra,
+        )
 
     def account_metrics(self) -> AccountMetrics:
         values = self._insights(self.user_node, ["followers_count", "views"], edge="threads_insights")
         return AccountMetrics(followers=values.get("followers_count"), views=values.get("views"))
 
     def _post_comments(self, post_id: str, after: datetime | None) -> Iterator[Comment]:
-        rows = self.paged(post_id, "conversation", params={
-            "fields": "id,text,timestamp,username,permalink,replied_to", "reverse": "true", "limit": 100,
-        })
+        rows = self.paged(
+            post_id,
+            "conversation",
+            params={
+                "fields": "id,text,timestamp,username,permalink,replied_to",
+                "reverse": "true",
+                "limit": 100,
+            },
+        )
         own = (self.connection.login or "").lstrip("@").lower()
         for row in rows:
             author = row.get("username") or "unknown"
             if author.lower() == own:
                 continue
-            yield Comment(remote_id=str(row["id"]), text=row.get("text") or "", author=author,
-                          created_at=parse_time(row.get("timestamp")),
-                          post_id=str((row.get("replied_to") or {}).get("id") or post_id), url=row.get("permalink"))
+            yield Comment(
+                remote_id=str(row["id"]),
+                text=row.get("text") or "",
+                author=author,
+                created_at=parse_time(row.get("timestamp")),
+                post_id=str((row.get("replied_to") or {}).get("id") or post_id),
+                url=row.get("permalink"),
+            )
 
     def search_accounts(self, query: str, *, limit: int = 20) -> list[AccountInfo]:
         """Profile Discovery look-ups of usernames derived from ``query`` (exact usernames only)."""
@@ -168,15 +208,24 @@ class ThreadsHook(ContainerHook):
         found: list[AccountInfo] = []
         for username in candidate_usernames(query, suffixes)[: max(limit, 1) * 4]:
             try:
-                hit = self.get_json("profile_lookup", params={
-                    "username": username, "fields": "username,name,follower_count,is_verified"})
+                hit = self.get_json(
+                    "profile_lookup",
+                    params={"username": username, "fields": "username,name,follower_count,is_verified"},
+                )
             except PermanentlyRejected as exc:
                 if exc.kind == "not_found":
                     continue
                 raise
             name = hit.get("username") or username
-            found.append(AccountInfo(remote_id=name, handle=name, display_name=hit.get("name"),
-                                     followers=hit.get("follower_count"), url=f"https://www.threads.com/@{name}"))
+            found.append(
+                AccountInfo(
+                    remote_id=name,
+                    handle=name,
+                    display_name=hit.get("name"),
+                    followers=hit.get("follower_count"),
+                    url=f"https://www.threads.com/@{name}",
+                )
+            )
             if len(found) >= limit:
                 break
         return found

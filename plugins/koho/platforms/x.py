@@ -238,8 +238,12 @@ class XHook(PlatformHook):
             missing = "not found" in (code or "").lower() or "could not find" in detail.lower()
             kind = "not_found" if missing else "invalid"
             raise PermanentlyRejected(
-                secrets.redact(detail), kind=kind, platform=self.platform, account=self.account_label,
-                status=response.status_code, code=code,
+                secrets.redact(detail),
+                kind=kind,
+                platform=self.platform,
+                account=self.account_label,
+                status=response.status_code,
+                code=code,
             )
         return None
 
@@ -316,7 +320,8 @@ class XHook(PlatformHook):
         ids = []
         for index, (data, mime) in enumerate(images):
             response = self.call(
-                "POST", "/2/media/upload",
+                "POST",
+                "/2/media/upload",
                 data={"media_category": "tweet_image", "media_type": mime},
                 files={"media": (f"image-{index}", data, mime)},
                 retry_unknown=True,  # a lost upload is an orphan media id, never a post
@@ -373,8 +378,9 @@ class XHook(PlatformHook):
 
     def _raise_errors(self, body: dict[str, Any]) -> None:
         detail, code = _problem_text(body)
-        raise PermanentlyRejected(secrets.redact(detail), kind="not_found", platform=self.platform,
-                                  account=self.account_label, code=code)
+        raise PermanentlyRejected(
+            secrets.redact(detail), kind="not_found", platform=self.platform, account=self.account_label, code=code
+        )
 
     def list_recent_posts(self, since: datetime, *, limit: int = 100) -> list[RemotePost]:
         """``GET /2/users/{id}/tweets?start_time=`` (second granularity, inclusive), newest first."""
@@ -385,9 +391,7 @@ class XHook(PlatformHook):
         }
         return [self._remote(t) for t, _ in self._pages(f"/2/users/{self.user_id()}/tweets", params, limit)]
 
-    def find_published(
-        self, post: OutgoingPost, *, idempotency_key: str, since: datetime
-    ) -> PublishedPost | None:
+    def find_published(self, post: OutgoingPost, *, idempotency_key: str, since: datetime) -> PublishedPost | None:
         """Match the text as X would show it (t.co links and entities) among posts since the attempt."""
         want = _x_text(self.text_with_link(post))
         for remote in self.list_recent_posts(since):
@@ -434,14 +438,16 @@ class XHook(PlatformHook):
             users = {u["id"]: u.get("username", u["id"]) for u in includes.get("users", [])}
             author = users.get(tweet.get("author_id"), tweet.get("author_id") or "")
             replied = [r["id"] for r in tweet.get("referenced_tweets") or [] if r.get("type") == "replied_to"]
-            comments.append(Comment(
-                remote_id=str(tweet["id"]),
-                text=_strip_leading_mention(html.unescape(tweet.get("text", "")), own),
-                author=author,
-                created_at=parse_time(tweet.get("created_at")),
-                post_id=replied[0] if replied else None,
-                url=f"https://x.com/{author}/status/{tweet['id']}",
-            ))
+            comments.append(
+                Comment(
+                    remote_id=str(tweet["id"]),
+                    text=_strip_leading_mention(html.unescape(tweet.get("text", "")), own),
+                    author=author,
+                    created_at=parse_time(tweet.get("created_at")),
+                    post_id=replied[0] if replied else None,
+                    url=f"https://x.com/{author}/status/{tweet['id']}",
+                )
+            )
             if newest is None or int(tweet["id"]) > int(newest):
                 newest = str(tweet["id"])
         return CommentPage(comments=comments, cursor=newest)
@@ -481,8 +487,20 @@ def candidate_handles(query: str, configured: str | list[str] = "") -> list[str]
     names: list[str] = []
     if _HANDLE.match(base):
         stem = base.lower()
-        variants = [stem, f"{stem}_", f"_{stem}", f"{stem}_jp", f"{stem}jp", f"{stem}_official", f"{stem}_info",
-                    f"real_{stem}", stem.replace("_", ""), stem.replace("_", "__"), f"{stem}1", f"{stem}_1"]
+        variants = [
+            stem,
+            f"{stem}_",
+            f"_{stem}",
+            f"{stem}_jp",
+            f"{stem}jp",
+            f"{stem}_official",
+            f"{stem}_info",
+            f"real_{stem}",
+            stem.replace("_", ""),
+            stem.replace("_", "__"),
+            f"{stem}1",
+            f"{stem}_1",
+        ]
         names += [v for v in variants if _HANDLE.match(v)]
     names += [e.strip().lstrip("@") for e in extra if _HANDLE.match(e.strip().lstrip("@"))]
     return list(dict.fromkeys(names))

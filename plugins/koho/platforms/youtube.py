@@ -253,8 +253,7 @@ class YouTubeHook(PlatformHook):
         status = response.status_code
         message = secrets.redact(_TAGS.sub("", str(error.get("message") or "")).strip()) or f"HTTP {status}"
         code = sorted(reasons)[0] if reasons else None
-        kw: dict[str, Any] = {"platform": self.platform, "account": self.account_label, "status": status,
-                              "code": code}
+        kw: dict[str, Any] = {"platform": self.platform, "account": self.account_label, "status": status, "code": code}
         if reasons & DAILY_QUOTA_REASONS:
             reset = next_pacific_midnight()
             return RateLimited(f"daily quota spent until {reset.isoformat()}: {message}", reset_at=reset, **kw)
@@ -304,8 +303,11 @@ class YouTubeHook(PlatformHook):
         data = self._get("channels", {"part": "snippet,statistics,contentDetails", **filters})
         items = data.get("items") or []
         if not items:
-            where = "the token's Google account has no YouTube channel" if "mine" in filters else (
-                f"channel {filters.get('id')} does not exist")
+            where = (
+                "the token's Google account has no YouTube channel"
+                if "mine" in filters
+                else (f"channel {filters.get('id')} does not exist")
+            )
             raise PermanentlyRejected(where, kind="not_found", platform=self.platform, account=self.account_label)
         return items[0]
 
@@ -336,14 +338,16 @@ class YouTubeHook(PlatformHook):
         self._channel = channel
         info = _account_info(channel)
         expires = self._access_expires_at or parse_time(self.extras.get("token_expires_at"))
-        return AccountInfo(info.remote_id, info.handle, info.display_name, info.followers, info.url,
-                           token_expires_at=expires)
+        return AccountInfo(
+            info.remote_id, info.handle, info.display_name, info.followers, info.url, token_expires_at=expires
+        )
 
     def account_metrics(self) -> AccountMetrics:
         stats = self.channel(refresh=True).get("statistics", {})
         followers = None if stats.get("hiddenSubscriberCount") else _int(stats.get("subscriberCount"))
-        return AccountMetrics(followers=followers, posts=_int(stats.get("videoCount")),
-                              views=_int(stats.get("viewCount")))
+        return AccountMetrics(
+            followers=followers, posts=_int(stats.get("videoCount")), views=_int(stats.get("viewCount"))
+        )
 
     # ----------------------------------------------------------------- videos
 
@@ -378,14 +382,19 @@ class YouTubeHook(PlatformHook):
     def _videos(self, ids: list[str], part: str) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), PAGE_SIZE):
-            chunk = ids[start:start + PAGE_SIZE]
+            chunk = ids[start : start + PAGE_SIZE]
             data = self._get("videos", {"part": part, "id": ",".join(chunk), "maxResults": len(chunk)})
             found.update({item["id"]: item for item in data.get("items") or []})
         return found
 
     def _not_found(self, remote_id: str) -> PermanentlyRejected:
-        return PermanentlyRejected(f"video {remote_id} not found (deleted or private)", kind="not_found",
-                                   platform=self.platform, account=self.account_label, status=404)
+        return PermanentlyRejected(
+            f"video {remote_id} not found (deleted or private)",
+            kind="not_found",
+            platform=self.platform,
+            account=self.account_label,
+            status=404,
+        )
 
     def get_post(self, remote_id: str) -> RemotePost:
         item = self._videos([remote_id], "snippet").get(remote_id)
@@ -442,14 +451,19 @@ class YouTubeHook(PlatformHook):
                 if not ids or exc.kind not in ("not_found", "forbidden"):
                     raise
                 self.log.info("youtube: skipping comments of video %s (%s)", extra.get("videoId"), exc.reason)
-        comments = sorted(found.values(), key=lambda c: (c.created_at or datetime.min.replace(tzinfo=UTC)))
+        comments = sorted(found.values(), key=lambda c: c.created_at or datetime.min.replace(tzinfo=UTC))
         return CommentPage(comments=comments, cursor=str(after.advance(comments)) or cursor)
 
     def _collect_comments(
         self, filters: dict[str, str], after: _CommentCursor, found: dict[str, Comment], max_pages: int
     ) -> None:
-        params = {"part": "snippet", "order": "time", "textFormat": "plainText",
-                  "maxResults": COMMENT_PAGE_SIZE, **filters}
+        params = {
+            "part": "snippet",
+            "order": "time",
+            "textFormat": "plainText",
+            "maxResults": COMMENT_PAGE_SIZE,
+            **filters,
+        }
         for page in self._pages("commentThreads", params, max_pages=max_pages):
             reached_old = False
             for thread in page.get("items") or []:
@@ -469,8 +483,9 @@ class YouTubeHook(PlatformHook):
         older projects 100 of the 10,000 daily units), plus 1 unit for the ``channels.list``
         that fills in handles and subscribers. Run it from the periodic scan, never per post.
         """
-        data = self._get("search", {"part": "snippet", "type": "channel", "q": query,
-                                    "maxResults": max(1, min(limit, PAGE_SIZE))})
+        data = self._get(
+            "search", {"part": "snippet", "type": "channel", "q": query, "maxResults": max(1, min(limit, PAGE_SIZE))}
+        )
         ids = [item["id"]["channelId"] for item in data.get("items") or [] if item.get("id", {}).get("channelId")]
         if not ids:
             return []
@@ -552,8 +567,11 @@ def _account_info(channel: dict[str, Any]) -> AccountInfo:
     stats = channel.get("statistics", {})
     custom = str(snippet.get("customUrl") or "")
     followers = None if stats.get("hiddenSubscriberCount") else _int(stats.get("subscriberCount"))
-    url = f"https://www.youtube.com/{custom}" if custom.startswith("@") else (
-        f"https://www.youtube.com/channel/{channel['id']}")
+    url = (
+        f"https://www.youtube.com/{custom}"
+        if custom.startswith("@")
+        else (f"https://www.youtube.com/channel/{channel['id']}")
+    )
     return AccountInfo(
         remote_id=channel["id"],
         handle=custom.lstrip("@") or channel["id"],

@@ -31,8 +31,7 @@ from koho.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 #: Statuses of deliveries that count against caps and spacing (they went out or will).
-_COUNTED = (DeliveryStatus.PLANNED, DeliveryStatus.AWAITING_APPROVAL, DeliveryStatus.SENDING,
-            DeliveryStatus.PUBLISHED)
+_COUNTED = (DeliveryStatus.PLANNED, DeliveryStatus.AWAITING_APPROVAL, DeliveryStatus.SENDING, DeliveryStatus.PUBLISHED)
 
 
 def existing_slots(session, *, around: datetime, exclude_entry: str | None = None) -> list[PlannedSlot]:
@@ -47,8 +46,11 @@ def existing_slots(session, *, around: datetime, exclude_entry: str | None = Non
             Delivery.due_at <= around + timedelta(days=2),
         )
     ).all()
-    return [PlannedSlot(r.account_id, r.due_at, r.entry_id, emergency=r.origin == "emergency", existing=True)
-            for r in rows if r.entry_id != exclude_entry]
+    return [
+        PlannedSlot(r.account_id, r.due_at, r.entry_id, emergency=r.origin == "emergency", existing=True)
+        for r in rows
+        if r.entry_id != exclude_entry
+    ]
 
 
 def sync_accounts(session, config: KohoConfig, account_ids: list[str]) -> None:
@@ -61,9 +63,17 @@ def sync_accounts(session, config: KohoConfig, account_ids: list[str]) -> None:
         repo.upsert_accounts(session, rows)
 
 
-def submit(ledger: Ledger, form: Mapping[str, Any], config: KohoConfig, settings: PostingSettings, *,
-           now: datetime, entry_id: str, triggered_by: str | None,
-           media_dir: Path | None = None) -> tuple[AdhocCheck, dict[str, Any] | None]:
+def submit(
+    ledger: Ledger,
+    form: Mapping[str, Any],
+    config: KohoConfig,
+    settings: PostingSettings,
+    *,
+    now: datetime,
+    entry_id: str,
+    triggered_by: str | None,
+    media_dir: Path | None = None,
+) -> tuple[AdhocCheck, dict[str, Any] | None]:
     """Check the form against what the ledger holds and, for a valid real run, record and plan it.
 
     Returns the check and what :func:`record` wrote; nothing is written for a dry run or a form
@@ -78,8 +88,16 @@ def submit(ledger: Ledger, form: Mapping[str, Any], config: KohoConfig, settings
             pass  # reported by the validation
     with ledger.session(readonly=True) as session:
         existing = existing_slots(session, around=around, exclude_entry=entry_id)
-    check = validate_adhoc(dict(form), config, settings, now=now, entry_id=entry_id, triggered_by=triggered_by,
-                           existing=existing, media_dir=media_dir)
+    check = validate_adhoc(
+        dict(form),
+        config,
+        settings,
+        now=now,
+        entry_id=entry_id,
+        triggered_by=triggered_by,
+        existing=existing,
+        media_dir=media_dir,
+    )
     if check.dry_run or not check.ok:
         return check, None
     return check, record(ledger, check, config)
@@ -106,28 +124,47 @@ def record(ledger: Ledger, check: AdhocCheck, config: KohoConfig) -> dict[str, A
         late = [v for v in volume_problems(slots, caps) if not (v.rule == "quiet_hours" and allowed_quiet)]
         if late:
             raise InputError([v.to_problem() for v in late])
-        result = repo.upsert_entry(session, {
-            "id": entry.id, "origin": "adhoc", "source": "adhoc_post form", "title": entry.title,
-            "publish_at": entry.publish_at, "payload": check.payload(), "approval_required": check.needs_approval,
-            "content_hash": check.content_hash(),
-            "created_by": _created_by(check),
-        })
+        result = repo.upsert_entry(
+            session,
+            {
+                "id": entry.id,
+                "origin": "adhoc",
+                "source": "adhoc_post form",
+                "title": entry.title,
+                "publish_at": entry.publish_at,
+                "payload": check.payload(),
+                "approval_required": check.needs_approval,
+                "content_hash": check.content_hash(),
+                "created_by": _created_by(check),
+            },
+        )
         row = result.entry
         if result.revised:  # a retried task checked the form again at a later "now": one post, not two
             repo.cancel_deliveries(session, row.id, below_revision=row.revision, reason="superseded by a retry")
         accounts = {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(entry.accounts)))}
-        outcome = plan_entry(session, row, accounts, mode="adapt", limits=limits,
-                             awaiting_approval=check.needs_approval)
+        outcome = plan_entry(
+            session, row, accounts, mode="adapt", limits=limits, awaiting_approval=check.needs_approval
+        )
         if outcome.problems:  # cannot happen after validation; if it does, nothing is kept
             raise InputError([Problem(Where(field="text", account=a), r) for a, r in outcome.problems.items()])
         recorded = {
-            "entry_id": row.id, "revision": row.revision, "deliveries": outcome.deliveries,
-            "needs_approval": check.needs_approval, "publish_now": check.publish_now,
-            "publish_at": entry.publish_at.isoformat(), "accounts": list(entry.accounts),
-            "requested_by": check.requested_by, "triggered_by": check.triggered_by,
+            "entry_id": row.id,
+            "revision": row.revision,
+            "deliveries": outcome.deliveries,
+            "needs_approval": check.needs_approval,
+            "publish_now": check.publish_now,
+            "publish_at": entry.publish_at.isoformat(),
+            "accounts": list(entry.accounts),
+            "requested_by": check.requested_by,
+            "triggered_by": check.triggered_by,
         }
-    log.info("entry %s recorded (revision %s), %s deliveries %s", recorded["entry_id"], recorded["revision"],
-             len(recorded["deliveries"]), "awaiting approval" if check.needs_approval else "planned")
+    log.info(
+        "entry %s recorded (revision %s), %s deliveries %s",
+        recorded["entry_id"],
+        recorded["revision"],
+        len(recorded["deliveries"]),
+        "awaiting approval" if check.needs_approval else "planned",
+    )
     return recorded
 
 
@@ -136,8 +173,9 @@ def _created_by(check: AdhocCheck) -> str:
     return f"{who} (for {check.requested_by})"[:255] if check.requested_by else who
 
 
-def release(ledger: Ledger, recorded: Mapping[str, Any], *, approved_by: str | None = None,
-            now: datetime | None = None) -> dict[str, Any]:
+def release(
+    ledger: Ledger, recorded: Mapping[str, Any], *, approved_by: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
     """Approved (or needing no approval): the deliveries become ``planned``; a "now" post is due now.
 
     Returns the time slot for the sending task (``Slot.as_dict()``).
@@ -149,15 +187,22 @@ def release(ledger: Ledger, recorded: Mapping[str, Any], *, approved_by: str | N
             released = repo.approve_deliveries(session, entry_id, revision=recorded["revision"])
             repo.set_entry_status(session, entry_id, "approved")
             log.info("entry %s approved by %s: %s deliveries released", entry_id, approved_by or "?", len(released))
-        rows = list(session.scalars(select(Delivery).where(
-            Delivery.entry_id == entry_id, Delivery.revision == recorded["revision"])))
+        rows = list(
+            session.scalars(
+                select(Delivery).where(Delivery.entry_id == entry_id, Delivery.revision == recorded["revision"])
+            )
+        )
         if recorded.get("publish_now"):
             for delivery in rows:
                 if delivery.due_at < now:
                     repo.reschedule_delivery(session, delivery.id, now)
-            rows = list(session.scalars(select(Delivery).where(
-                Delivery.entry_id == entry_id, Delivery.revision == recorded["revision"])
-                .execution_options(populate_existing=True)))
+            rows = list(
+                session.scalars(
+                    select(Delivery)
+                    .where(Delivery.entry_id == entry_id, Delivery.revision == recorded["revision"])
+                    .execution_options(populate_existing=True)
+                )
+            )
         slots = group_into_slots(rows)
     if not slots:
         raise InputError([Problem(Where(field="accounts"), f"entry {entry_id} has no deliveries to send")])
@@ -172,7 +217,8 @@ def deliveries_table(ledger: Ledger, entry_id: str) -> list[dict[str, Any]]:
         if entry is None:
             return []
         rows = session.execute(
-            select(Delivery, Account.platform).join(Account, Account.id == Delivery.account_id)
+            select(Delivery, Account.platform)
+            .join(Account, Account.id == Delivery.account_id)
             .where(Delivery.entry_id == entry_id, Delivery.revision == entry.revision)
             .order_by(Delivery.account_id, Delivery.part_index)
         ).all()
@@ -194,9 +240,17 @@ def deliveries_table(ledger: Ledger, entry_id: str) -> list[dict[str, Any]]:
             status = statuses[0] if len(set(statuses)) == 1 else "pending"
         first = parts[0][0]
         error = next((d.last_error for d, _ in parts if d.last_error and d.status != "published"), None)
-        out.append({"account_id": account_id, "platform": parts[0][1], "status": status, "parts": len(parts),
-                    "url": first.remote_url if status == "published" else None, "remote_id": first.remote_id,
-                    "error": error})
+        out.append(
+            {
+                "account_id": account_id,
+                "platform": parts[0][1],
+                "status": status,
+                "parts": len(parts),
+                "url": first.remote_url if status == "published" else None,
+                "remote_id": first.remote_id,
+                "error": error,
+            }
+        )
     return out
 
 
@@ -205,24 +259,31 @@ def drop(ledger: Ledger, recorded: Mapping[str, Any], *, status: str, reason: st
     with ledger.session() as session:
         cancelled = repo.cancel_deliveries(session, recorded["entry_id"], reason=reason)
         repo.set_entry_status(session, recorded["entry_id"], status)
-    log.warning("entry %s %s: %s; %s deliveries cancelled", recorded["entry_id"], status, reason,
-                len(cancelled.cancelled))
+    log.warning(
+        "entry %s %s: %s; %s deliveries cancelled", recorded["entry_id"], status, reason, len(cancelled.cancelled)
+    )
     return list(cancelled.cancelled)
 
 
-def alert_timeout(ledger: Ledger, recorded: Mapping[str, Any], *, to: list[str], city_name: str,
-                  waited: timedelta) -> int:
+def alert_timeout(
+    ledger: Ledger, recorded: Mapping[str, Any], *, to: list[str], city_name: str, waited: timedelta
+) -> int:
     """Raise (once) and mail the approval-timeout alert; returns how many alerts were mailed."""
     from koho.accounts.sync import AlertSpec
     from koho.alerts import notify_pending, record_alerts
 
     spec = AlertSpec(
-        kind="approval_timeout", dedup_key=f"approval_timeout:{recorded['entry_id']}",
+        kind="approval_timeout",
+        dedup_key=f"approval_timeout:{recorded['entry_id']}",
         subject=f"ad-hoc post {recorded['entry_id']} was not approved within {waited} and was not posted",
         severity="warning",
-        detail={"entry": recorded["entry_id"], "requested_by": recorded.get("requested_by") or "",
-                "triggered_by": recorded.get("triggered_by") or "", "accounts": ", ".join(recorded["accounts"]),
-                "what to do": "trigger adhoc_post again if it is still wanted"},
+        detail={
+            "entry": recorded["entry_id"],
+            "requested_by": recorded.get("requested_by") or "",
+            "triggered_by": recorded.get("triggered_by") or "",
+            "accounts": ", ".join(recorded["accounts"]),
+            "what to do": "trigger adhoc_post again if it is still wanted",
+        },
     )
     with ledger.session() as session:
         new = record_alerts(session, [spec])

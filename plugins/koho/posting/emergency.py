@@ -43,8 +43,18 @@ from koho.timeutil import to_local, utcnow
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("message", "link", "severity", "targets", "confirmation", "follow_up_of", "kind", "images",
-          "requested_by", "draft_of")
+FIELDS = (
+    "message",
+    "link",
+    "severity",
+    "targets",
+    "confirmation",
+    "follow_up_of",
+    "kind",
+    "images",
+    "requested_by",
+    "draft_of",
+)
 MAX_MESSAGE = 5000
 #: A delivery another attempt left "sending" is reconciled and tried again after this long. Short
 #: on purpose: within one broadcast no other process sends these deliveries (see the module doc).
@@ -86,11 +96,21 @@ class EmergencyCheck(HasProblems):
     def payload(self) -> dict[str, Any]:
         channels = ["social", "website"] if self.website else ["social"]
         return {
-            "id": self.entry_id, "title": self.title, "text": self.message, "link": self.link,
-            "accounts": [a.id for a in self.accounts], "channels": channels, "images": list(self.images),
-            "image_platforms": list(self.image_platforms), "severity": self.severity, "kind": self.kind,
-            "follow_up_of": self.follow_up_of, "all_clear": self.kind == "all_clear",
-            "requested_by": self.requested_by, "triggered_by": self.triggered_by, "draft_of": self.draft_of,
+            "id": self.entry_id,
+            "title": self.title,
+            "text": self.message,
+            "link": self.link,
+            "accounts": [a.id for a in self.accounts],
+            "channels": channels,
+            "images": list(self.images),
+            "image_platforms": list(self.image_platforms),
+            "severity": self.severity,
+            "kind": self.kind,
+            "follow_up_of": self.follow_up_of,
+            "all_clear": self.kind == "all_clear",
+            "requested_by": self.requested_by,
+            "triggered_by": self.triggered_by,
+            "draft_of": self.draft_of,
         }
 
 
@@ -121,8 +141,10 @@ def validate_emergency(
             error(name, f"unknown field '{name}'; the form has {', '.join(FIELDS)}")
     confirmation = form.get("confirmation")
     if not isinstance(confirmation, str) or confirmation.strip() != settings.emergency_confirmation:
-        error("confirmation", f"type exactly '{settings.emergency_confirmation}' to confirm the broadcast "
-                              f"(got {confirmation!r})")
+        error(
+            "confirmation",
+            f"type exactly '{settings.emergency_confirmation}' to confirm the broadcast (got {confirmation!r})",
+        )
     message = form.get("message")
     if not isinstance(message, str) or not message.strip():
         error("message", "must not be empty: the text to post on every account")
@@ -131,8 +153,10 @@ def validate_emergency(
     if len(message) > MAX_MESSAGE:
         error("message", f"{len(message)} characters; at most {MAX_MESSAGE} (put the details on the website)")
     if markup := looks_like_html(message):
-        error("message", f"contains markup that looks like HTML ({markup!r}); the text is posted as plain text, "
-                         "remove the tags")
+        error(
+            "message",
+            f"contains markup that looks like HTML ({markup!r}); the text is posted as plain text, remove the tags",
+        )
     link = form.get("link") or None
     if link is not None:
         try:
@@ -151,14 +175,17 @@ def validate_emergency(
     if follow_up_of:
         original = lookup(follow_up_of)
         if original is None:
-            error("follow_up_of", f"no entry '{follow_up_of}' in the ledger; give the id of the earlier emergency "
-                                  "broadcast (its run's summary shows it)")
+            error(
+                "follow_up_of",
+                f"no entry '{follow_up_of}' in the ledger; give the id of the earlier emergency "
+                "broadcast (its run's summary shows it)",
+            )
         elif original.origin != "emergency":
             error("follow_up_of", f"entry '{follow_up_of}' is a {original.origin} post, not an emergency broadcast")
         if kind == "alert":
             error("kind", "a follow-up is an update (続報) or an all_clear (解除); choose one")
     requested_by = str(form.get("requested_by") or triggered_by or "").strip()[:100]
-    draft_of = (str(form.get("draft_of") or "").strip() or None)
+    draft_of = str(form.get("draft_of") or "").strip() or None
 
     raw_targets = form.get("targets")
     if raw_targets is None:
@@ -197,9 +224,20 @@ def validate_emergency(
     first = next((line.strip() for line in message.splitlines() if line.strip()), "")
     title = f"【{label}】{first[:60]}" if first else f"【{label}】"
     return EmergencyCheck(
-        entry_id=entry_id, message=message, link=link, severity=severity, kind=kind, title=title,
-        accounts=accounts, website=website, images=list(images), image_platforms=image_platforms,
-        follow_up_of=follow_up_of, requested_by=requested_by, triggered_by=triggered_by, draft_of=draft_of,
+        entry_id=entry_id,
+        message=message,
+        link=link,
+        severity=severity,
+        kind=kind,
+        title=title,
+        accounts=accounts,
+        website=website,
+        images=list(images),
+        image_platforms=image_platforms,
+        follow_up_of=follow_up_of,
+        requested_by=requested_by,
+        triggered_by=triggered_by,
+        draft_of=draft_of,
         problems=problems,
     )
 
@@ -251,8 +289,9 @@ class AccountResult:
     reply_to: str | None = None  # the original's delivery this follow-up answers
 
 
-def plan(ledger: Ledger, check: EmergencyCheck, config: KohoConfig, *, now: datetime) -> tuple[list[tuple[int, ...]],
-                                                                                             dict[str, AccountResult]]:
+def plan(
+    ledger: Ledger, check: EmergencyCheck, config: KohoConfig, *, now: datetime
+) -> tuple[list[tuple[int, ...]], dict[str, AccountResult]]:
     """Record the entry and plan every delivery in one transaction; returns the chains to send
     and the accounts that got nothing (with the reason). Planning twice is a no-op."""
     from koho.delivery.planner import WEBSITE, ensure_website_account, fitted_parts, supports_replies
@@ -266,20 +305,37 @@ def plan(ledger: Ledger, check: EmergencyCheck, config: KohoConfig, *, now: date
     with ledger.session() as session:
         sync_accounts(session, config, [a.id for a in check.accounts])
         if check.website and config.policy:
-            ensure_website_account(session, department=config.policy.pr_department,
-                                   base_url=str(config.policy.channels.website.base_url))
+            ensure_website_account(
+                session, department=config.policy.pr_department, base_url=str(config.policy.channels.website.base_url)
+            )
         payload = check.payload()
-        row = repo.upsert_entry(session, {
-            "id": check.entry_id, "origin": "emergency", "source": "emergency_broadcast form",
-            "title": check.title, "publish_at": now, "payload": payload, "approval_required": False,
-            "content_hash": _hash(payload), "created_by": (check.triggered_by or "unknown")[:255],
-            "status": "approved",
-        }).entry
+        row = repo.upsert_entry(
+            session,
+            {
+                "id": check.entry_id,
+                "origin": "emergency",
+                "source": "emergency_broadcast form",
+                "title": check.title,
+                "publish_at": now,
+                "payload": payload,
+                "approval_required": False,
+                "content_hash": _hash(payload),
+                "created_by": (check.triggered_by or "unknown")[:255],
+                "status": "approved",
+            },
+        ).entry
         parents = _parents(session, check.follow_up_of) if check.follow_up_of else {}
         for account in check.accounts:
             try:
-                parts = fitted_parts(account.platform, check.message, link=check.link, hashtags=(), mode="emergency",
-                                     more_url=more_url, limits=limits)
+                parts = fitted_parts(
+                    account.platform,
+                    check.message,
+                    link=check.link,
+                    hashtags=(),
+                    mode="emergency",
+                    more_url=more_url,
+                    limits=limits,
+                )
             except KohoError as exc:
                 skipped[account.id] = AccountResult(account.id, account.platform, "not_planned", error=str(exc))
                 continue
@@ -287,14 +343,21 @@ def plan(ledger: Ledger, check: EmergencyCheck, config: KohoConfig, *, now: date
             chain = []
             for index, part in enumerate(parts):
                 result = repo.plan_delivery(
-                    session, entry_id=row.id, account_id=account.id, revision=row.revision, due_at=now,
-                    text=part, part_index=index, parent_delivery_id=chain[-1] if chain else parent_id,
+                    session,
+                    entry_id=row.id,
+                    account_id=account.id,
+                    revision=row.revision,
+                    due_at=now,
+                    text=part,
+                    part_index=index,
+                    parent_delivery_id=chain[-1] if chain else parent_id,
                 )
                 chain.append(result.delivery.id)
             chains.append(tuple(chain))
         if check.website:
-            result = repo.plan_delivery(session, entry_id=row.id, account_id=WEBSITE, revision=row.revision,
-                                        due_at=now, text=check.message)
+            result = repo.plan_delivery(
+                session, entry_id=row.id, account_id=WEBSITE, revision=row.revision, due_at=now, text=check.message
+            )
             chains.append((result.delivery.id,))
     return chains, skipped
 
@@ -312,8 +375,9 @@ def _parents(session, original_id: str) -> dict[str, int]:
     if original is None:
         return {}
     rows = session.scalars(
-        select(Delivery).where(Delivery.entry_id == original_id, Delivery.revision == original.revision,
-                               Delivery.status == "published").order_by(Delivery.account_id, Delivery.part_index)
+        select(Delivery)
+        .where(Delivery.entry_id == original_id, Delivery.revision == original.revision, Delivery.status == "published")
+        .order_by(Delivery.account_id, Delivery.part_index)
     )
     last: dict[str, int] = {}
     for delivery in rows:
@@ -321,21 +385,26 @@ def _parents(session, original_id: str) -> dict[str, int]:
     return last
 
 
-def _resend_chains(ledger: Ledger, entry_id: str, *, now: datetime,
-                   stale_after: timedelta = STALE_AFTER) -> list[tuple[int, ...]]:
+def _resend_chains(
+    ledger: Ledger, entry_id: str, *, now: datetime, stale_after: timedelta = STALE_AFTER
+) -> list[tuple[int, ...]]:
     """What is left to send: per account, from the first part not yet out (planned, or 'sending'
     for longer than ``stale_after`` — an attempt that died or lost its answer)."""
     with ledger.session(readonly=True) as session:
-        rows = list(session.scalars(select(Delivery).where(Delivery.entry_id == entry_id)
-                                    .order_by(Delivery.account_id, Delivery.part_index)))
+        rows = list(
+            session.scalars(
+                select(Delivery).where(Delivery.entry_id == entry_id).order_by(Delivery.account_id, Delivery.part_index)
+            )
+        )
     by_account: dict[str, list[Delivery]] = {}
     for delivery in rows:
         by_account.setdefault(delivery.account_id, []).append(delivery)
     chains = []
     for parts in by_account.values():
         for i, delivery in enumerate(parts):
-            stale = delivery.status == "sending" and (delivery.sending_since is None
-                                                      or delivery.sending_since < now - stale_after)
+            stale = delivery.status == "sending" and (
+                delivery.sending_since is None or delivery.sending_since < now - stale_after
+            )
             if delivery.status == "planned" or stale:
                 chains.append(tuple(d.id for d in parts[i:] if d.status in ("planned", "sending")))
                 break
@@ -344,9 +413,18 @@ def _resend_chains(ledger: Ledger, entry_id: str, *, now: datetime,
     return [c for c in chains if c]
 
 
-def send_all(ledger: Ledger, check: EmergencyCheck, config: KohoConfig, settings: PostingSettings, *,
-             run_id: str | None, hook_factory: Any = None, now: datetime | None = None,
-             sleep: Callable[[float], None] = time.sleep, retry_of_task: bool = False) -> dict[str, Any]:
+def send_all(
+    ledger: Ledger,
+    check: EmergencyCheck,
+    config: KohoConfig,
+    settings: PostingSettings,
+    *,
+    run_id: str | None,
+    hook_factory: Any = None,
+    now: datetime | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    retry_of_task: bool = False,
+) -> dict[str, Any]:
     """Plan, send every account at once, retry the passing failures; returns the summary.
 
     ``retry_of_task``: this is a later try of the Airflow task; deliveries an earlier try of the
@@ -361,8 +439,14 @@ def send_all(ledger: Ledger, check: EmergencyCheck, config: KohoConfig, settings
     started = time.monotonic()
     now = now or utcnow()
     chains, skipped = plan(ledger, check, config, now=now)
-    sender = Sender(ledger, dag_run_id=run_id, hook_factory=hook_factory or hook_for, config=config,
-                    stale_after=STALE_AFTER, reclaim_own=retry_of_task)
+    sender = Sender(
+        ledger,
+        dag_run_id=run_id,
+        hook_factory=hook_factory or hook_for,
+        config=config,
+        stale_after=STALE_AFTER,
+        reclaim_own=retry_of_task,
+    )
     stale_after = OWN_RECLAIM_AFTER if retry_of_task and run_id else STALE_AFTER
     rounds = 0
     if chains:
@@ -382,8 +466,9 @@ def send_all(ledger: Ledger, check: EmergencyCheck, config: KohoConfig, settings
     return summary(ledger, check, skipped, seconds=time.monotonic() - started, rounds=rounds)
 
 
-def summary(ledger: Ledger, check: EmergencyCheck, skipped: Mapping[str, AccountResult], *, seconds: float,
-            rounds: int) -> dict[str, Any]:
+def summary(
+    ledger: Ledger, check: EmergencyCheck, skipped: Mapping[str, AccountResult], *, seconds: float, rounds: int
+) -> dict[str, Any]:
     from koho.posting.adhoc import deliveries_table
 
     rows = deliveries_table(ledger, check.entry_id)
@@ -393,8 +478,9 @@ def summary(ledger: Ledger, check: EmergencyCheck, skipped: Mapping[str, Account
         error = row["error"]
         if status == "pending":
             error = (error or "not confirmed yet") + " — still being tried (calendar_publish keeps trying)"
-        results.append(AccountResult(row["account_id"], row["platform"], status, row["parts"], row["url"],
-                                     row["remote_id"], error))
+        results.append(
+            AccountResult(row["account_id"], row["platform"], status, row["parts"], row["url"], row["remote_id"], error)
+        )
     results += list(skipped.values())
     for problem in check.problems:
         if problem.where.account and problem.where.account not in {r.account_id for r in results}:
@@ -402,10 +488,19 @@ def summary(ledger: Ledger, check: EmergencyCheck, skipped: Mapping[str, Account
     results.sort(key=lambda r: (r.status != "published", r.account_id))
     counts = {s: sum(r.status == s for r in results) for s in ("published", "failed", "pending", "not_planned")}
     return {
-        "entry_id": check.entry_id, "title": check.title, "kind": check.kind, "severity": check.severity,
-        "follow_up_of": check.follow_up_of, "message": check.message, "link": check.link,
-        "triggered_by": check.triggered_by, "requested_by": check.requested_by,
-        **counts, "total": len(results), "seconds": round(seconds, 2), "rounds": rounds,
+        "entry_id": check.entry_id,
+        "title": check.title,
+        "kind": check.kind,
+        "severity": check.severity,
+        "follow_up_of": check.follow_up_of,
+        "message": check.message,
+        "link": check.link,
+        "triggered_by": check.triggered_by,
+        "requested_by": check.requested_by,
+        **counts,
+        "total": len(results),
+        "seconds": round(seconds, 2),
+        "rounds": rounds,
         "accounts": [asdict(r) for r in results],
     }
 
@@ -414,15 +509,21 @@ def mail_summary(result: Mapping[str, Any], config: KohoConfig) -> list[str]:
     """Mail the per-account summary to the crisis addresses and the PR section; returns the recipients."""
     from koho.notify.mail import send_mail
 
-    to = sorted({*(str(e) for e in (config.policy.crisis_emails if config.policy else [])),
-                 *([config.pr_email()] if config.pr_email() else [])})
+    to = sorted(
+        {
+            *(str(e) for e in (config.policy.crisis_emails if config.policy else [])),
+            *([config.pr_email()] if config.pr_email() else []),
+        }
+    )
     if not to:
         log.error("no crisis or PR mail address configured (policy.yaml crisis_emails, pr_department)")
         return []
     city = config.policy.city_name if config.policy else "Koho"
     ok = result["published"] == result["total"]
-    subject = (f"[Koho] {city}: {KIND_LABELS.get(result['kind'], '')} {result['published']}/{result['total']} "
-               f"published" + ("" if ok else f", {result['failed'] + result['not_planned']} failed, "
-                                             f"{result['pending']} pending"))
+    subject = (
+        f"[Koho] {city}: {KIND_LABELS.get(result['kind'], '')} {result['published']}/{result['total']} "
+        f"published"
+        + ("" if ok else f", {result['failed'] + result['not_planned']} failed, {result['pending']} pending")
+    )
     send_mail(to=to, subject=subject, template="mail/emergency_summary.html.j2", result=result, city_name=city)
     return to

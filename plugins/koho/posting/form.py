@@ -49,8 +49,19 @@ from koho.posting.settings import PostingSettings
 from koho.timeutil import holiday_name, to_local
 
 #: The form's fields, as the DAG's Params name them.
-FIELDS = ("accounts", "text", "title", "link", "images", "hashtags", "when", "publish_at",
-          "allow_quiet_hours", "dry_run", "requested_by")
+FIELDS = (
+    "accounts",
+    "text",
+    "title",
+    "link",
+    "images",
+    "hashtags",
+    "when",
+    "publish_at",
+    "allow_quiet_hours",
+    "dry_run",
+    "requested_by",
+)
 WHEN = ("now", "at")
 #: At most this many images: Bluesky and X take four per post, and four keep a post readable.
 MAX_IMAGES = 4
@@ -129,8 +140,12 @@ class AdhocCheck(HasProblems):
 
 
 def problem_dict(problem: Problem) -> dict[str, Any]:
-    return {"field": problem.where.field, "account": problem.where.account, "reason": problem.message,
-            "severity": problem.severity}
+    return {
+        "field": problem.where.field,
+        "account": problem.where.account,
+        "reason": problem.message,
+        "severity": problem.severity,
+    }
 
 
 def adhoc_entry_id(run_id: str, now: datetime) -> str:
@@ -227,16 +242,22 @@ def validate_adhoc(
         text = unicodedata.normalize("NFC", text)
         markup = looks_like_html(text)
         if markup:
-            f.error("text", f"contains markup that looks like HTML ({markup!r}); posts are plain text and "
-                            "Koho never renders HTML: remove the tags")
+            f.error(
+                "text",
+                f"contains markup that looks like HTML ({markup!r}); posts are plain text and "
+                "Koho never renders HTML: remove the tags",
+            )
     title = f.text("title")
     if title is not None and (markup := looks_like_html(title)):
         f.error("title", f"contains markup that looks like HTML ({markup!r}); titles are plain text")
     publish_at, publish_now = _when(f, now)
     targets = f.strings("accounts")
     if not targets and "accounts" not in f.bad:
-        f.error("accounts", "choose at least one account or group (all, general, special, topic:<topic>, "
-                            "platform:<platform>, or an account id)")
+        f.error(
+            "accounts",
+            "choose at least one account or group (all, general, special, topic:<topic>, "
+            "platform:<platform>, or an account id)",
+        )
     images = f.strings("images")
     if len(images) > MAX_IMAGES:
         f.error("images", f"{len(images)} images; at most {MAX_IMAGES} per post")
@@ -245,15 +266,35 @@ def validate_adhoc(
 
     triggered = (triggered_by or "").strip() or None
     needs_approval = not settings.is_pr(triggered)
-    reason = (f"{triggered} is in the PR section (posting.yaml pr_users)" if not needs_approval else
-              f"{triggered or 'an unknown user'} is not in the PR section: a PR approver must approve")
+    reason = (
+        f"{triggered} is in the PR section (posting.yaml pr_users)"
+        if not needs_approval
+        else f"{triggered or 'an unknown user'} is not in the PR section: a PR approver must approve"
+    )
 
-    entry = _entry(f, entry_id=entry_id, title=title or default_title(text or "") or "(untitled)",
-                   publish_at=publish_at, targets=targets, text=text, link=link, images=images, hashtags=hashtags,
-                   approval=needs_approval)
-    check = AdhocCheck(entry=None, problems=f.problems, previews=[], publish_now=publish_now,
-                       needs_approval=needs_approval, approval_reason=reason, requested_by=requested_by,
-                       triggered_by=triggered, dry_run=dry_run)
+    entry = _entry(
+        f,
+        entry_id=entry_id,
+        title=title or default_title(text or "") or "(untitled)",
+        publish_at=publish_at,
+        targets=targets,
+        text=text,
+        link=link,
+        images=images,
+        hashtags=hashtags,
+        approval=needs_approval,
+    )
+    check = AdhocCheck(
+        entry=None,
+        problems=f.problems,
+        previews=[],
+        publish_now=publish_now,
+        needs_approval=needs_approval,
+        approval_reason=reason,
+        requested_by=requested_by,
+        triggered_by=triggered,
+        dry_run=dry_run,
+    )
     if entry is None:
         return check
 
@@ -272,8 +313,14 @@ def validate_adhoc(
     previews = []
     limits = dict(config.policy.platform_limits) if config.policy else {}
     for account in accounts:
-        preview = _preview(f, entry, account, limits, text_ok="text" not in f.bad and "link" not in f.bad,
-                           images_ok="images" not in f.bad)
+        preview = _preview(
+            f,
+            entry,
+            account,
+            limits,
+            text_ok="text" not in f.bad and "link" not in f.bad,
+            images_ok="images" not in f.bad,
+        )
         if preview:
             previews.append(preview)
 
@@ -306,8 +353,11 @@ def _when(f: _Form, now: datetime) -> tuple[datetime | None, bool]:
         f.error("publish_at", str(exc))
         return None, False
     if moment <= now:
-        f.error("publish_at", f"{to_local(moment):%Y-%m-%d %H:%M} JST is in the past (now "
-                              f"{to_local(now):%Y-%m-%d %H:%M} JST); choose a future time or 'now'")
+        f.error(
+            "publish_at",
+            f"{to_local(moment):%Y-%m-%d %H:%M} JST is in the past (now "
+            f"{to_local(now):%Y-%m-%d %H:%M} JST); choose a future time or 'now'",
+        )
         return None, False
     if moment > now + timedelta(days=366):
         f.error("publish_at", f"{to_local(moment):%Y-%m-%d} is more than a year ahead; use the posting calendar")
@@ -330,9 +380,16 @@ def _iso(raw: Any) -> datetime | None:
 def _entry(f: _Form, **values: Any) -> CalendarEntry | None:
     """The entry through the calendar's own schema; failed fields are reported under form names."""
     data = {
-        "id": values["entry_id"], "title": values["title"], "publish_at": values["publish_at"],
-        "targets": values["targets"], "channels": ["social"], "text": values["text"], "link": values["link"],
-        "images": values["images"], "hashtags": values["hashtags"], "approval": values["approval"],
+        "id": values["entry_id"],
+        "title": values["title"],
+        "publish_at": values["publish_at"],
+        "targets": values["targets"],
+        "channels": ["social"],
+        "text": values["text"],
+        "link": values["link"],
+        "images": values["images"],
+        "hashtags": values["hashtags"],
+        "approval": values["approval"],
         "allow_holiday": True,
     }
     placeholders = {"text": "-", "publish_at": datetime.now().astimezone(), "title": "-"}
@@ -353,8 +410,15 @@ def _entry(f: _Form, **values: Any) -> CalendarEntry | None:
                 failed.add(loc[0])
     # go on without the failed fields, so that the other fields' problems are found too (the
     # form stays refused: every failed field is in ``f.bad``)
-    stand_ins = {"link": None, "images": [], "hashtags": [], "title": "-", "text": "-", "targets": [],
-                 "id": "adhoc-invalid"}
+    stand_ins = {
+        "link": None,
+        "images": [],
+        "hashtags": [],
+        "title": "-",
+        "text": "-",
+        "targets": [],
+        "id": "adhoc-invalid",
+    }
     try:
         return CalendarEntry.model_validate({**data, **{k: v for k, v in stand_ins.items() if k in failed}})
     except ValidationError:
@@ -364,7 +428,7 @@ def _entry(f: _Form, **values: Any) -> CalendarEntry | None:
 def _message(err: dict) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        return msg[len("Value error, "):]
+        return msg[len("Value error, ") :]
     if err["type"] == "string_too_long":
         return f"too long: {msg.lower()}"
     if err["type"] == "too_long":
@@ -399,8 +463,9 @@ def _holiday(f: _Form, entry: CalendarEntry, config: KohoConfig) -> None:
         f.error("publish_at", f"{day}: fewer staff can answer replies", severity="warning")
 
 
-def _preview(f: _Form, entry: CalendarEntry, account: AccountConfig, limits: dict, *, text_ok: bool,
-             images_ok: bool) -> AccountPreview | None:
+def _preview(
+    f: _Form, entry: CalendarEntry, account: AccountConfig, limits: dict, *, text_ok: bool, images_ok: bool
+) -> AccountPreview | None:
     from koho.delivery.planner import supports_replies
     from koho.platforms.registry import hook_class
     from koho.text.fitting import fit
@@ -410,27 +475,61 @@ def _preview(f: _Form, entry: CalendarEntry, account: AccountConfig, limits: dic
     capabilities = hook_class(account.platform).capabilities
     images = list(entry.images) if images_ok else []
     if rule.image_required and not images and images_ok:
-        f.error("images", f"{account.platform} posts need an image: add one (a file in include/media or an https "
-                          "URL), or leave this account out", account=account.id)
+        f.error(
+            "images",
+            f"{account.platform} posts need an image: add one (a file in include/media or an https "
+            "URL), or leave this account out",
+            account=account.id,
+        )
     attached = images if capabilities.images else []
     if images and not capabilities.images:
-        f.error("images", f"{account.platform} posts go out without the images (Koho cannot attach images "
-                          "there); the text is posted", account=account.id, severity="warning")
+        f.error(
+            "images",
+            f"{account.platform} posts go out without the images (Koho cannot attach images there); the text is posted",
+            account=account.id,
+            severity="warning",
+        )
     if not text_ok:
         return None
     try:
-        fitted = fit(account.platform, entry.text, link=entry.link, hashtags=entry.hashtags,
-                     allow_thread=supports_replies(account.platform), rule=rule)
+        fitted = fit(
+            account.platform,
+            entry.text,
+            link=entry.link,
+            hashtags=entry.hashtags,
+            allow_thread=supports_replies(account.platform),
+            rule=rule,
+        )
     except KohoError as exc:
-        f.error("text", f"does not fit {account.platform} even as a thread: {exc}; shorten the text or leave "
-                        "this account out", account=account.id)
+        f.error(
+            "text",
+            f"does not fit {account.platform} even as a thread: {exc}; shorten the text or leave this account out",
+            account=account.id,
+        )
         return None
-    return AccountPreview(account.id, account.platform, account.name, list(fitted.parts), list(fitted.lengths),
-                          fitted.limit, rule.unit, fitted.strategy, attached)
+    return AccountPreview(
+        account.id,
+        account.platform,
+        account.name,
+        list(fitted.parts),
+        list(fitted.lengths),
+        fitted.limit,
+        rule.unit,
+        fitted.strategy,
+        attached,
+    )
 
 
-def _volume(f: _Form, entry: CalendarEntry, accounts: list[AccountConfig], config: KohoConfig,
-            existing: Iterable[PlannedSlot], previews: list[AccountPreview], *, allow_quiet: bool) -> None:
+def _volume(
+    f: _Form,
+    entry: CalendarEntry,
+    accounts: list[AccountConfig],
+    config: KohoConfig,
+    existing: Iterable[PlannedSlot],
+    previews: list[AccountPreview],
+    *,
+    allow_quiet: bool,
+) -> None:
     here = Where(field="publish_at")
     slots = [s for s in existing if s.entry_id != entry.id]
     slots += [PlannedSlot(a.id, entry.publish_at, entry.id, where=here) for a in accounts]

@@ -24,8 +24,12 @@ from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, SEVERITIES
 
 log = logging.getLogger(__name__)
 
-_GROUP_LABELS = {"all": "すべての公式アカウント (all)", "general": "総合アカウント (general)",
-                 "special": "分野別アカウント (special)", "website": "市ホームページ（緊急バナー・お知らせ）(website)"}
+_GROUP_LABELS = {
+    "all": "すべての公式アカウント (all)",
+    "general": "総合アカウント (general)",
+    "special": "分野別アカウント (special)",
+    "website": "市ホームページ（緊急バナー・お知らせ）(website)",
+}
 
 
 def account_choices() -> tuple[list[str], dict[str, str]]:
@@ -69,43 +73,83 @@ def adhoc_params() -> dict[str, Param]:
     timing = "いつ・だれが / When and who"
     return {
         "accounts": Param(
-            [], type="array", title="投稿先アカウント / Accounts", examples=values, values_display=labels,
+            [],
+            type="array",
+            title="投稿先アカウント / Accounts",
+            examples=values,
+            values_display=labels,
             description="アカウントまたはグループを選んでください。Accounts or groups (all, general, special, "
-                        "topic:…, platform:…). Checked when the run starts.", section=section),
+            "topic:…, platform:…). Checked when the run starts.",
+            section=section,
+        ),
         "text": Param(
-            "", type="string", format="multiline", title="本文 / Text",
+            "",
+            type="string",
+            format="multiline",
+            title="本文 / Text",
             description="投稿する本文（プレーンテキスト）。各プラットフォームの文字数に合わせて自動で調整されます。"
-                        "Plain text; fitted to each platform (a thread where replies exist).", section=section),
+            "Plain text; fitted to each platform (a thread where replies exist).",
+            section=section,
+        ),
         "title": Param(
-            None, type=["null", "string"], title="件名 / Title",
+            None,
+            type=["null", "string"],
+            title="件名 / Title",
             description="カレンダー表示用。空なら本文の1行目。Shown in the calendar; default: the first line.",
-            section=section),
+            section=section,
+        ),
         "link": Param(
-            None, type=["null", "string"], title="リンク / Link", description="https:// のURL（任意）",
-            section=section),
+            None, type=["null", "string"], title="リンク / Link", description="https:// のURL（任意）", section=section
+        ),
         "images": Param(
-            [], type="array", title="画像 / Images", examples=media_choices(),
+            [],
+            type="array",
+            title="画像 / Images",
+            examples=media_choices(),
             description="include/media のファイル名または https:// のURL（最大4枚）。Instagram には必須。",
-            section=section),
-        "hashtags": Param([], type="array", title="ハッシュタグ / Hashtags", description="# なしで入力",
-                          section=section),
+            section=section,
+        ),
+        "hashtags": Param(
+            [], type="array", title="ハッシュタグ / Hashtags", description="# なしで入力", section=section
+        ),
         "when": Param(
-            "now", type="string", title="投稿時刻 / When", enum=["now", "at"],
-            values_display={"now": "今すぐ / now", "at": "日時を指定 / at the time below"}, section=timing),
+            "now",
+            type="string",
+            title="投稿時刻 / When",
+            enum=["now", "at"],
+            values_display={"now": "今すぐ / now", "at": "日時を指定 / at the time below"},
+            section=timing,
+        ),
         "publish_at": Param(
-            None, type=["null", "string"], format="date-time", title="投稿日時（日本時間）/ Publish at (JST)",
-            description="「日時を指定」のときだけ使います。Used with 'at' only.", section=timing),
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="投稿日時（日本時間）/ Publish at (JST)",
+            description="「日時を指定」のときだけ使います。Used with 'at' only.",
+            section=timing,
+        ),
         "allow_quiet_hours": Param(
-            False, type="boolean", title="静穏時間帯でも投稿 / Allow quiet hours",
-            description="夜間などの静穏時間帯でも投稿します（上限・間隔の規則は変わりません）。", section=timing),
+            False,
+            type="boolean",
+            title="静穏時間帯でも投稿 / Allow quiet hours",
+            description="夜間などの静穏時間帯でも投稿します（上限・間隔の規則は変わりません）。",
+            section=timing,
+        ),
         "dry_run": Param(
-            False, type="boolean", title="試行のみ（投稿しない）/ Dry run",
+            False,
+            type="boolean",
+            title="試行のみ（投稿しない）/ Dry run",
             description="各プラットフォームで実際に投稿される本文と、守れない規則を表示するだけで、何も投稿しません。",
-            section=timing),
+            section=timing,
+        ),
         "requested_by": Param(
-            "", type="string", title="依頼者（氏名・所属）/ Requested by",
+            "",
+            type="string",
+            title="依頼者（氏名・所属）/ Requested by",
             description="記録用。承認の要否はログインしているユーザーで決まります。For the record; whether a PR "
-                        "approver must approve depends on the logged-in user.", section=timing),
+            "approver must approve depends on the logged-in user.",
+            section=timing,
+        ),
     }
 
 
@@ -115,29 +159,57 @@ def emergency_params(confirmation: str) -> dict[str, Param]:
     labels = {"website": _GROUP_LABELS["website"], **labels}
     return {
         "message": Param(
-            "", type="string", format="multiline", title="緊急メッセージ / Message",
+            "",
+            type="string",
+            format="multiline",
+            title="緊急メッセージ / Message",
             description="すべてのアカウントに同じ文面で投稿されます（言い換えなし）。The same text everywhere, never "
-                        "reworded; split into a thread only where a platform's limit forces it."),
+            "reworded; split into a thread only where a platform's limit forces it.",
+        ),
         "link": Param(None, type=["null", "string"], title="リンク / Link", description="https:// のURL（任意）"),
-        "severity": Param("critical", type="string", title="重要度 / Severity", enum=list(SEVERITIES),
-                          values_display={"critical": "緊急 / critical", "high": "重要 / high",
-                                          "advisory": "注意 / advisory"}),
+        "severity": Param(
+            "critical",
+            type="string",
+            title="重要度 / Severity",
+            enum=list(SEVERITIES),
+            values_display={"critical": "緊急 / critical", "high": "重要 / high", "advisory": "注意 / advisory"},
+        ),
         "targets": Param(
-            list(DEFAULT_TARGETS), type="array", title="配信先 / Targets", examples=values, values_display=labels,
-            description="既定: すべての公式アカウントと市ホームページ。Default: every active account and the website."),
-        "kind": Param("alert", type="string", title="種別 / Kind", enum=list(KIND_LABELS),
-                      values_display={k: f"{v} ({k})" for k, v in KIND_LABELS.items()}),
+            list(DEFAULT_TARGETS),
+            type="array",
+            title="配信先 / Targets",
+            examples=values,
+            values_display=labels,
+            description="既定: すべての公式アカウントと市ホームページ。Default: every active account and the website.",
+        ),
+        "kind": Param(
+            "alert",
+            type="string",
+            title="種別 / Kind",
+            enum=list(KIND_LABELS),
+            values_display={k: f"{v} ({k})" for k, v in KIND_LABELS.items()},
+        ),
         "follow_up_of": Param(
-            None, type=["null", "string"], title="続報・解除の元の配信 / Follow-up of",
+            None,
+            type=["null", "string"],
+            title="続報・解除の元の配信 / Follow-up of",
             description="続報・解除のとき、元の緊急配信のエントリID（結果メールに記載）。返信できるプラットフォームでは"
-                        "元の投稿への返信になります。"),
+            "元の投稿への返信になります。",
+        ),
         "confirmation": Param(
-            "", type="string", title=f"確認: 「{confirmation}」と入力 / Type '{confirmation}'",
-            description="誤配信防止のため、正確に入力してください。Must match exactly."),
+            "",
+            type="string",
+            title=f"確認: 「{confirmation}」と入力 / Type '{confirmation}'",
+            description="誤配信防止のため、正確に入力してください。Must match exactly.",
+        ),
         "requested_by": Param("", type="string", title="依頼者 / Requested by", description="記録用 / for the record"),
-        "draft_of": Param(None, type=["null", "string"], title="元の下書き / Draft",
-                          description="disaster_watch の下書きから配信するときに自動で入ります。Set by the watcher.",
-                          section="自動入力 / Filled in by Koho"),
+        "draft_of": Param(
+            None,
+            type=["null", "string"],
+            title="元の下書き / Draft",
+            description="disaster_watch の下書きから配信するときに自動で入ります。Set by the watcher.",
+            section="自動入力 / Filled in by Koho",
+        ),
     }
 
 

@@ -61,13 +61,24 @@ def preview_text(check: Mapping[str, Any]) -> str:
     ]
     previews = check.get("previews") or []
     if previews:
-        lines.append(table(
-            ("account", "platform", "parts", "length / limit", "strategy", "images", "rules it would break"),
-            [(p["account_id"], p["platform"], len(p["parts"]),
-              ", ".join(f"{n}/{p['limit'] if p['limit'] is not None else '∞'}" for n in p["lengths"]) + f" {p['unit']}",
-              p["strategy"], len(p["images"]), "; ".join(p["rules"]) or "none")
-             for p in previews],
-        ))
+        lines.append(
+            table(
+                ("account", "platform", "parts", "length / limit", "strategy", "images", "rules it would break"),
+                [
+                    (
+                        p["account_id"],
+                        p["platform"],
+                        len(p["parts"]),
+                        ", ".join(f"{n}/{p['limit'] if p['limit'] is not None else '∞'}" for n in p["lengths"])
+                        + f" {p['unit']}",
+                        p["strategy"],
+                        len(p["images"]),
+                        "; ".join(p["rules"]) or "none",
+                    )
+                    for p in previews
+                ],
+            )
+        )
         for p in previews:
             lines += ["", f"== {p['account_id']} ({p['platform']}): {p['strategy']}, {len(p['parts'])} part(s)"]
             for n, (part, length) in enumerate(zip(p["parts"], p["lengths"], strict=True), 1):
@@ -95,21 +106,25 @@ def approval_body(check: Mapping[str, Any], text: str) -> str:
         for p in check.get("previews") or []
     )
     when = "now (as soon as it is approved)" if check.get("publish_now") else check.get("publish_at_jst")
-    return "\n\n".join([
-        "**An ad-hoc post is waiting for a PR approver.** Approve to publish it, Reject to drop it.",
-        f"Triggered by:\n\n{md_code(str(check.get('triggered_by') or 'unknown'))}",
-        f"Requested by (as typed in the form):\n\n{md_code(str(check.get('requested_by') or ''))}",
-        f"Title:\n\n{md_code(str(check.get('title') or ''))}",
-        f"Publish: **{when}**",
-        "| account | platform | parts | length / limit |\n|---|---|---|---|\n" + rows,
-        "Text:\n\n" + md_code(text),
-    ])
+    return "\n\n".join(
+        [
+            "**An ad-hoc post is waiting for a PR approver.** Approve to publish it, Reject to drop it.",
+            f"Triggered by:\n\n{md_code(str(check.get('triggered_by') or 'unknown'))}",
+            f"Requested by (as typed in the form):\n\n{md_code(str(check.get('requested_by') or ''))}",
+            f"Title:\n\n{md_code(str(check.get('title') or ''))}",
+            f"Publish: **{when}**",
+            "| account | platform | parts | length / limit |\n|---|---|---|---|\n" + rows,
+            "Text:\n\n" + md_code(text),
+        ]
+    )
 
 
 def outcome_rows(rows: Iterable[Mapping[str, Any]]) -> str:
     """Per-account outcome table of a broadcast or a send."""
-    return table(("account", "platform", "status", "parts", "link or reason"),
-                 [(r["account_id"], r["platform"], r["status"], r.get("parts", ""), link_or_reason(r)) for r in rows])
+    return table(
+        ("account", "platform", "status", "parts", "link or reason"),
+        [(r["account_id"], r["platform"], r["status"], r.get("parts", ""), link_or_reason(r)) for r in rows],
+    )
 
 
 def link_or_reason(row: Mapping[str, Any]) -> str:

@@ -16,9 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def _fail(title: str, problems: list) -> AirflowFailException:
-    return AirflowFailException(f"{title}:\n" + "\n".join(
-        f"- field '{p['field']}'" + (f", account '{p['account']}'" if p.get("account") else "") + f": {p['reason']}"
-        for p in problems))
+    return AirflowFailException(
+        f"{title}:\n"
+        + "\n".join(
+            f"- field '{p['field']}'" + (f", account '{p['account']}'" if p.get("account") else "") + f": {p['reason']}"
+            for p in problems
+        )
+    )
 
 
 def triggering_user(context: Mapping[str, Any]) -> str | None:
@@ -32,8 +36,9 @@ def triggering_user(context: Mapping[str, Any]) -> str | None:
 # adhoc_post
 
 
-def check_and_record(form: Mapping[str, Any], *, run_id: str, run_after: datetime | None,
-                     triggered_by: str | None) -> dict[str, Any]:
+def check_and_record(
+    form: Mapping[str, Any], *, run_id: str, run_after: datetime | None, triggered_by: str | None
+) -> dict[str, Any]:
     """Check the form; unless it is a dry run, record and plan the post (all or nothing).
 
     A dry run never fails: its return value and log show the fitted texts and every problem.
@@ -55,8 +60,9 @@ def check_and_record(form: Mapping[str, Any], *, run_id: str, run_after: datetim
     ledger.migrate()
     # the entry id is fixed by the run: a retried task writes the same entry, never a second one
     entry_id = adhoc_entry_id(run_id, run_after or now)
-    check, recorded = adhoc.submit(ledger, form, config, settings, now=now, entry_id=entry_id,
-                                   triggered_by=triggered_by)
+    check, recorded = adhoc.submit(
+        ledger, form, config, settings, now=now, entry_id=entry_id, triggered_by=triggered_by
+    )
     result = check.as_dict()
     log.info("ad-hoc post check:\n%s", report.preview_text(result))
     if check.dry_run:
@@ -85,8 +91,9 @@ def release(checked: Mapping[str, Any], approval: Mapping[str, Any] | None) -> d
     return slot
 
 
-def settle(checked: Mapping[str, Any] | None, approval: Mapping[str, Any] | None,
-           outcomes: list[dict] | None) -> dict[str, Any]:
+def settle(
+    checked: Mapping[str, Any] | None, approval: Mapping[str, Any] | None, outcomes: list[dict] | None
+) -> dict[str, Any]:
     """The run's end: what was posted where, or why nothing was (rejected, not approved in time)."""
     from koho.config import load_config
     from koho.delivery.tasks import report_outcomes
@@ -108,8 +115,10 @@ def settle(checked: Mapping[str, Any] | None, approval: Mapping[str, Any] | None
         waited = timedelta(minutes=settings.approval_timeout_minutes)
         adhoc.drop(ledger, recorded, status="cancelled", reason=f"no PR approval within {waited}")
         mailed = adhoc.alert_timeout(ledger, recorded, to=pr, city_name=city, waited=waited)
-        raise AirflowFailException(f"entry {recorded['entry_id']} was not approved within {waited}: nothing was "
-                                   f"posted; the PR section was alerted ({mailed} alert(s) mailed)")
+        raise AirflowFailException(
+            f"entry {recorded['entry_id']} was not approved within {waited}: nothing was "
+            f"posted; the PR section was alerted ({mailed} alert(s) mailed)"
+        )
     if approval and (approval.get("chosen_options") or [None])[0] != "Approve":
         who = (approval.get("responded_by_user") or {}).get("name") or "a PR approver"
         adhoc.drop(ledger, recorded, status="rejected", reason=f"rejected by {who}")
@@ -130,8 +139,15 @@ def settle(checked: Mapping[str, Any] | None, approval: Mapping[str, Any] | None
 # emergency_broadcast
 
 
-def broadcast(form: Mapping[str, Any], *, run_id: str, run_after: datetime | None,
-              triggered_by: str | None, try_number: int = 1, dag_id: str = "emergency_broadcast") -> dict[str, Any]:
+def broadcast(
+    form: Mapping[str, Any],
+    *,
+    run_id: str,
+    run_after: datetime | None,
+    triggered_by: str | None,
+    try_number: int = 1,
+    dag_id: str = "emergency_broadcast",
+) -> dict[str, Any]:
     """Validate, post everywhere at once, summarise (log table + mail); returns the summary.
 
     The deliveries record ``dag_id/run_id``, as every sender does, so the calendar view links
@@ -147,18 +163,26 @@ def broadcast(form: Mapping[str, Any], *, run_id: str, run_after: datetime | Non
     ledger = Ledger.from_airflow()
     ledger.migrate()
     entry_id = emergency.emergency_entry_id(run_id, run_after or utcnow())
-    check = emergency.validate_emergency(dict(form), config, settings, entry_id=entry_id, triggered_by=triggered_by,
-                                         lookup=emergency.lookup_in(ledger))
+    check = emergency.validate_emergency(
+        dict(form), config, settings, entry_id=entry_id, triggered_by=triggered_by, lookup=emergency.lookup_in(ledger)
+    )
     for problem in check.problems:
         log.warning("%s", problem)
     if not check.ok:
         from koho.posting.form import problem_dict
 
         raise _fail("the emergency form has problems; nothing was posted", [problem_dict(p) for p in check.errors])
-    result = emergency.send_all(ledger, check, config, settings, run_id=f"{dag_id}/{run_id}", now=utcnow(),
-                                retry_of_task=try_number > 1)
-    log.info("emergency broadcast %s: %s of %s published in %.1f s\n%s", result["entry_id"], result["published"],
-             result["total"], result["seconds"], report.outcome_rows(result["accounts"]))
+    result = emergency.send_all(
+        ledger, check, config, settings, run_id=f"{dag_id}/{run_id}", now=utcnow(), retry_of_task=try_number > 1
+    )
+    log.info(
+        "emergency broadcast %s: %s of %s published in %.1f s\n%s",
+        result["entry_id"],
+        result["published"],
+        result["total"],
+        result["seconds"],
+        report.outcome_rows(result["accounts"]),
+    )
     try:
         result["mailed_to"] = emergency.mail_summary(result, config)
     except Exception as exc:  # the posts are out; a mail problem must not hide or repeat them

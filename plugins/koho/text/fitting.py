@@ -90,9 +90,7 @@ class FittedText:
 
 def protected_spans(text: str) -> list[tuple[int, int]]:
     """Spans that must never be cut: URLs, e-mail addresses, domains, hashtags, mentions (merged)."""
-    spans = sorted(
-        m.span() for pattern in (URL, EMAIL, DOMAIN, HASHTAG, MENTION) for m in pattern.finditer(text)
-    )
+    spans = sorted(m.span() for pattern in (URL, EMAIL, DOMAIN, HASHTAG, MENTION) for m in pattern.finditer(text))
     merged: list[tuple[int, int]] = []
     for start, end in spans:
         if merged and start < merged[-1][1]:
@@ -200,8 +198,9 @@ def _as_is(body: str, link: str | None, tags: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _thread_part(body: str, number: int, total: str, *, first: bool, last: bool, link: str | None,
-                 tags: list[str]) -> str:
+def _thread_part(
+    body: str, number: int, total: str, *, first: bool, last: bool, link: str | None, tags: list[str]
+) -> str:
     lines = [f"{body} ({number}/{total})" if body else f"({number}/{total})"]
     if last and link and link not in body:
         lines.append(link)
@@ -256,8 +255,9 @@ def _thread(job: _Job, cuts: _Cuts) -> tuple[list[str], list[tuple[int, int]]]:
         digits += 1
     total = str(len(spans))
     if job.max_parts is not None and len(spans) > job.max_parts:
-        raise TextDoesNotFit(f"a thread would need {len(spans)} parts, at most {job.max_parts} allowed",
-                             platform=job.rule.name)
+        raise TextDoesNotFit(
+            f"a thread would need {len(spans)} parts, at most {job.max_parts} allowed", platform=job.rule.name
+        )
     parts = [
         _thread_part(job.text[a:b], n, total, first=n == 1, last=n == len(spans), link=job.link, tags=job.tags)
         for n, (a, b) in enumerate(spans, 1)
@@ -276,8 +276,15 @@ def _thread_spans(job: _Job, cuts: _Cuts, digits: int) -> list[tuple[int, int]] 
         first = number == 1
 
         def part(b: int, *, last: bool, a: int = a, n: int = number, first: bool = first) -> str:
-            return _thread_part(job.text[a:_rstrip_end(job.text, a, b)], n, placeholder, first=first, last=last,
-                                link=job.link, tags=job.tags)
+            return _thread_part(
+                job.text[a : _rstrip_end(job.text, a, b)],
+                n,
+                placeholder,
+                first=first,
+                last=last,
+                link=job.link,
+                tags=job.tags,
+            )
 
         cut = _best_cut(cuts, a, lambda b, part=part: job.fits(part(b, last=b == job.end)))
         if cut == job.end:
@@ -292,10 +299,12 @@ def _thread_spans(job: _Job, cuts: _Cuts, digits: int) -> list[tuple[int, int]] 
                 spans.append((a, job.end))
                 spans.append((job.end, job.end))
                 return spans
-            smallest = next((lvl[bisect_right(lvl, a)] for lvl in reversed(cuts.levels)
-                             if bisect_right(lvl, a) < len(lvl)), job.end)
-            raise job.too_long("even the smallest piece that may not be cut is too long for one part",
-                               part(smallest, last=False))
+            smallest = next(
+                (lvl[bisect_right(lvl, a)] for lvl in reversed(cuts.levels) if bisect_right(lvl, a) < len(lvl)), job.end
+            )
+            raise job.too_long(
+                "even the smallest piece that may not be cut is too long for one part", part(smallest, last=False)
+            )
         spans.append((a, _rstrip_end(job.text, a, cut)))
         a = _skip_space(job.text, cut, job.end)
         number += 1
@@ -306,22 +315,27 @@ def _shorten(job: _Job, cuts: _Cuts) -> tuple[list[str], list[tuple[int, int]]]:
     assert job.more_url is not None
 
     def candidate(b: int) -> str:
-        return _shortened(job.text[job.start:_rstrip_end(job.text, job.start, b)], job.more_url or "", job.link,
-                          job.tags)
+        return _shortened(
+            job.text[job.start : _rstrip_end(job.text, job.start, b)], job.more_url or "", job.link, job.tags
+        )
 
     cut = _best_cut(cuts, job.start, lambda b: job.fits(candidate(b)))
     if cut is None:
-        raise job.too_long("even the shortest prefix with '…' and the link to the full text is too long",
-                           _shortened("", job.more_url, job.link, job.tags))
+        raise job.too_long(
+            "even the shortest prefix with '…' and the link to the full text is too long",
+            _shortened("", job.more_url, job.link, job.tags),
+        )
     end = _rstrip_end(job.text, job.start, cut)
     return [candidate(cut)], [(job.start, end)]
 
 
 def _entity_problem(rule: TextRule, text: str) -> str | None:
     """Why ``text`` breaks the rule's hashtag/mention/link caps, or ``None``."""
-    for what, pattern, most in (("hashtags", HASHTAG, rule.max_hashtags),
-                                ("mentions", MENTION, rule.max_mentions),
-                                ("links", URL, rule.max_links)):
+    for what, pattern, most in (
+        ("hashtags", HASHTAG, rule.max_hashtags),
+        ("mentions", MENTION, rule.max_mentions),
+        ("links", URL, rule.max_links),
+    ):
         if most is None:
             continue
         matches = [m.group() for m in pattern.finditer(text)]
@@ -340,8 +354,9 @@ def _result(rule: TextRule, parts: list[str], strategy: str, spans: list[tuple[i
     if rule.max_length is not None:
         for length in lengths:
             if length > rule.max_length:  # a bug guard: every candidate was measured before
-                raise TextDoesNotFit("a fitted part came out too long", platform=rule.name, length=length,
-                                     limit=rule.max_length)
+                raise TextDoesNotFit(
+                    "a fitted part came out too long", platform=rule.name, length=length, limit=rule.max_length
+                )
     return FittedText(parts, strategy, lengths, rule.max_length, platform=rule.name, spans=spans)
 
 
@@ -376,8 +391,11 @@ def fit(
 
     can_thread = allow_thread and rule.supports_thread and (emergency or job.more_url is None)
     if not can_thread and job.more_url is None:
-        hint = ("an emergency text is never reworded: give more_url to shorten it with a link to the full text"
-                if emergency else "give more_url (the full article) so it can be shortened, or allow a thread")
+        hint = (
+            "an emergency text is never reworded: give more_url to shorten it with a link to the full text"
+            if emergency
+            else "give more_url (the full article) so it can be shortened, or allow a thread"
+        )
         problem = _entity_problem(rule, whole) if rule.count(whole) <= rule.max_length else None
         if problem:
             raise TextDoesNotFit(f"{problem}; {hint}", platform=rule.name)

@@ -33,9 +33,7 @@ from koho.errors import KohoError
 #: What counts as one URL when protecting and counting: scheme + ASCII URL characters
 #: (Japanese text often follows a URL without a space: "https://city.example.jp/gomiをご覧ください").
 URL_PATTERN = r"https?://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+(?<![.,:;!?'\)\]])"
-MASTODON_MENTION = regex.compile(
-    r"(?<![=/\w])@([a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?)(?:@[\w.-]+\w)?", regex.IGNORECASE
-)
+MASTODON_MENTION = regex.compile(r"(?<![=/\w])@([a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?)(?:@[\w.-]+\w)?", regex.IGNORECASE)
 _URL = regex.compile(URL_PATTERN)
 _GRAPHEME = regex.compile(r"\X")
 _EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\p{Emoji_Modifier}\u20e3\ufe0f]")
@@ -121,12 +119,20 @@ DEFAULT_RULES: dict[str, TextRule] = {
     for rule in (
         TextRule("x", 280, count_x, url_length=23, supports_thread=True, unit="weighted characters"),
         TextRule("bluesky", 300, count_graphemes, supports_thread=True, unit="graphemes"),
-        TextRule("mastodon", 500, count_mastodon, url_length=CHARACTERS_RESERVED_PER_URL, supports_thread=True,
-                 unit="characters (URLs 23)"),
-        TextRule("threads", 500, count_threads, supports_thread=True, max_links=5,
-                 unit="characters (emoji by UTF-8 bytes)"),
-        TextRule("instagram", 2200, count_utf16, image_required=True, max_hashtags=30, max_mentions=20,
-                 unit="UTF-16 units"),
+        TextRule(
+            "mastodon",
+            500,
+            count_mastodon,
+            url_length=CHARACTERS_RESERVED_PER_URL,
+            supports_thread=True,
+            unit="characters (URLs 23)",
+        ),
+        TextRule(
+            "threads", 500, count_threads, supports_thread=True, max_links=5, unit="characters (emoji by UTF-8 bytes)"
+        ),
+        TextRule(
+            "instagram", 2200, count_utf16, image_required=True, max_hashtags=30, max_mentions=20, unit="UTF-16 units"
+        ),
         TextRule("line", 5000, count_utf16, unit="UTF-16 units"),
         TextRule("facebook", 63206, count_utf16, unit="UTF-16 units"),
         TextRule("youtube", 5000, count_codepoints, publish=False),
@@ -142,9 +148,7 @@ def _default(platform: str) -> TextRule:
     try:
         return DEFAULT_RULES[key]
     except KeyError:
-        raise UnknownPlatform(
-            f"no text rule for platform '{platform}'; known: {', '.join(DEFAULT_RULES)}"
-        ) from None
+        raise UnknownPlatform(f"no text rule for platform '{platform}'; known: {', '.join(DEFAULT_RULES)}") from None
 
 
 def rules_for(platform: str, overrides: Mapping[str, int | None] | None = None) -> TextRule:

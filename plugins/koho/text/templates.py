@@ -94,8 +94,9 @@ def render_post(platform: str, context: Mapping[str, Any], *, emergency: bool = 
     try:
         template = env.select_template(names)
     except jinja2.TemplatesNotFound:
-        raise TemplateError(f"no post template: looked for {', '.join(names)} in {include_dir() / 'templates'}") \
-            from None
+        raise TemplateError(
+            f"no post template: looked for {', '.join(names)} in {include_dir() / 'templates'}"
+        ) from None
     try:
         rendered = template.render(**context)
     except jinja2.UndefinedError as exc:

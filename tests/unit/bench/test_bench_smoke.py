@@ -51,8 +51,13 @@ def test_platforms_quick_posts_each_post_exactly_once() -> None:
     result = quick_result("platforms")
 
     by_name = {t.name: t for t in result.targets}
-    for name in ("posts stored in the sandbox", "duplicate posts", "lost posts", "failed publishes",
-                 "max 429s per account per window"):
+    for name in (
+        "posts stored in the sandbox",
+        "duplicate posts",
+        "lost posts",
+        "failed publishes",
+        "max 429s per account per window",
+    ):
         assert by_name[name].ok, format_result(result)
     assert result.figures["posts"] == platforms.QUICK.posts
     assert result.figures["floor (s)"] > 0  # some accounts did have to wait for a window

@@ -36,8 +36,16 @@ channels:
 
 
 def _account(id: str, platform: str, handle: str, kind: str = "general", **extra: Any) -> dict:
-    return {"id": id, "name": id, "platform": platform, "handle": handle, "kind": kind,
-            "department": extra.pop("department", "pr"), "connection_id": f"conn_{id.replace('-', '_')}", **extra}
+    return {
+        "id": id,
+        "name": id,
+        "platform": platform,
+        "handle": handle,
+        "kind": kind,
+        "department": extra.pop("department", "pr"),
+        "connection_id": f"conn_{id.replace('-', '_')}",
+        **extra,
+    }
 
 
 ACCOUNTS = [
@@ -47,10 +55,24 @@ ACCOUNTS = [
     _account("city-youtube", "youtube", "cityyoutube"),
     _account("old-x", "x", "old_city_x", status="retired"),
     _account("paused-facebook", "facebook", "city.fb", status="suspended"),
-    _account("kosodate-line", "line", "@kosodate", "special", topic="child_rearing", department="childcare",
-             caps={"per_day": 1, "quiet_hours": "20:00-08:00"}),
-    _account("bousai-x", "x", "bousai_x", "special", topic="disaster", department="disaster",
-             caps={"per_day": 20, "min_spacing_minutes": 5, "quiet_hours": "00:00-00:00"}),
+    _account(
+        "kosodate-line",
+        "line",
+        "@kosodate",
+        "special",
+        topic="child_rearing",
+        department="childcare",
+        caps={"per_day": 1, "quiet_hours": "20:00-08:00"},
+    ),
+    _account(
+        "bousai-x",
+        "x",
+        "bousai_x",
+        "special",
+        topic="disaster",
+        department="disaster",
+        caps={"per_day": 20, "min_spacing_minutes": 5, "quiet_hours": "00:00-00:00"},
+    ),
     _account("kanko-instagram", "instagram", "kanko_insta", "special", topic="tourism", department="tourism"),
 ]
 
@@ -78,8 +100,23 @@ def write_media(folder: Path) -> Path:
 
 # ------------------------------------------------------------------------------------------ writers
 
-TABLE_HEADERS = ["ID", "タイトル", "公開日時", "対象", "チャネル", "本文", "リンク", "画像", "ハッシュタグ", "分類",
-                 "承認", "祝日可", "状態", "X用本文", "Instagram用本文"]
+TABLE_HEADERS = [
+    "ID",
+    "タイトル",
+    "公開日時",
+    "対象",
+    "チャネル",
+    "本文",
+    "リンク",
+    "画像",
+    "ハッシュタグ",
+    "分類",
+    "承認",
+    "祝日可",
+    "状態",
+    "X用本文",
+    "Instagram用本文",
+]
 
 
 def yaml_text(entries: list[dict]) -> str:
@@ -102,8 +139,9 @@ def csv_bytes(rows: list[list[Any]], encoding: str = "utf-8-sig") -> bytes:
     return buffer.getvalue().encode(encoding)
 
 
-def write_xlsx(path: Path, rows: list[list[Any]], *, sheet: str = "カレンダー",
-               formats: dict[str, str] | None = None) -> Path:
+def write_xlsx(
+    path: Path, rows: list[list[Any]], *, sheet: str = "カレンダー", formats: dict[str, str] | None = None
+) -> Path:
     from openpyxl import Workbook
 
     book = Workbook()

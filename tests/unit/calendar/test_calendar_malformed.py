@@ -20,16 +20,32 @@ import pytest
 from tests.unit.calendar.calendar_helpers import TABLE_HEADERS, csv_bytes, place, table_rows, write_xlsx, yaml_text
 
 DROP = object()
-GOOD_YAML = {"id": "good-1", "title": "正常", "publish_at": "2027-02-01 10:00", "targets": ["city-x"],
-             "text": "正常な投稿です"}
-BAD_YAML = {"id": "bad-1", "title": "壊れた投稿", "publish_at": "2027-02-01 12:00", "targets": ["city-x"],
-            "text": "本文"}
-GOOD_ROW = {"ID": "good-1", "タイトル": "正常", "公開日時": "2027-02-01 10:00", "対象": "city-x", "本文": "正常な投稿です"}
+GOOD_YAML = {
+    "id": "good-1",
+    "title": "正常",
+    "publish_at": "2027-02-01 10:00",
+    "targets": ["city-x"],
+    "text": "正常な投稿です",
+}
+BAD_YAML = {
+    "id": "bad-1",
+    "title": "壊れた投稿",
+    "publish_at": "2027-02-01 12:00",
+    "targets": ["city-x"],
+    "text": "本文",
+}
+GOOD_ROW = {
+    "ID": "good-1",
+    "タイトル": "正常",
+    "公開日時": "2027-02-01 10:00",
+    "対象": "city-x",
+    "本文": "正常な投稿です",
+}
 BAD_ROW = {"ID": "bad-1", "タイトル": "壊れた投稿", "公開日時": "2027-02-01 12:00", "対象": "city-x", "本文": "本文"}
 
 LONG_LINE = "お知らせ。" * 1001  # 5005 UTF-16 units: over LINE's 5000, and LINE has no threads
 LONG_INSTAGRAM = "写真の説明。" * 370  # 2220 units: over Instagram's 2200
-GOOD_HEADER = "entries:\n  - id: good-1\n    title: 正常\n    publish_at: \"2027-02-01 10:00\"\n    targets: [city-x]\n    text: 正常な投稿です\n"
+GOOD_HEADER = 'entries:\n  - id: good-1\n    title: 正常\n    publish_at: "2027-02-01 10:00"\n    targets: [city-x]\n    text: 正常な投稿です\n'
 
 Y, C, X = "yaml", "csv", "xlsx"
 YL = "bad.yaml:{}".format
@@ -41,13 +57,33 @@ CASES = [
     # ---------------------------------------------------------------- YAML: time
     (Y, {"publish_at": "2027-02-30 09:00"}, YL(9), "entries[1].publish_at", "not a real date", {}),
     (Y, {"publish_at": "来週の月曜"}, YL(9), "publish_at", "cannot read '来週の月曜'", {}),
-    (Y, GOOD_HEADER + "  - id: bad-1\n    title: t\n    publish_at: 2027-02-01\n    targets: [city-x]\n    text: x\n",
-     YL(9), "publish_at", "has no time of day", {}),
+    (
+        Y,
+        GOOD_HEADER + "  - id: bad-1\n    title: t\n    publish_at: 2027-02-01\n    targets: [city-x]\n    text: x\n",
+        YL(9),
+        "publish_at",
+        "has no time of day",
+        {},
+    ),
     (Y, {"publish_at": "2020-01-06 09:00"}, YL(9), "publish_at", "is in the past", {}),
     (Y, {"publish_at": "2027-02-01 10:00+25:00"}, YL(9), "publish_at", "cannot read", {}),
     (Y, {"publish_at": "2027-02-01 23:00"}, YL(9), "publish_at", "quiet hours 21:00-07:00", {"account": "city-x"}),
-    (Y, {"publish_at": "2027-02-11 12:00"}, YL(9), "publish_at", "public holiday (建国記念の日)", {"severity": "warning"}),
-    (Y, {"publish_at": "2027-02-01 10:10"}, YL(9), "publish_at", "only 10 min from entry 'good-1'", {"account": "city-x"}),
+    (
+        Y,
+        {"publish_at": "2027-02-11 12:00"},
+        YL(9),
+        "publish_at",
+        "public holiday (建国記念の日)",
+        {"severity": "warning"},
+    ),
+    (
+        Y,
+        {"publish_at": "2027-02-01 10:10"},
+        YL(9),
+        "publish_at",
+        "only 10 min from entry 'good-1'",
+        {"account": "city-x"},
+    ),
     # ---------------------------------------------------------------- YAML: id, title, text, unknown fields
     (Y, {"id": "bad id!"}, YL(7), "entries[1].id", "is not a valid id", {}),
     (Y, {"id": "good-1"}, YL(7), "entries[1].id", "duplicate id 'good-1': already used at bad.yaml:2", {}),
@@ -66,8 +102,14 @@ CASES = [
     (Y, {"targets": ["platform:tiktok"]}, YL(10), "targets[0]", "no account on platform 'tiktok'", {}),
     (Y, {"targets": ["platform:youtube"]}, YL(10), "targets[0]", "does not post to youtube", {}),
     (Y, {"targets": ["city-x", "old-x"]}, YL(10), "targets[1]", "retired", {"account": "old-x"}),
-    (Y, {"targets": ["city-x", "paused-facebook"]}, YL(10), "targets[1]", "suspended",
-     {"account": "paused-facebook", "severity": "warning"}),
+    (
+        Y,
+        {"targets": ["city-x", "paused-facebook"]},
+        YL(10),
+        "targets[1]",
+        "suspended",
+        {"account": "paused-facebook", "severity": "warning"},
+    ),
     (Y, {"targets": ["city-youtube"]}, YL(10), "targets[0]", "does not post to youtube", {"account": "city-youtube"}),
     (Y, {"targets": []}, YL(10), "targets", "a social post needs targets", {}),
     # ---------------------------------------------------------------- YAML: channels, status, flags
@@ -83,14 +125,32 @@ CASES = [
     (Y, {"images": ["ok.png", "notimage.png"]}, YL(12), "images[1]", "not a PNG, JPEG, GIF or WebP", {}),
     (Y, {"images": ["huge.png"]}, YL(12), "images[0]", "the limit is 8 MB", {}),
     (Y, {"images": ["http://cdn.example.jp/a.png"]}, YL(12), "images", "must be an https:// URL", {}),
-    (Y, {"targets": ["city-instagram", "city-x"]}, YL(7), "entries[1].images", "posts need an image",
-     {"account": "city-instagram"}),
+    (
+        Y,
+        {"targets": ["city-instagram", "city-x"]},
+        YL(7),
+        "entries[1].images",
+        "posts need an image",
+        {"account": "city-instagram"},
+    ),
     (Y, {"hashtags": ["ok", "bad tag"]}, YL(12), "hashtags", "hashtag 'bad tag'", {}),
     # ---------------------------------------------------------------- YAML: text fitting and overrides
-    (Y, {"targets": ["city-line", "city-x"], "text": LONG_LINE}, YL(11), "text", "does not fit line",
-     {"account": "city-line"}),
-    (Y, {"targets": ["city-instagram"], "images": ["ok.png"], "overrides": {"instagram": LONG_INSTAGRAM}}, YL(13),
-     "overrides", "does not fit instagram", {"account": "city-instagram"}),
+    (
+        Y,
+        {"targets": ["city-line", "city-x"], "text": LONG_LINE},
+        YL(11),
+        "text",
+        "does not fit line",
+        {"account": "city-line"},
+    ),
+    (
+        Y,
+        {"targets": ["city-instagram"], "images": ["ok.png"], "overrides": {"instagram": LONG_INSTAGRAM}},
+        YL(13),
+        "overrides",
+        "does not fit instagram",
+        {"account": "city-instagram"},
+    ),
     (Y, {"overrides": {"tiktok": "短い本文"}}, YL(12), "overrides.tiktok", "unknown platform or account 'tiktok'", {}),
     (Y, {"overrides": {"x": ""}}, YL(12), "overrides.x", "must not be empty", {}),
     (Y, {"overrides": {"line": "LINE 用"}}, YL(12), "overrides.line", "has no effect", {"severity": "warning"}),
@@ -111,7 +171,7 @@ CASES = [
     (C, {"本文": "=SUM(A1:A3)"}, CL(3), "本文", "starts with '='", {}),
     (C, {"本文": "@SUM(A1:A2)"}, CL(3), "本文", "function call ('SUM(')", {}),
     (C, {"本文": "\t=cmd"}, CL(3), "本文", "after a tab", {}),
-    (C, {"タイトル": "+HYPERLINK(\"https://evil.example\")"}, CL(3), "タイトル", "function call", {}),
+    (C, {"タイトル": '+HYPERLINK("https://evil.example")'}, CL(3), "タイトル", "function call", {}),
     (C, {"タイトル": "#N/A"}, CL(3), "タイトル", "spreadsheet error '#N/A'", {}),
     (C, {"リンク": "http://www.city.example.jp/"}, CL(3), "リンク", "https://", {}),
     (C, {"画像": "missing.png"}, CL(3), "画像", "not found", {}),
@@ -128,8 +188,14 @@ CASES = [
     (C, {"公開日時": "2027-02-01 06:30"}, CL(3), "公開日時", "quiet hours", {"account": "city-x"}),
     # ---------------------------------------------------------------- Excel
     (X, {"公開日時": datetime(2020, 1, 6, 9, 0)}, XC("C3"), "公開日時", "is in the past", {}),
-    (X, {"公開日時": datetime(2027, 2, 1), "__formats__": {"C3": "yyyy-mm-dd"}}, XC("C3"), "公開日時",
-     "has no time of day", {}),
+    (
+        X,
+        {"公開日時": datetime(2027, 2, 1), "__formats__": {"C3": "yyyy-mm-dd"}},
+        XC("C3"),
+        "公開日時",
+        "has no time of day",
+        {},
+    ),
     (X, {"公開日時": time(9, 0)}, XC("C3"), "公開日時", "expected a date and time", {}),
     (X, {"公開日時": "来週"}, XC("C3"), "公開日時", "cannot read", {}),
     (X, {"公開日時": "=TODAY()+1"}, XC("C3"), "公開日時", "starts with '='", {}),
@@ -147,8 +213,14 @@ CASES = [
     (X, {"ID": "good-1"}, XC("A3"), "ID", "already used at bad.xlsx!カレンダー!A2", {}),
     (X, {"タイトル": "#REF!"}, XC("B3"), "タイトル", "spreadsheet error '#REF!'", {}),
     (X, {"タイトル": "-A1*2"}, XC("B3"), "タイトル", "cell reference ('A1')", {}),
-    (X, {"対象": "city-instagram", "画像": "ok.png", "Instagram用本文": LONG_INSTAGRAM}, XC("O3"), "Instagram用本文",
-     "does not fit instagram", {"account": "city-instagram"}),
+    (
+        X,
+        {"対象": "city-instagram", "画像": "ok.png", "Instagram用本文": LONG_INSTAGRAM},
+        XC("O3"),
+        "Instagram用本文",
+        "does not fit instagram",
+        {"account": "city-instagram"},
+    ),
     (X, {"対象": "city-instagram"}, XC("H3"), "画像", "posts need an image", {"account": "city-instagram"}),
     (X, {"メモ帳": "x"}, XC("P1"), "メモ帳", "unknown column", {}),
 ]
@@ -192,13 +264,13 @@ def test_malformed_input_is_located(load, tmp_path, kind, changes, expected_plac
     result = load(files)
 
     matches = [
-        p for p in result.problems
-        if place(p) == expected_place
-        and (field is None or field in (p.where.field or ""))
-        and fragment in p.message
+        p
+        for p in result.problems
+        if place(p) == expected_place and (field is None or field in (p.where.field or "")) and fragment in p.message
     ]
     assert matches, f"no problem at {expected_place} / {field} / {fragment!r}; got:\n" + "\n".join(
-        f"  {p.severity} {p}" for p in result.problems)
+        f"  {p.severity} {p}" for p in result.problems
+    )
     problem = matches[0]
     assert problem.severity == options.get("severity", "error")
     assert problem.where.account == options.get("account")

@@ -64,10 +64,19 @@ def test_spacing_zero_allows_posts_at_the_same_minute():
     assert volume_problems([slot(10), slot(10)], {"a": Caps(min_spacing_minutes=0)}) == []
 
 
-@pytest.mark.parametrize(("hour", "minute", "quiet"), [
-    (22, 0, True), (23, 59, True), (0, 0, True), (6, 59, True), (7, 0, False), (20, 59, False), (21, 0, True),
-    (12, 0, False),
-])
+@pytest.mark.parametrize(
+    ("hour", "minute", "quiet"),
+    [
+        (22, 0, True),
+        (23, 59, True),
+        (0, 0, True),
+        (6, 59, True),
+        (7, 0, False),
+        (20, 59, False),
+        (21, 0, True),
+        (12, 0, False),
+    ],
+)
 def test_quiet_hours_wrap_midnight(hour, minute, quiet):
     caps = {"a": Caps(quiet_hours="21:00-07:00")}
     problems = volume_problems([slot(hour, minute)], caps)

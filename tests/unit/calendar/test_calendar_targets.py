@@ -12,18 +12,21 @@ def ids(accounts) -> list[str]:
     return [a.id for a in accounts]
 
 
-@pytest.mark.parametrize(("targets", "expected"), [
-    (["all"], ["city-x", "city-line", "city-instagram", "kosodate-line", "bousai-x", "kanko-instagram"]),
-    (["すべて"], ["city-x", "city-line", "city-instagram", "kosodate-line", "bousai-x", "kanko-instagram"]),
-    (["general"], ["city-x", "city-line", "city-instagram"]),
-    (["special"], ["kosodate-line", "bousai-x", "kanko-instagram"]),
-    (["topic:child_rearing"], ["kosodate-line"]),
-    (["Topic:Tourism"], ["kanko-instagram"]),
-    (["platform:instagram"], ["city-instagram", "kanko-instagram"]),
-    (["platform:line", "city-x"], ["city-x", "city-line", "kosodate-line"]),
-    (["city-x", "city-x", "general"], ["city-x", "city-line", "city-instagram"]),
-    (["ＣＩＴＹ-Ｘ"], ["city-x"]),
-])
+@pytest.mark.parametrize(
+    ("targets", "expected"),
+    [
+        (["all"], ["city-x", "city-line", "city-instagram", "kosodate-line", "bousai-x", "kanko-instagram"]),
+        (["すべて"], ["city-x", "city-line", "city-instagram", "kosodate-line", "bousai-x", "kanko-instagram"]),
+        (["general"], ["city-x", "city-line", "city-instagram"]),
+        (["special"], ["kosodate-line", "bousai-x", "kanko-instagram"]),
+        (["topic:child_rearing"], ["kosodate-line"]),
+        (["Topic:Tourism"], ["kanko-instagram"]),
+        (["platform:instagram"], ["city-instagram", "kanko-instagram"]),
+        (["platform:line", "city-x"], ["city-x", "city-line", "kosodate-line"]),
+        (["city-x", "city-x", "general"], ["city-x", "city-line", "city-instagram"]),
+        (["ＣＩＴＹ-Ｘ"], ["city-x"]),
+    ],
+)
 def test_groups_and_ids(config, targets, expected):
     accounts, problems = resolve_targets(targets, config)
     assert problems == []
@@ -37,20 +40,26 @@ def test_groups_leave_out_retired_suspended_and_read_only_accounts(config):
 
 
 def test_explicit_accounts_that_cannot_post(config):
-    accounts, problems = resolve_targets(["old-x", "paused-facebook", "city-youtube", "city-x"], config,
-                                         where=lambda i: Where(file="f.yaml", line=10 + i, field=f"targets[{i}]"))
+    accounts, problems = resolve_targets(
+        ["old-x", "paused-facebook", "city-youtube", "city-x"],
+        config,
+        where=lambda i: Where(file="f.yaml", line=10 + i, field=f"targets[{i}]"),
+    )
     assert ids(accounts) == ["city-x"]
     found = {(p.where.account, p.where.line, p.severity) for p in problems}
     assert found == {("old-x", 10, "error"), ("paused-facebook", 11, "warning"), ("city-youtube", 12, "error")}
 
 
-@pytest.mark.parametrize(("target", "fragment"), [
-    ("nobody", "unknown account or group 'nobody'"),
-    ("city-lin", "did you mean 'city-line'"),
-    ("topic:sports", "known topics: child_rearing, disaster, tourism"),
-    ("platform:tiktok", "platforms in the registry"),
-    ("platform:youtube", "does not post to youtube"),
-])
+@pytest.mark.parametrize(
+    ("target", "fragment"),
+    [
+        ("nobody", "unknown account or group 'nobody'"),
+        ("city-lin", "did you mean 'city-line'"),
+        ("topic:sports", "known topics: child_rearing, disaster, tourism"),
+        ("platform:tiktok", "platforms in the registry"),
+        ("platform:youtube", "does not post to youtube"),
+    ],
+)
 def test_unknown_targets_are_entry_level_errors(config, target, fragment):
     accounts, [problem] = resolve_targets([target, "city-x"], config)
     assert ids(accounts) == ["city-x"]

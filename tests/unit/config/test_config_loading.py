@@ -105,8 +105,11 @@ def replace_line(text: str, old: str, new: str) -> str:
 def with_budget(budget_lines: str) -> str:
     """ACCOUNTS with a block-style ``caps.write_budget`` on the first account: ``caps`` on line 9,
     ``write_budget`` on line 10 and its fields from line 11, so each value has a line of its own."""
-    return replace_line(ACCOUNTS, "    connection_id: koho_city_x\n",
-                        "    connection_id: koho_city_x\n    caps:\n      write_budget:\n" + budget_lines)
+    return replace_line(
+        ACCOUNTS,
+        "    connection_id: koho_city_x\n",
+        "    connection_id: koho_city_x\n    caps:\n      write_budget:\n" + budget_lines,
+    )
 
 
 WRITE_BUDGETS_POLICY = POLICY + "write_budgets:\n  line:\n    posts: 50\n    per_seconds: 3600\n"  # line 20 on
@@ -122,67 +125,335 @@ CASES = [
     ("accounts.yaml", "accounts:\n  - id: [unclosed\n", 3, None, "YAML syntax error"),
     ("accounts.yaml", "accounts:\n\t- id: tab\n", 2, None, "YAML syntax error"),
     # accounts.yaml — fields of one account
-    ("accounts.yaml", replace_line(ACCOUNTS, "    platform: x\n    handle: city_sample", "    platform: myspace\n    handle: city_sample"), 4, "accounts[0].platform", "expected"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    kind: general\n", "    kind: main\n"), 6, "accounts[0].kind", "expected"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    kind: general\n", ""), 2, "accounts[0].kind", "required field is missing"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", ""), 2, "accounts[0].connection_id", "required field is missing"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "  - id: city-x\n", "  - id: City X!\n"), 2, "accounts[0].id", "invalid value"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    handle: city_sample\n", "    handle: \"city sample\"\n"), 5, "accounts[0].handle", "invalid value"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    department: pr\n", "    department: pr\n    departmnet: roads\n"), 8, "accounts[0].departmnet", "unknown field"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    department: pr\n", "    department: parks\n"), 7, "accounts[0].department", "unknown department 'parks'"),
+    (
+        "accounts.yaml",
+        replace_line(
+            ACCOUNTS, "    platform: x\n    handle: city_sample", "    platform: myspace\n    handle: city_sample"
+        ),
+        4,
+        "accounts[0].platform",
+        "expected",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    kind: general\n", "    kind: main\n"),
+        6,
+        "accounts[0].kind",
+        "expected",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    kind: general\n", ""),
+        2,
+        "accounts[0].kind",
+        "required field is missing",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", ""),
+        2,
+        "accounts[0].connection_id",
+        "required field is missing",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "  - id: city-x\n", "  - id: City X!\n"),
+        2,
+        "accounts[0].id",
+        "invalid value",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    handle: city_sample\n", '    handle: "city sample"\n'),
+        5,
+        "accounts[0].handle",
+        "invalid value",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    department: pr\n", "    department: pr\n    departmnet: roads\n"),
+        8,
+        "accounts[0].departmnet",
+        "unknown field",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    department: pr\n", "    department: parks\n"),
+        7,
+        "accounts[0].department",
+        "unknown department 'parks'",
+    ),
     ("accounts.yaml", replace_line(ACCOUNTS, "    topic: disaster\n", ""), 9, "accounts[1]", "needs a 'topic'"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    kind: general\n", "    kind: general\n    topic: tourism\n"), 2, "accounts[0]", "has no 'topic'"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "  - id: bousai-x\n", "  - id: city-x\n"), 9, "accounts[1].id", "duplicate account id"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    handle: bousai_sample\n", "    handle: City_Sample\n"), 12, "accounts[1].handle", "already registered on line 5"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    caps: {per_day: 20,", "    caps: {per_day: 0,"), 17, "accounts[1].caps.per_day", "greater than or equal to 1"),
-    ("accounts.yaml", replace_line(ACCOUNTS, 'quiet_hours: "00:00-00:00"', 'quiet_hours: "late night"'), 17, "accounts[1].caps.quiet_hours", "22:00-07:00"),
-    ("accounts.yaml", replace_line(ACCOUNTS, 'quiet_hours: "00:00-00:00"', 'quiet_hours: "25:00-07:00"'), 17, "accounts[1].caps.quiet_hours", "24-hour"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    caps: {per_day: 20,", "    caps: {per_week: 3, per_day: 20,"), 17, "accounts[1].caps.per_week", "unknown field"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: koho_city_x\n    status: paused\n"), 9, "accounts[0].status", "expected"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: koho_city_x\n    staff_hours_per_post: -1\n"), 9, "accounts[0].staff_hours_per_post", "greater than or equal to 0"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: koho_city_x\n    url: not-a-url\n"), 9, "accounts[0].url", "URL"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: koho_city_x\n    started_on: 2024-13-01\n"), 9, "accounts[0].started_on", "date"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    name: 市公式 X\n", "    name: 市公式 X\n    name: 二重\n"), 4, "accounts[0].name", "duplicate key"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: \"koho city x\"\n"), 8, "accounts[0].connection_id", "invalid value"),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    kind: general\n", "    kind: general\n    topic: tourism\n"),
+        2,
+        "accounts[0]",
+        "has no 'topic'",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "  - id: bousai-x\n", "  - id: city-x\n"),
+        9,
+        "accounts[1].id",
+        "duplicate account id",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    handle: bousai_sample\n", "    handle: City_Sample\n"),
+        12,
+        "accounts[1].handle",
+        "already registered on line 5",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    caps: {per_day: 20,", "    caps: {per_day: 0,"),
+        17,
+        "accounts[1].caps.per_day",
+        "greater than or equal to 1",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, 'quiet_hours: "00:00-00:00"', 'quiet_hours: "late night"'),
+        17,
+        "accounts[1].caps.quiet_hours",
+        "22:00-07:00",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, 'quiet_hours: "00:00-00:00"', 'quiet_hours: "25:00-07:00"'),
+        17,
+        "accounts[1].caps.quiet_hours",
+        "24-hour",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    caps: {per_day: 20,", "    caps: {per_week: 3, per_day: 20,"),
+        17,
+        "accounts[1].caps.per_week",
+        "unknown field",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(
+            ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: koho_city_x\n    status: paused\n"
+        ),
+        9,
+        "accounts[0].status",
+        "expected",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(
+            ACCOUNTS,
+            "    connection_id: koho_city_x\n",
+            "    connection_id: koho_city_x\n    staff_hours_per_post: -1\n",
+        ),
+        9,
+        "accounts[0].staff_hours_per_post",
+        "greater than or equal to 0",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(
+            ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: koho_city_x\n    url: not-a-url\n"
+        ),
+        9,
+        "accounts[0].url",
+        "URL",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(
+            ACCOUNTS, "    connection_id: koho_city_x\n", "    connection_id: koho_city_x\n    started_on: 2024-13-01\n"
+        ),
+        9,
+        "accounts[0].started_on",
+        "date",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    name: 市公式 X\n", "    name: 市公式 X\n    name: 二重\n"),
+        4,
+        "accounts[0].name",
+        "duplicate key",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    connection_id: koho_city_x\n", '    connection_id: "koho city x"\n'),
+        8,
+        "accounts[0].connection_id",
+        "invalid value",
+    ),
     # accounts.yaml — caps.write_budget
-    ("accounts.yaml", with_budget("        posts: 0\n        per_seconds: 900\n"), 11, "accounts[0].caps.write_budget.posts", "greater than or equal to 1"),
-    ("accounts.yaml", with_budget("        posts: many\n        per_seconds: 900\n"), 11, "accounts[0].caps.write_budget.posts", "valid integer"),
-    ("accounts.yaml", with_budget("        posts: 25\n        per_seconds: 0\n"), 12, "accounts[0].caps.write_budget.per_seconds", "greater than 0"),
-    ("accounts.yaml", with_budget("        posts: 25\n        per_seconds: 172800\n"), 12, "accounts[0].caps.write_budget.per_seconds", "less than or equal"),
-    ("accounts.yaml", with_budget("        posts: 25\n"), 10, "accounts[0].caps.write_budget.per_seconds", "required field is missing"),
-    ("accounts.yaml", with_budget("        calls: 25\n        posts: 25\n        per_seconds: 900\n"), 11, "accounts[0].caps.write_budget.calls", "unknown field"),
-    ("accounts.yaml", replace_line(ACCOUNTS, "    caps: {per_day: 20,", "    caps: {write_budget: 25, per_day: 20,"), 17, "accounts[1].caps.write_budget", "valid dictionary"),
+    (
+        "accounts.yaml",
+        with_budget("        posts: 0\n        per_seconds: 900\n"),
+        11,
+        "accounts[0].caps.write_budget.posts",
+        "greater than or equal to 1",
+    ),
+    (
+        "accounts.yaml",
+        with_budget("        posts: many\n        per_seconds: 900\n"),
+        11,
+        "accounts[0].caps.write_budget.posts",
+        "valid integer",
+    ),
+    (
+        "accounts.yaml",
+        with_budget("        posts: 25\n        per_seconds: 0\n"),
+        12,
+        "accounts[0].caps.write_budget.per_seconds",
+        "greater than 0",
+    ),
+    (
+        "accounts.yaml",
+        with_budget("        posts: 25\n        per_seconds: 172800\n"),
+        12,
+        "accounts[0].caps.write_budget.per_seconds",
+        "less than or equal",
+    ),
+    (
+        "accounts.yaml",
+        with_budget("        posts: 25\n"),
+        10,
+        "accounts[0].caps.write_budget.per_seconds",
+        "required field is missing",
+    ),
+    (
+        "accounts.yaml",
+        with_budget("        calls: 25\n        posts: 25\n        per_seconds: 900\n"),
+        11,
+        "accounts[0].caps.write_budget.calls",
+        "unknown field",
+    ),
+    (
+        "accounts.yaml",
+        replace_line(ACCOUNTS, "    caps: {per_day: 20,", "    caps: {write_budget: 25, per_day: 20,"),
+        17,
+        "accounts[1].caps.write_budget",
+        "valid dictionary",
+    ),
     # departments.yaml
-    ("departments.yaml", replace_line(DEPARTMENTS, "    email: doro@city.example.jp\n", "    email: doro-at-city\n"), 8, "departments[1].email", "email"),
-    ("departments.yaml", replace_line(DEPARTMENTS, "  - id: roads\n", "  - id: pr\n"), 6, "departments[1].id", "duplicate department id"),
-    ("departments.yaml", replace_line(DEPARTMENTS, "    name: 道路課\n", ""), 6, "departments[1].name", "required field is missing"),
-    ("departments.yaml", replace_line(DEPARTMENTS, "    keywords: [道路, 陥没]\n", "    keywords: 道路\n"), 9, "departments[1].keywords", "list"),
+    (
+        "departments.yaml",
+        replace_line(DEPARTMENTS, "    email: doro@city.example.jp\n", "    email: doro-at-city\n"),
+        8,
+        "departments[1].email",
+        "email",
+    ),
+    (
+        "departments.yaml",
+        replace_line(DEPARTMENTS, "  - id: roads\n", "  - id: pr\n"),
+        6,
+        "departments[1].id",
+        "duplicate department id",
+    ),
+    (
+        "departments.yaml",
+        replace_line(DEPARTMENTS, "    name: 道路課\n", ""),
+        6,
+        "departments[1].name",
+        "required field is missing",
+    ),
+    (
+        "departments.yaml",
+        replace_line(DEPARTMENTS, "    keywords: [道路, 陥没]\n", "    keywords: 道路\n"),
+        9,
+        "departments[1].keywords",
+        "list",
+    ),
     # policy.yaml
-    ("policy.yaml", replace_line(POLICY, "timezone: Asia/Tokyo\n", "timezone: Tokyo/Japan\n"), 2, "timezone", "unknown time zone"),
-    ("policy.yaml", replace_line(POLICY, "pr_department: pr\n", "pr_department: press\n"), 3, "pr_department", "unknown department 'press'"),
+    (
+        "policy.yaml",
+        replace_line(POLICY, "timezone: Asia/Tokyo\n", "timezone: Tokyo/Japan\n"),
+        2,
+        "timezone",
+        "unknown time zone",
+    ),
+    (
+        "policy.yaml",
+        replace_line(POLICY, "pr_department: pr\n", "pr_department: press\n"),
+        3,
+        "pr_department",
+        "unknown department 'press'",
+    ),
     ("policy.yaml", replace_line(POLICY, "holidays: warn\n", "holidays: sometimes\n"), 9, "holidays", "expected"),
-    ("policy.yaml", replace_line(POLICY, "  disclaimer: サンプル\n", ""), 10, "texts.disclaimer", "required field is missing"),
-    ("policy.yaml", replace_line(POLICY, "  min_spacing_minutes: 60\n", "  min_spacing_minutes: 2000\n"), 7, "caps.min_spacing_minutes", "less than or equal"),
-    ("policy.yaml", replace_line(POLICY, "    base_url: https://www.city.example.jp/news/\n", "    base_url: ftp//nowhere\n"), 18, "channels.website.base_url", "URL"),
-    ("policy.yaml", replace_line(POLICY, "crisis_emails: [koho@city.example.jp]\n", "crisis_emails: [nobody]\n"), 4, "crisis_emails[0]", "email"),
-    ("policy.yaml", POLICY + "review: {improve_below: 0.2, retire_below: 0.4}\n", 20, "review", "retire_below must not be above"),
+    (
+        "policy.yaml",
+        replace_line(POLICY, "  disclaimer: サンプル\n", ""),
+        10,
+        "texts.disclaimer",
+        "required field is missing",
+    ),
+    (
+        "policy.yaml",
+        replace_line(POLICY, "  min_spacing_minutes: 60\n", "  min_spacing_minutes: 2000\n"),
+        7,
+        "caps.min_spacing_minutes",
+        "less than or equal",
+    ),
+    (
+        "policy.yaml",
+        replace_line(POLICY, "    base_url: https://www.city.example.jp/news/\n", "    base_url: ftp//nowhere\n"),
+        18,
+        "channels.website.base_url",
+        "URL",
+    ),
+    (
+        "policy.yaml",
+        replace_line(POLICY, "crisis_emails: [koho@city.example.jp]\n", "crisis_emails: [nobody]\n"),
+        4,
+        "crisis_emails[0]",
+        "email",
+    ),
+    (
+        "policy.yaml",
+        POLICY + "review: {improve_below: 0.2, retire_below: 0.4}\n",
+        20,
+        "review",
+        "retire_below must not be above",
+    ),
     ("policy.yaml", POLICY + "platform_limits: {mastodon: 0}\n", 20, "platform_limits", "positive length"),
     ("policy.yaml", POLICY + "platform_limits: {myspace: 100}\n", 20, "platform_limits.myspace", "expected"),
     ("policy.yaml", "just a string\n", 1, None, "expected a mapping"),
-    ("policy.yaml", replace_line(WRITE_BUDGETS_POLICY, "    posts: 50\n", "    posts: -5\n"), 22, "write_budgets.line.posts", "greater than or equal to 1"),
-    ("policy.yaml", replace_line(WRITE_BUDGETS_POLICY, "  line:\n", "  myspace:\n"), 21, "write_budgets.myspace", "expected"),
-    ("policy.yaml", replace_line(POLICY, "  per_day: 5\n", "  per_day: 5\n  write_budget: {posts: 5, per_seconds: 60}\n"), 7, "caps.write_budget", "per platform"),
+    (
+        "policy.yaml",
+        replace_line(WRITE_BUDGETS_POLICY, "    posts: 50\n", "    posts: -5\n"),
+        22,
+        "write_budgets.line.posts",
+        "greater than or equal to 1",
+    ),
+    (
+        "policy.yaml",
+        replace_line(WRITE_BUDGETS_POLICY, "  line:\n", "  myspace:\n"),
+        21,
+        "write_budgets.myspace",
+        "expected",
+    ),
+    (
+        "policy.yaml",
+        replace_line(POLICY, "  per_day: 5\n", "  per_day: 5\n  write_budget: {posts: 5, per_seconds: 60}\n"),
+        7,
+        "caps.write_budget",
+        "per platform",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "text", "line", "field", "message"), CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("name", "text", "line", "field", "message"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
 def test_each_mistake_is_located(tmp_path, name, text, line, field, message):
     config = load_config(write_config(tmp_path, **{name: text}))
     problems = [p for p in config.problems if p.where.file == name]
     assert problems, f"no problem reported for {name}; got {config.problems}"
-    match = [p for p in problems if message.lower() in p.message.lower()
-             and (field is None or (p.where.field or "").startswith(field))]
+    match = [
+        p
+        for p in problems
+        if message.lower() in p.message.lower() and (field is None or (p.where.field or "").startswith(field))
+    ]
     assert match, f"expected '{message}' at field {field}; got: " + "; ".join(map(str, problems))
     assert match[0].where.line == line, f"expected line {line}, got {match[0]}"
     # The message a person reads starts with the place.
@@ -190,7 +461,9 @@ def test_each_mistake_is_located(tmp_path, name, text, line, field, message):
 
 
 def test_one_bad_account_does_not_stop_the_others(tmp_path):
-    broken = replace_line(ACCOUNTS, "    platform: x\n    handle: city_sample", "    platform: myspace\n    handle: city_sample")
+    broken = replace_line(
+        ACCOUNTS, "    platform: x\n    handle: city_sample", "    platform: myspace\n    handle: city_sample"
+    )
     config = load_config(write_config(tmp_path, **{"accounts.yaml": broken}))
     assert [a.id for a in config.accounts] == ["bousai-x"]
     assert len(config.errors) == 1
@@ -204,12 +477,15 @@ def test_a_bad_write_budget_skips_only_its_account(tmp_path):
     config = load_config(write_config(tmp_path, **{"accounts.yaml": broken}))
     assert [a.id for a in config.accounts] == ["bousai-x"]
     assert [(p.where.line, p.where.field, p.where.account) for p in config.errors] == [
-        (11, "accounts[0].caps.write_budget.posts", "city-x")]
+        (11, "accounts[0].caps.write_budget.posts", "city-x")
+    ]
 
 
 def test_write_budget_comes_from_the_account_else_the_platforms_default(tmp_path):
-    line_account = ("  - id: city-line\n    name: 市公式 LINE\n    platform: line\n    handle: \"@city-sample\"\n"
-                    "    kind: general\n    department: pr\n    connection_id: koho_city_line\n")
+    line_account = (
+        '  - id: city-line\n    name: 市公式 LINE\n    platform: line\n    handle: "@city-sample"\n'
+        "    kind: general\n    department: pr\n    connection_id: koho_city_line\n"
+    )
     accounts = with_budget("        posts: 25\n        per_seconds: 900\n") + line_account
     config = load_config(write_config(tmp_path, **{"accounts.yaml": accounts, "policy.yaml": WRITE_BUDGETS_POLICY}))
     assert config.problems == []

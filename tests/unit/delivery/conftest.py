@@ -31,5 +31,3 @@ def city(ledger, sandbox, connect) -> Callable[..., dict]:
         return {**row, "sandbox": official}
 
     return _add
-
-

@@ -34,8 +34,13 @@ def cal(tmp_path) -> Path:
 
 
 def entry(entry_id: str, when: str, targets: str, text: str, **extra: str) -> str:
-    lines = [f"  - id: {entry_id}", f"    title: {entry_id} のお知らせ", f'    publish_at: "{when}"',
-             f"    targets: {targets}", f"    text: {text}"]
+    lines = [
+        f"  - id: {entry_id}",
+        f"    title: {entry_id} のお知らせ",
+        f'    publish_at: "{when}"',
+        f"    targets: {targets}",
+        f"    text: {text}",
+    ]
     return "\n".join(lines + [f"    {k}: {v}" for k, v in extra.items()])
 
 
@@ -45,8 +50,13 @@ def write(folder: Path, *entries: str, name: str = "cal.yaml") -> None:
 
 def deliveries(ledger, entry_id: str) -> list[Delivery]:
     with ledger.session(readonly=True) as session:
-        return list(session.scalars(select(Delivery).where(Delivery.entry_id == entry_id)
-                                    .order_by(Delivery.revision, Delivery.account_id, Delivery.part_index)))
+        return list(
+            session.scalars(
+                select(Delivery)
+                .where(Delivery.entry_id == entry_id)
+                .order_by(Delivery.revision, Delivery.account_id, Delivery.part_index)
+            )
+        )
 
 
 def status(ledger, entry_id: str) -> str | None:
@@ -55,8 +65,9 @@ def status(ledger, entry_id: str) -> str | None:
         return row.status if row else None
 
 
-A = entry("gomi", "2027-01-05 10:00", "[city-x, city-mastodon]", "ごみ収集日程のお知らせです。",
-          channels="[social, website]")
+A = entry(
+    "gomi", "2027-01-05 10:00", "[city-x, city-mastodon]", "ごみ収集日程のお知らせです。", channels="[social, website]"
+)
 B = entry("kosodate", "2027-01-06 10:00", "[city-x]", "子育てひろばのお知らせです。")
 
 
@@ -136,8 +147,18 @@ def test_caps_count_what_the_ledger_already_plans(ledger, config, cal):
     # An ad-hoc LINE post at 10:00 JST is already planned; city-line needs 180 minutes between posts.
     ten = datetime(2027, 1, 5, 1, 0, tzinfo=UTC)
     with ledger.session() as session:
-        repo.upsert_accounts(session, [{"id": "city-line", "platform": "line", "handle": "@kohocity-sample",
-                                        "display_name": "LINE", "department": "pr"}])
+        repo.upsert_accounts(
+            session,
+            [
+                {
+                    "id": "city-line",
+                    "platform": "line",
+                    "handle": "@kohocity-sample",
+                    "display_name": "LINE",
+                    "department": "pr",
+                }
+            ],
+        )
     add_entry(ledger, "adhoc-1", accounts=["city-line"], text="臨時のお知らせです。", due=ten, origin="adhoc")
     plan(ledger, "adhoc-1")
     write(cal, entry("line-11", "2027-01-05 11:00", "[city-line, city-x]", "LINEのお知らせです。"))
@@ -234,7 +255,9 @@ def test_deadline_lead_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(approval.DEADLINE_ENV, "2.5")
     assert approval.deadline_lead() == timedelta(minutes=2.5)
     assert approval.approvers('["suzuki", {"id": "7", "name": "Tanaka"}]') == [
-        {"id": "suzuki", "name": "suzuki"}, {"id": "7", "name": "Tanaka"}]
+        {"id": "suzuki", "name": "suzuki"},
+        {"id": "7", "name": "Tanaka"},
+    ]
 
 
 # -- newsletter -------------------------------------------------------------------------------
@@ -244,26 +267,44 @@ def test_the_newsletter_takes_last_months_newsletter_entries(ledger, config, tmp
     assert previous_month(datetime(2027, 2, 28, 21, 0, tzinfo=UTC)) == (2027, 2)  # 06:00 JST on 1 March
     assert previous_month(datetime(2027, 1, 1, 0, 0, tzinfo=UTC)) == (2026, 12)
     with ledger.session() as session:
-        repo.upsert_accounts(session, [{"id": "city-x", "platform": "x", "handle": "koho", "display_name": "X",
-                                        "department": "pr"}])
+        repo.upsert_accounts(
+            session, [{"id": "city-x", "platform": "x", "handle": "koho", "display_name": "X", "department": "pr"}]
+        )
     jan = datetime(2027, 1, 20, 1, 0, tzinfo=UTC)
-    add_entry(ledger, "with-newsletter", accounts=["city-x"], text="広報紙にも載せます。", due=jan,
-              channels=["social", "newsletter"], category="くらし")
+    add_entry(
+        ledger,
+        "with-newsletter",
+        accounts=["city-x"],
+        text="広報紙にも載せます。",
+        due=jan,
+        channels=["social", "newsletter"],
+        category="くらし",
+    )
     add_entry(ledger, "social-only", accounts=["city-x"], text="SNSだけです。", due=jan)
     add_entry(ledger, "paper-only", accounts=[], text="広報紙だけの記事です。", due=jan, channels=["newsletter"])
     for entry_id in ("with-newsletter", "social-only"):
         [delivery_id] = plan(ledger, entry_id).deliveries
         with ledger.session() as session:
             repo.claim_for_sending(session, delivery_id, "r1")
-            repo.mark_published(session, delivery_id, f"id-{entry_id}", f"https://x.com/koho/status/{entry_id}",
-                                published_at=jan)
+            repo.mark_published(
+                session, delivery_id, f"id-{entry_id}", f"https://x.com/koho/status/{entry_id}", published_at=jan
+            )
 
     with ledger.session(readonly=True) as session:
         rows = newsletter_rows(session, 2027, 1)
     assert [r["entry_id"] for r in rows] == ["paper-only", "with-newsletter"]
 
-    policy = config.policy.model_copy(update={"channels": config.policy.channels.model_copy(update={
-        "newsletter": config.policy.channels.newsletter.model_copy(update={"output_dir": str(tmp_path / "nl")})})})
+    policy = config.policy.model_copy(
+        update={
+            "channels": config.policy.channels.model_copy(
+                update={
+                    "newsletter": config.policy.channels.newsletter.model_copy(
+                        update={"output_dir": str(tmp_path / "nl")}
+                    )
+                }
+            )
+        }
+    )
     local = type(config)(config.accounts, config.departments, policy, [])
     result = export(ledger, local, 2027, 1)
     assert result["items"] == 2 and Path(result["xlsx"]).exists() and Path(result["csv"]).exists()

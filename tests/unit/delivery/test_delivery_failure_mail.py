@@ -45,4 +45,3 @@ def test_a_failed_delivery_is_mailed_once_with_its_reason_and_advice(ledger, san
     again = report_outcomes(ledger, outcomes, to=PR, city_name="こほ市")  # the next publishing run
 
     assert again["mailed"] == 0 and len(box.messages) == 1
-

@@ -13,9 +13,11 @@ from koho.ledger.models import Account, Delivery
 from koho.text.rules import rules_for
 from tests.unit.delivery.delivery_helpers import T0, account_row, add_entry, plan
 
-LONG = ("市内一斉清掃のお知らせです。5月の第3日曜日、午前8時から10時まで、各自治会の集合場所に集まってください。"
-        "軍手とごみ袋は自治会で用意します。集めたごみは指定の集積所に出してください。"
-        "雨天の場合は翌週の日曜日に延期し、延期の場合は前日の午後5時までに市のホームページとSNSでお知らせします。")
+LONG = (
+    "市内一斉清掃のお知らせです。5月の第3日曜日、午前8時から10時まで、各自治会の集合場所に集まってください。"
+    "軍手とごみ袋は自治会で用意します。集めたごみは指定の集積所に出してください。"
+    "雨天の場合は翌週の日曜日に延期し、延期の場合は前日の午後5時までに市のホームページとSNSでお知らせします。"
+)
 
 
 def _accounts(ledger, *rows):
@@ -25,8 +27,11 @@ def _accounts(ledger, *rows):
 
 def _deliveries(ledger, entry_id):
     with ledger.session(readonly=True) as session:
-        return list(session.scalars(select(Delivery).where(Delivery.entry_id == entry_id)
-                                    .order_by(Delivery.account_id, Delivery.part_index)))
+        return list(
+            session.scalars(
+                select(Delivery).where(Delivery.entry_id == entry_id).order_by(Delivery.account_id, Delivery.part_index)
+            )
+        )
 
 
 def test_a_text_too_long_for_x_becomes_a_chain_of_parts(ledger):
@@ -81,8 +86,15 @@ def test_a_website_only_entry_plans_the_website_alone(ledger):
 def test_emergency_mode_never_rewords(ledger):
     _accounts(ledger, account_row("city-x", "x"), account_row("city-mastodon", "mastodon"))
     text = "【避難指示】こほ市北部に避難指示を発令しました。直ちに避難してください。"
-    add_entry(ledger, "quake", accounts=["city-x", "city-mastodon"], text=text, origin="emergency",
-              overrides={"x": "言い換えた文面", "city-mastodon": "別の文面"}, hashtags=["こほ市"])
+    add_entry(
+        ledger,
+        "quake",
+        accounts=["city-x", "city-mastodon"],
+        text=text,
+        origin="emergency",
+        overrides={"x": "言い換えた文面", "city-mastodon": "別の文面"},
+        hashtags=["こほ市"],
+    )
 
     plan(ledger, "quake", mode="emergency")
 
@@ -92,8 +104,13 @@ def test_emergency_mode_never_rewords(ledger):
 
 def test_adapt_mode_takes_overrides(ledger):
     _accounts(ledger, account_row("city-x", "x"), account_row("city-mastodon", "mastodon"))
-    add_entry(ledger, "fest", accounts=["city-x", "city-mastodon"], text="秋祭りを開催します。",
-              overrides={"x": "X向けの文面です。", "city-mastodon": "マストドン向けの文面です。"})
+    add_entry(
+        ledger,
+        "fest",
+        accounts=["city-x", "city-mastodon"],
+        text="秋祭りを開催します。",
+        overrides={"x": "X向けの文面です。", "city-mastodon": "マストドン向けの文面です。"},
+    )
     plan(ledger, "fest")
     texts = {d.account_id: d.text for d in _deliveries(ledger, "fest")}
     assert texts == {"city-x": "X向けの文面です。", "city-mastodon": "マストドン向けの文面です。"}

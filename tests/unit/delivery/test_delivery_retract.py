@@ -45,8 +45,25 @@ def test_retract_deletes_where_possible_and_says_what_to_do_by_hand(ledger, sand
 
 def test_the_website_page_is_removed_by_hand(ledger):
     with ledger.session() as session:
-        repo.upsert_accounts(session, [{"id": "website", "platform": "website", "handle": "https://www.city.example.jp/",
-                                        "display_name": "web", "department": "pr"}])
-    result = delete_one({"platform": "website", "account_id": "website", "remote_id": "gomi", "conn_id": "",
-                         "url": "https://www.city.example.jp/news/gomi.html"})
+        repo.upsert_accounts(
+            session,
+            [
+                {
+                    "id": "website",
+                    "platform": "website",
+                    "handle": "https://www.city.example.jp/",
+                    "display_name": "web",
+                    "department": "pr",
+                }
+            ],
+        )
+    result = delete_one(
+        {
+            "platform": "website",
+            "account_id": "website",
+            "remote_id": "gomi",
+            "conn_id": "",
+            "url": "https://www.city.example.jp/news/gomi.html",
+        }
+    )
     assert result["status"] == "manual" and "gomi.html" in result["instruction"]

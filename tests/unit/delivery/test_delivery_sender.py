@@ -29,8 +29,14 @@ def fast_hooks(attempts: int = 2):
     """Hooks that retry quickly and never really sleep (the sandbox answers at once)."""
 
     def factory(platform: str, conn_id: str, **options):
-        return hook_for(platform, conn_id, timeout=3.0, sleep=lambda _s: None,
-                        retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.02), **options)
+        return hook_for(
+            platform,
+            conn_id,
+            timeout=3.0,
+            sleep=lambda _s: None,
+            retry=RetryPolicy(max_attempts=attempts, base_delay=0.01, max_delay=0.02),
+            **options,
+        )
 
     return factory
 
@@ -105,8 +111,14 @@ def test_a_rate_limit_sends_it_back_to_planned(ledger, sandbox, x_account):
 def test_a_platform_out_of_reach_sends_it_back_to_planned(ledger, monkeypatch, x_account):
     add_entry(ledger, "down", accounts=["city-x"], text=TEXT)
     plan(ledger, "down")
-    set_connection(monkeypatch, x_account["connection_id"], conn_type="koho_x",
-                   host=f"http://127.0.0.1:{free_port()}/x", login=x_account["handle"], password="unused")
+    set_connection(
+        monkeypatch,
+        x_account["connection_id"],
+        conn_type="koho_x",
+        host=f"http://127.0.0.1:{free_port()}/x",
+        login=x_account["handle"],
+        password="unused",
+    )
 
     outcome = sender(ledger, attempts=1).send(only_delivery(ledger, "down").id)
 
@@ -216,7 +228,8 @@ def test_images_go_where_the_platform_takes_them(ledger, sandbox, city, monkeypa
 
 @pytest.mark.parametrize("platform", ["x", "mastodon", "bluesky"])
 def test_a_local_image_is_uploaded_from_koho_s_copy_and_linked_where_the_platform_fetches(
-        ledger, sandbox, city, platform):
+    ledger, sandbox, city, platform
+):
     """Platforms that take the bytes get include/media's file (the city's website, where the image
     is also published, need not be reachable); LINE, which fetches a URL itself, gets the public URL."""
     from koho.config.loader import media_dir
@@ -292,8 +305,9 @@ def test_a_claim_is_renewed_while_the_platform_call_waits(ledger, sandbox, x_acc
         assert utcnow() < deadline, "the claim was never renewed"
     with ledger.session() as session:  # the renewed claim is younger than stale_after: no takeover
         renewed_at = session.get(Delivery, delivery.id).sending_since
-        other = repo.claim_for_sending(session, delivery.id, "run-b", stale_after=timedelta(seconds=0.3),
-                                       now=renewed_at + timedelta(seconds=0.2))
+        other = repo.claim_for_sending(
+            session, delivery.id, "run-b", stale_after=timedelta(seconds=0.3), now=renewed_at + timedelta(seconds=0.2)
+        )
     assert not other.ok
     release.set()
     worker.join(10)

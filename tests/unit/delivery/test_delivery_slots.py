@@ -25,11 +25,15 @@ def row(id_, due, entry="e1", account="a", part=0, revision=1):
 
 def test_grouping_by_instant_with_threads_chained():
     later = T0 + timedelta(minutes=30)
-    slots = group_into_slots([
-        row(3, T0, account="b", part=1), row(1, T0 + timedelta(microseconds=400), account="a"),
-        row(2, T0, account="b", part=0), row(4, later, account="a", entry="e2"),
-        row(5, T0, account="c", entry="e3"),
-    ])
+    slots = group_into_slots(
+        [
+            row(3, T0, account="b", part=1),
+            row(1, T0 + timedelta(microseconds=400), account="a"),
+            row(2, T0, account="b", part=0),
+            row(4, later, account="a", entry="e2"),
+            row(5, T0, account="c", entry="e3"),
+        ]
+    )
     assert [s.at for s in slots] == [T0, later]  # microseconds do not split a slot
     assert slots[0].chains == ((1,), (2, 3), (5,))  # b's thread in part order, one chain per account
     assert slots[1].chains == ((4,),) and slots[0].size == 4

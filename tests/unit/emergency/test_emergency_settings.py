@@ -42,15 +42,33 @@ def test_defaults(tmp_path):
     assert settings.template == "posts/emergency/jma_warning.j2"
 
 
-@pytest.mark.parametrize(("change", "line", "field", "message"), [
-    (('"1229800"', '"12298"'), 3, "area_codes[1]", "invalid value '12298'"),
-    (("kinds: [大雨特別警報, 大雨警報]", "kinds: [大雨特別警報, 大雨]"), 5, "kinds", "'大雨' is not a JMA warning kind"),
-    (("kinds: [大雨特別警報, 大雨警報]", "kinds: [大雨警報, 大雨警報]"), 5, "kinds", "listed twice"),
-    (("poll_interval_seconds: 60", "poll_interval_seconds: 0"), 6, "poll_interval_seconds", "greater than or equal to 1"),
-    (("approval_timeout_minutes: 10", "approval_timout_minutes: 10"), 7, "approval_timout_minutes", "unknown field"),
-    (("feed_url: https", "feed_url: ftp"), 1, "feed_url", "invalid value"),
-    (("city_name: テスト市\n", ""), None, "city_name", "required field is missing"),
-])
+@pytest.mark.parametrize(
+    ("change", "line", "field", "message"),
+    [
+        (('"1229800"', '"12298"'), 3, "area_codes[1]", "invalid value '12298'"),
+        (
+            ("kinds: [大雨特別警報, 大雨警報]", "kinds: [大雨特別警報, 大雨]"),
+            5,
+            "kinds",
+            "'大雨' is not a JMA warning kind",
+        ),
+        (("kinds: [大雨特別警報, 大雨警報]", "kinds: [大雨警報, 大雨警報]"), 5, "kinds", "listed twice"),
+        (
+            ("poll_interval_seconds: 60", "poll_interval_seconds: 0"),
+            6,
+            "poll_interval_seconds",
+            "greater than or equal to 1",
+        ),
+        (
+            ("approval_timeout_minutes: 10", "approval_timout_minutes: 10"),
+            7,
+            "approval_timout_minutes",
+            "unknown field",
+        ),
+        (("feed_url: https", "feed_url: ftp"), 1, "feed_url", "invalid value"),
+        (("city_name: テスト市\n", ""), None, "city_name", "required field is missing"),
+    ],
+)
 def test_mistakes_name_file_line_and_field(tmp_path, change, line, field, message):
     path = write(tmp_path, GOOD.replace(*change))
     with pytest.raises(ConfigError) as caught:

@@ -81,7 +81,10 @@ def test_a_warning_bulletin_is_parsed(bulletin):
     city = warning.areas[0]
     assert city.area_name == "こほ市"
     assert [(k.name, k.code, k.status) for k in city.kinds] == [
-        ("大雨警報", "03", "発表"), ("洪水警報", "04", "発表"), ("雷注意報", "14", "発表")]
+        ("大雨警報", "03", "発表"),
+        ("洪水警報", "04", "発表"),
+        ("雷注意報", "14", "発表"),
+    ]
     assert warning.problems == ()
 
 
@@ -109,10 +112,13 @@ def test_dtd_and_entities_are_refused_before_expansion(sample_bytes):
         parse_document(sample_bytes("entity_bomb"), "https://example.jp/bomb.xml")
 
 
-@pytest.mark.parametrize("doc", [
-    b'<?xml version="1.0"?><!DOCTYPE Report SYSTEM "http://evil.example/x.dtd"><Report/>',
-    b'<?xml version="1.0"?><!DOCTYPE Report [<!ENTITY x SYSTEM "file:///etc/passwd">]><Report>&x;</Report>',
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        b'<?xml version="1.0"?><!DOCTYPE Report SYSTEM "http://evil.example/x.dtd"><Report/>',
+        b'<?xml version="1.0"?><!DOCTYPE Report [<!ENTITY x SYSTEM "file:///etc/passwd">]><Report>&x;</Report>',
+    ],
+)
 def test_external_dtds_and_entities_are_refused(doc):
     with pytest.raises(JmaDocumentError, match="not allowed"):
         parse_document(doc, "https://example.jp/evil.xml")
@@ -136,16 +142,19 @@ def _report(head: str, body: str = "", status: str = "通常") -> bytes:
 HEAD = "<Title>千葉県気象警報・注意報</Title><ReportDateTime>2025-07-10T05:12:00+09:00</ReportDateTime><InfoType>発表</InfoType>"
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    (_report("<InfoType>発表</InfoType>"), "missing Head/ReportDateTime"),
-    (_report("<ReportDateTime>2025-07-10T05:12:00</ReportDateTime><InfoType>発表</InfoType>"), "no UTC offset"),
-    (_report("<ReportDateTime>yesterday</ReportDateTime><InfoType>発表</InfoType>"), "not an ISO 8601"),
-    (_report(HEAD.replace("発表", "更新")), "Head/InfoType must be one of"),
-    (_report(HEAD, status="本番"), "Control/Status must be one of"),
-    (b"", "document is empty"),
-    (b"<feed/>", "expected a JMA <Report>"),
-    (b"\xff\xfe<\x00R\x00", "malformed XML"),
-])
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (_report("<InfoType>発表</InfoType>"), "missing Head/ReportDateTime"),
+        (_report("<ReportDateTime>2025-07-10T05:12:00</ReportDateTime><InfoType>発表</InfoType>"), "no UTC offset"),
+        (_report("<ReportDateTime>yesterday</ReportDateTime><InfoType>発表</InfoType>"), "not an ISO 8601"),
+        (_report(HEAD.replace("発表", "更新")), "Head/InfoType must be one of"),
+        (_report(HEAD, status="本番"), "Control/Status must be one of"),
+        (b"", "document is empty"),
+        (b"<feed/>", "expected a JMA <Report>"),
+        (b"\xff\xfe<\x00R\x00", "malformed XML"),
+    ],
+)
 def test_unusable_bulletins_say_what_is_wrong(doc, message):
     with pytest.raises(JmaDocumentError, match=message):
         parse_document(doc, "https://example.jp/doc.xml")
@@ -162,9 +171,12 @@ def test_an_item_without_area_code_is_skipped_and_reported_the_rest_kept():
 
 
 def test_documents_without_namespaces_are_read_too():
-    doc = _report(HEAD, """<Warning type="気象警報・注意報（市町村等）"><Item>
+    doc = _report(
+        HEAD,
+        """<Warning type="気象警報・注意報（市町村等）"><Item>
 <Kind><Name>大雨警報</Name><Status>発表</Status></Kind><Area><Name>こほ市</Name><Code>1229900</Code></Area>
-</Item></Warning>""").replace(b' xmlns="http://xml.kishou.go.jp/jmaxml1/informationBasis1/"', b"")
+</Item></Warning>""",
+    ).replace(b' xmlns="http://xml.kishou.go.jp/jmaxml1/informationBasis1/"', b"")
     assert parse_document(doc, "https://example.jp/doc.xml").areas[0].kinds[0].name == "大雨警報"
 
 

@@ -25,7 +25,10 @@ def test_initial_feed_lists_the_samples_and_links_resolve(sandbox):
         doc = requests.get(entry.link, timeout=5)
         assert doc.status_code == 200 and doc.headers["content-type"].startswith("application/xml")
         assert parse_document(doc.content, entry.link).report_time is not None
-    assert {parse_document(requests.get(e.link, timeout=5).content, e.link).status for e in feed.entries} == {"通常", "訓練"}
+    assert {parse_document(requests.get(e.link, timeout=5).content, e.link).status for e in feed.entries} == {
+        "通常",
+        "訓練",
+    }
 
 
 def test_conditional_requests(sandbox):
@@ -36,14 +39,17 @@ def test_conditional_requests(sandbox):
     assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged.headers["etag"] == etag
 
     published = publish_sample(sandbox.state, "special")
-    changed = requests.get(sandbox.url + FEED, headers={"If-None-Match": etag, "If-Modified-Since": modified}, timeout=5)
+    changed = requests.get(
+        sandbox.url + FEED, headers={"If-None-Match": etag, "If-Modified-Since": modified}, timeout=5
+    )
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert changed.headers["last-modified"] != modified  # moves on even within the same second
     assert requests.get(sandbox.url + FEED, headers={"If-Modified-Since": modified}, timeout=5).status_code == 200
     assert published["name"] in changed.text and published["name"].endswith("_0_VPWW54_120000.xml")
     # If-None-Match decides when both are sent (RFC 9110)
-    stale = requests.get(sandbox.url + FEED, headers={"If-None-Match": '"nope"', "If-Modified-Since": modified},
-                         timeout=5)
+    stale = requests.get(
+        sandbox.url + FEED, headers={"If-None-Match": '"nope"', "If-Modified-Since": modified}, timeout=5
+    )
     assert stale.status_code == 200
 
 

@@ -25,8 +25,14 @@ EVENT_TIMEOUT = 10.0
 
 
 def make_trigger(sandbox, **overrides) -> JmaFeedTrigger:
-    kwargs = {"feed_url": sandbox.url + FEED, "area_codes": [CITY], "kinds": KINDS, "poll_interval": 0.02,
-              "request_timeout": 2.0, **overrides}
+    kwargs = {
+        "feed_url": sandbox.url + FEED,
+        "area_codes": [CITY],
+        "kinds": KINDS,
+        "poll_interval": 0.02,
+        "request_timeout": 2.0,
+        **overrides,
+    }
     return JmaFeedTrigger(**kwargs)
 
 
@@ -70,8 +76,14 @@ async def caught_up(sandbox) -> dict:
 
 
 def test_serialize_round_trip_is_json_safe_and_importable(sandbox):
-    trigger = make_trigger(sandbox, seen_keys=["a", "b"], seen_documents=["u"], etag='"x"',
-                           last_modified="Wed, 09 Jul 2025 20:12:05 GMT", statuses=("発表", "解除"))
+    trigger = make_trigger(
+        sandbox,
+        seen_keys=["a", "b"],
+        seen_documents=["u"],
+        etag='"x"',
+        last_modified="Wed, 09 Jul 2025 20:12:05 GMT",
+        statuses=("発表", "解除"),
+    )
     path, kwargs = trigger.serialize()
     assert path == "koho.emergency.triggers.JmaFeedTrigger"
     module, _, name = path.rpartition(".")
@@ -202,8 +214,9 @@ async def test_a_bulletin_that_cannot_be_fetched_is_retried_then_reported(sandbo
     js: JmaState = jma_state(sandbox.state)
     publish_sample(sandbox.state, "special")
     with js.lock:  # list a document the server does not have (deleted between listing and fetch)
-        js.feeds["extra"].insert(0, Entry("gone.xml", "気象警報・注意報（Ｈ２７）", "銚子地方気象台",
-                                          js.feeds["extra"][0].updated, ""))
+        js.feeds["extra"].insert(
+            0, Entry("gone.xml", "気象警報・注意報（Ｈ２７）", "銚子地方気象台", js.feeds["extra"][0].updated, "")
+        )
     poller = make_trigger(sandbox, **state).poller()
     async with make_trigger(sandbox).session() as session:
         first = await poller.poll(session)

@@ -200,8 +200,7 @@ def test_a_renewed_claim_does_not_go_stale_and_a_taken_over_one_cannot_be_renewe
     with ledger.session() as s:  # run-1 is alive, waiting for a rate-limit window, and renews
         assert repo.renew_claim(s, delivery_id, first.delivery.attempts, now=T0 + timedelta(minutes=10))
     with ledger.session() as s:
-        assert not repo.claim_for_sending(s, delivery_id, "run-2", stale_after=STALE,
-                                          now=T0 + timedelta(minutes=16)).ok
+        assert not repo.claim_for_sending(s, delivery_id, "run-2", stale_after=STALE, now=T0 + timedelta(minutes=16)).ok
     with ledger.session() as s:  # run-1 died after renewing: the claim goes stale from the renewal
         taken = repo.claim_for_sending(s, delivery_id, "run-2", stale_after=STALE, now=T0 + timedelta(minutes=26))
     assert taken.ok and taken.maybe_sent_before

@@ -38,12 +38,24 @@ def hook_factory(connect: Callable[..., str], waits: list[float]) -> Callable[..
     returns a new hook on it. ``timeout=None`` leaves the hook's own default.
     """
 
-    def factory(hook_cls: type[H], platform: str, default_account: dict, *, attempts: int = 3,
-                timeout: float | None = None, **conn_extra: Any) -> Callable[..., H]:
+    def factory(
+        hook_cls: type[H],
+        platform: str,
+        default_account: dict,
+        *,
+        attempts: int = 3,
+        timeout: float | None = None,
+        **conn_extra: Any,
+    ) -> Callable[..., H]:
         default_attempts, default_timeout = attempts, timeout
 
-        def make_hook(account: dict | None = None, *, attempts: int = default_attempts,
-                      timeout: float | None = default_timeout, **extra: Any) -> H:
+        def make_hook(
+            account: dict | None = None,
+            *,
+            attempts: int = default_attempts,
+            timeout: float | None = default_timeout,
+            **extra: Any,
+        ) -> H:
             conn_id = connect(platform, account or default_account, **conn_extra, **extra)
             options = {} if timeout is None else {"timeout": timeout}
             return hook_cls(conn_id, retry=fast_retry(attempts), sleep=waits.append, **options)

@@ -10,8 +10,9 @@ from bench.airflow_stack import wait_for
 from koho.platforms.errors import PlatformError
 
 
-def errors_under_faults(sandbox, platform: str, kinds: Iterable[str], attempt: Callable[[str], object], *,
-                        count: int) -> list[str]:
+def errors_under_faults(
+    sandbox, platform: str, kinds: Iterable[str], attempt: Callable[[str], object], *, count: int
+) -> list[str]:
     """The messages of the platform errors ``attempt(kind)`` raised, one sandbox fault kind at a time.
 
     Each fault is armed ``count`` times so that retries meet it too, and cleared after its attempt so the

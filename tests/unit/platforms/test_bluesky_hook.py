@@ -34,7 +34,9 @@ from sandbox.platforms.bluesky import session_counts
 POLICY = RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.02, max_wait=120)
 HANDLE = "kohocity-sample.bsky.social"
 MAX_GRAPHEMES = 300
-GOMI = "ごみ収集日が変わります。詳しくは https://www.city.example.jp/kurashi/gomi/2026.html をご覧ください。#こほ市 #ごみ"
+GOMI = (
+    "ごみ収集日が変わります。詳しくは https://www.city.example.jp/kurashi/gomi/2026.html をご覧ください。#こほ市 #ごみ"
+)
 
 
 def at(minutes: int = 0) -> datetime:
@@ -105,7 +107,10 @@ def test_verify_credentials_account_metrics_and_look_alikes(sandbox, city, hook)
     sandbox.add_account("bluesky", "kohocity-official.bsky.social", display_name="こほ市公式（ファン）")
     info = hook.verify_credentials()
     assert (info.remote_id, info.handle, info.display_name, info.followers) == (
-        city["account_id"], HANDLE, "こほ市公式", 321
+        city["account_id"],
+        HANDLE,
+        "こほ市公式",
+        321,
     )
     # App passwords do not expire; the session's refresh token (90 days) is the date to watch.
     assert timedelta(days=89) < info.token_expires_at - datetime.now(UTC) <= timedelta(days=90)
@@ -146,6 +151,7 @@ def test_comments_cursor_returns_only_newer_and_filters_by_post(sandbox, city, h
 
 # --------------------------------------------------------------------------- the record
 
+
 def test_link_facets_are_utf8_byte_ranges(sandbox, hook):
     post = hook.publish_once(OutgoingPost(text=GOMI, created_at=at()), idempotency_key="facets")
     record = stored(sandbox, post.remote_id).extra["record"]
@@ -158,9 +164,9 @@ def test_link_facets_are_utf8_byte_ranges(sandbox, hook):
     assert data[start:end].decode("utf-8") == url
     assert start != GOMI.index(url)  # Japanese before the URL: characters and bytes differ
     tags = [f for f in record["facets"] if f["features"][0]["$type"].endswith("#tag")]
-    assert [(data[f["index"]["byteStart"]:f["index"]["byteEnd"]].decode(), f["features"][0]["tag"]) for f in tags] == [
-        ("#こほ市", "こほ市"), ("#ごみ", "ごみ")
-    ]
+    assert [
+        (data[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode(), f["features"][0]["tag"]) for f in tags
+    ] == [("#こほ市", "こほ市"), ("#ごみ", "ごみ")]
     assert record["langs"] == ["ja"]
 
 
@@ -176,20 +182,24 @@ def test_link_facets_are_utf8_byte_ranges(sandbox, hook):
 )
 def test_build_facets_finds_links_and_tags(text, expected):
     data = text.encode("utf-8")
-    assert [data[f["index"]["byteStart"]:f["index"]["byteEnd"]].decode() for f in build_facets(text)] == expected
+    assert [data[f["index"]["byteStart"] : f["index"]["byteEnd"]].decode() for f in build_facets(text)] == expected
 
 
 def test_link_outside_the_text_becomes_a_card_and_replies_keep_their_root(sandbox, hook):
-    top = hook.publish_once(OutgoingPost(text="防災訓練のお知らせ", link="https://example.jp/bousai", created_at=at()),
-                            idempotency_key="top")
+    top = hook.publish_once(
+        OutgoingPost(text="防災訓練のお知らせ", link="https://example.jp/bousai", created_at=at()),
+        idempotency_key="top",
+    )
     record = stored(sandbox, top.remote_id).extra["record"]
     assert record["embed"]["external"]["uri"] == "https://example.jp/bousai"
     assert "facets" not in record
 
-    reply = hook.publish_once(OutgoingPost(text="続報です", reply_to=top.remote_id, created_at=at()),
-                              idempotency_key="r1")
-    again = hook.publish_once(OutgoingPost(text="さらに続報", reply_to=reply.remote_id, created_at=at()),
-                              idempotency_key="r2")
+    reply = hook.publish_once(
+        OutgoingPost(text="続報です", reply_to=top.remote_id, created_at=at()), idempotency_key="r1"
+    )
+    again = hook.publish_once(
+        OutgoingPost(text="さらに続報", reply_to=reply.remote_id, created_at=at()), idempotency_key="r2"
+    )
     refs = stored(sandbox, again.remote_id).extra["record"]["reply"]
     assert refs["root"]["uri"] == top.remote_id and refs["parent"]["uri"] == reply.remote_id
     assert hook.post_metrics(top.remote_id).replies == 1
@@ -198,8 +208,9 @@ def test_link_outside_the_text_becomes_a_card_and_replies_keep_their_root(sandbo
 def test_images_are_uploaded_as_blobs(sandbox, hook, tmp_path):
     image = tmp_path / "map.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + pysecrets.token_bytes(64))
-    post = hook.publish_once(OutgoingPost(text="避難所マップ", image_urls=(str(image),), created_at=at()),
-                             idempotency_key="img")
+    post = hook.publish_once(
+        OutgoingPost(text="避難所マップ", image_urls=(str(image),), created_at=at()), idempotency_key="img"
+    )
     embed = stored(sandbox, post.remote_id).extra["record"]["embed"]
     assert embed["$type"] == "app.bsky.embed.images"
     assert embed["images"][0]["image"]["mimeType"] == "image/png"
@@ -354,22 +365,25 @@ def test_reconciliation_matches_created_at_not_only_text(sandbox, hook):
     """The same text planned for another slot is another post, not the earlier attempt."""
     earlier = hook.publish_once(OutgoingPost(text="毎朝のお知らせ", created_at=at(-5)), idempotency_key="d1")
     slot = at()
-    later = hook.publish_once(OutgoingPost(text="毎朝のお知らせ", created_at=slot), idempotency_key="d2",
-                              maybe_sent_before=True)
+    later = hook.publish_once(
+        OutgoingPost(text="毎朝のお知らせ", created_at=slot), idempotency_key="d2", maybe_sent_before=True
+    )
     assert not later.reconciled and later.remote_id != earlier.remote_id
     assert len(sandbox.posts("bluesky")) == 2
     assert stored(sandbox, later.remote_id).extra["record"]["createdAt"] == iso_millis(slot)
     # ...while the same slot again is recognised as already sent.
-    same = hook.publish_once(OutgoingPost(text="毎朝のお知らせ", created_at=slot), idempotency_key="d2",
-                             maybe_sent_before=True)
+    same = hook.publish_once(
+        OutgoingPost(text="毎朝のお知らせ", created_at=slot), idempotency_key="d2", maybe_sent_before=True
+    )
     assert same.reconciled and same.remote_id == later.remote_id
     assert len(sandbox.posts("bluesky")) == 2
 
 
 def test_created_at_is_sent_in_milliseconds_with_z(sandbox, hook):
     planned = datetime(2026, 11, 3, 9, 0, 0, 987654, tzinfo=UTC)
-    post = hook.publish_once(OutgoingPost(text="文化の日", created_at=planned), idempotency_key="ms",
-                             since=planned - timedelta(minutes=10))
+    post = hook.publish_once(
+        OutgoingPost(text="文化の日", created_at=planned), idempotency_key="ms", since=planned - timedelta(minutes=10)
+    )
     assert stored(sandbox, post.remote_id).extra["record"]["createdAt"] == "2026-11-03T09:00:00.987Z"
     # The record key follows from createdAt and the delivery's key: every attempt names the same record.
     assert split_at_uri(post.remote_id)[2] == tid_for(planned, "ms")
@@ -392,9 +406,16 @@ def test_a_record_key_held_by_another_post_moves_to_the_delivery_s_next_key(sand
     slot = at()
     hook.verify_credentials()
     taken = tid_for(parse_millis(slot), "second")
-    hook.call("POST", "/xrpc/com.atproto.repo.createRecord", json={
-        "repo": hook.did, "collection": "app.bsky.feed.post", "rkey": taken,
-        "record": {"$type": "app.bsky.feed.post", "text": "先に同じ鍵を取った投稿", "createdAt": iso_millis(slot)}})
+    hook.call(
+        "POST",
+        "/xrpc/com.atproto.repo.createRecord",
+        json={
+            "repo": hook.did,
+            "collection": "app.bsky.feed.post",
+            "rkey": taken,
+            "record": {"$type": "app.bsky.feed.post", "text": "先に同じ鍵を取った投稿", "createdAt": iso_millis(slot)},
+        },
+    )
     planned = OutgoingPost(text="鍵が重なった投稿", created_at=slot)
 
     post = hook.publish_once(planned, idempotency_key="second")

@@ -51,14 +51,16 @@ def test_publish_read_metrics_comments_delete(sandbox, hook, page):
     assert remote.text == NEWS and remote.created_at.tzinfo is not None
 
     sandbox.state.post(P, published.remote_id).metrics.update(
-        {"impressions": 340, "likes": 12, "reposts": 2, "replies": 1, "clicks": 7})
+        {"impressions": 340, "likes": 12, "reposts": 2, "replies": 1, "clicks": 7}
+    )
     sandbox.comment(P, "koho_city", "住民A", "ありがとうございます", post_id=published.remote_id)
     metrics = hook.post_metrics(published.remote_id)
     assert (metrics.impressions, metrics.likes, metrics.reposts, metrics.replies, metrics.clicks) == (340, 12, 2, 2, 7)
 
     first = hook.comments_since(None)
-    assert [(c.author, c.text, c.post_id) for c in first.comments] == [("住民A", "ありがとうございます",
-                                                                       published.remote_id)]
+    assert [(c.author, c.text, c.post_id) for c in first.comments] == [
+        ("住民A", "ありがとうございます", published.remote_id)
+    ]
     sandbox.comment(P, "koho_city", "住民B", "駐車場は使えますか？", post_id=published.remote_id)
     second = hook.comments_since(first.cursor)
     assert [c.text for c in second.comments] == ["駐車場は使えますか？"]
@@ -92,14 +94,18 @@ def test_comments_are_read_across_pages(sandbox, hook):
 
 
 def test_images_go_through_photos(sandbox, hook):
-    one = hook.publish_once(OutgoingPost("花火大会のお知らせ", image_urls=("https://cdn.example.jp/hanabi.jpg",)),
-                            idempotency_key="d-3")
-    two = hook.publish_once(OutgoingPost("紅葉の写真です", image_urls=("https://cdn.example.jp/a.jpg",
-                                                                      "https://cdn.example.jp/b.jpg")),
-                            idempotency_key="d-4")
+    one = hook.publish_once(
+        OutgoingPost("花火大会のお知らせ", image_urls=("https://cdn.example.jp/hanabi.jpg",)), idempotency_key="d-3"
+    )
+    two = hook.publish_once(
+        OutgoingPost("紅葉の写真です", image_urls=("https://cdn.example.jp/a.jpg", "https://cdn.example.jp/b.jpg")),
+        idempotency_key="d-4",
+    )
     media = {p["post_id"]: p["media"] for p in live_posts(sandbox)}
-    assert media == {one.remote_id: ["https://cdn.example.jp/hanabi.jpg"],
-                     two.remote_id: ["https://cdn.example.jp/a.jpg", "https://cdn.example.jp/b.jpg"]}
+    assert media == {
+        one.remote_id: ["https://cdn.example.jp/hanabi.jpg"],
+        two.remote_id: ["https://cdn.example.jp/a.jpg", "https://cdn.example.jp/b.jpg"],
+    }
 
 
 def test_replies_are_not_supported(hook):
@@ -110,11 +116,16 @@ def test_replies_are_not_supported(hook):
 
 def test_verify_credentials_reads_token_expiry(sandbox, connect):
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=50)
-    account = sandbox.add_account(P, "koho_kanko", display_name="光歩市観光課", followers=88,
-                                  token_expires_at=expires.isoformat())
+    account = sandbox.add_account(
+        P, "koho_kanko", display_name="光歩市観光課", followers=88, token_expires_at=expires.isoformat()
+    )
     info = FacebookHook(connect(P, account)).verify_credentials()
     assert (info.remote_id, info.handle, info.display_name, info.followers) == (
-        account["account_id"], "koho_kanko", "光歩市観光課", 88)
+        account["account_id"],
+        "koho_kanko",
+        "光歩市観光課",
+        88,
+    )
     assert info.token_expires_at == expires
 
 
@@ -233,23 +244,26 @@ def _response(status: int, body: dict, headers: dict | None = None) -> requests.
     return response
 
 
-@pytest.mark.parametrize(("code", "subcode", "expected", "kind"), [
-    (1, None, TransientError, None),
-    (2, None, TransientError, None),
-    (4, None, RateLimited, None),
-    (17, None, RateLimited, None),
-    (32, None, RateLimited, None),
-    (613, None, RateLimited, None),
-    (80001, None, RateLimited, None),
-    (190, 463, AuthExpired, None),
-    (10, None, PermanentlyRejected, "forbidden"),
-    (200, None, PermanentlyRejected, "forbidden"),
-    (299, None, PermanentlyRejected, "forbidden"),
-    (368, None, PermanentlyRejected, "forbidden"),
-    (506, 1455006, PermanentlyRejected, "duplicate"),
-    (100, None, PermanentlyRejected, "invalid"),
-    (100, 33, PermanentlyRejected, "not_found"),
-])
+@pytest.mark.parametrize(
+    ("code", "subcode", "expected", "kind"),
+    [
+        (1, None, TransientError, None),
+        (2, None, TransientError, None),
+        (4, None, RateLimited, None),
+        (17, None, RateLimited, None),
+        (32, None, RateLimited, None),
+        (613, None, RateLimited, None),
+        (80001, None, RateLimited, None),
+        (190, 463, AuthExpired, None),
+        (10, None, PermanentlyRejected, "forbidden"),
+        (200, None, PermanentlyRejected, "forbidden"),
+        (299, None, PermanentlyRejected, "forbidden"),
+        (368, None, PermanentlyRejected, "forbidden"),
+        (506, 1455006, PermanentlyRejected, "duplicate"),
+        (100, None, PermanentlyRejected, "invalid"),
+        (100, 33, PermanentlyRejected, "not_found"),
+    ],
+)
 def test_graph_error_codes_map_to_the_taxonomy(hook, code, subcode, expected, kind):
     err = {"message": "m", "type": "OAuthException", "code": code, "fbtrace_id": "Axyz"}
     if subcode:
@@ -261,14 +275,25 @@ def test_graph_error_codes_map_to_the_taxonomy(hook, code, subcode, expected, ki
 
 
 def test_throttle_reset_comes_from_business_use_case_header(hook):
-    usage = {"1": [{"type": "pages", "call_count": 100, "total_cputime": 20, "total_time": 20,
-                    "estimated_time_to_regain_access": 3}]}
-    error = hook.classify_error(_response(400, {"error": {"message": "m", "code": 80001}},
-                                          {"X-Business-Use-Case-Usage": json.dumps(usage)}))
+    usage = {
+        "1": [
+            {
+                "type": "pages",
+                "call_count": 100,
+                "total_cputime": 20,
+                "total_time": 20,
+                "estimated_time_to_regain_access": 3,
+            }
+        ]
+    }
+    error = hook.classify_error(
+        _response(400, {"error": {"message": "m", "code": 80001}}, {"X-Business-Use-Case-Usage": json.dumps(usage)})
+    )
     assert isinstance(error, RateLimited)
     assert 175 <= error.seconds_to_wait() <= 180
-    info = hook.parse_rate_limit(_response(200, {}, {"X-App-Usage": json.dumps(
-        {"call_count": 42, "total_cputime": 7, "total_time": 9})}))
+    info = hook.parse_rate_limit(
+        _response(200, {}, {"X-App-Usage": json.dumps({"call_count": 42, "total_cputime": 7, "total_time": 9})})
+    )
     assert (info.limit, info.remaining, info.reset_at) == (100, 58, None)
 
 
@@ -297,8 +322,13 @@ def test_token_never_appears_in_errors_or_logs(sandbox, hook, page, caplog, caps
     urllib3_log.setLevel(logging.DEBUG)
     published = hook.publish_once(OutgoingPost(NEWS), idempotency_key="d-17")
     hook.verify_credentials()  # sends the token as debug_token's input_token
-    messages = errors_under_faults(sandbox, P, ("expired_token", "rate_limit", "server_error"),
-                                   lambda _kind: hook.get_post(published.remote_id), count=5)
+    messages = errors_under_faults(
+        sandbox,
+        P,
+        ("expired_token", "rate_limit", "server_error"),
+        lambda _kind: hook.get_post(published.remote_id),
+        count=5,
+    )
     assert len(messages) == 3
     assert all(token not in m for m in messages)
     urllib3_log.removeHandler(wire)

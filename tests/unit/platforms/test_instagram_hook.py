@@ -82,15 +82,20 @@ def test_container_is_polled_until_finished(sandbox, connect, waits):
 def test_reels_and_carousels(sandbox, hook, waits):
     reel = hook.publish_once(photo("動画でご紹介", "https://cdn.example.jp/tour.mp4"), idempotency_key="i-4")
     assert waits == [3.0, 3.0]  # videos process before they can be published
-    album = hook.publish_once(photo("写真3枚", "https://cdn.example.jp/1.jpg", "https://cdn.example.jp/2.jpg",
-                                    "https://cdn.example.jp/3.jpg"), idempotency_key="i-5")
+    album = hook.publish_once(
+        photo(
+            "写真3枚", "https://cdn.example.jp/1.jpg", "https://cdn.example.jp/2.jpg", "https://cdn.example.jp/3.jpg"
+        ),
+        idempotency_key="i-5",
+    )
     kinds = {p.post_id: p.extra["media_type"] for p in sandbox.state.posts[P].values()}
     assert kinds == {reel.remote_id: "REELS", album.remote_id: "CAROUSEL"}
     assert len(sandbox.state.post(P, album.remote_id).media) == 3
 
 
-@pytest.mark.parametrize("caption", ["あ" * 2201, " ".join(f"#tag{n}" for n in range(31)),
-                                     " ".join(f"@user{n}" for n in range(21))])
+@pytest.mark.parametrize(
+    "caption", ["あ" * 2201, " ".join(f"#tag{n}" for n in range(31)), " ".join(f"@user{n}" for n in range(21))]
+)
 def test_caption_limits_are_the_apis_to_enforce(sandbox, hook, caption):
     with pytest.raises(PermanentlyRejected) as refused:
         hook.publish_once(photo(caption), idempotency_key="i-6")
@@ -208,11 +213,16 @@ def test_slow_publish_inside_one_attempt_posts_once(sandbox, make_hook):
 
 def test_verify_credentials(sandbox, connect):
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=59)
-    account = sandbox.add_account(P, "koho_bousai", display_name="光歩市防災", followers=75,
-                                  token_expires_at=expires.isoformat())
+    account = sandbox.add_account(
+        P, "koho_bousai", display_name="光歩市防災", followers=75, token_expires_at=expires.isoformat()
+    )
     info = InstagramHook(connect(P, account)).verify_credentials()
     assert (info.handle, info.display_name, info.followers, info.token_expires_at) == (
-        "koho_bousai", "光歩市防災", 75, expires)
+        "koho_bousai",
+        "光歩市防災",
+        75,
+        expires,
+    )
 
 
 def test_search_looks_up_candidate_usernames(sandbox, hook):
@@ -226,8 +236,12 @@ def test_token_never_appears_in_errors_or_logs(sandbox, hook, account, caplog, c
     caplog.set_level(logging.DEBUG)
     hook.verify_credentials()
     messages = errors_under_faults(
-        sandbox, P, ("expired_token", "server_error", "duplicate"),
-        lambda kind: hook.publish_once(photo(f"{kind} のテスト"), idempotency_key=f"leak-{kind}"), count=50)
+        sandbox,
+        P,
+        ("expired_token", "server_error", "duplicate"),
+        lambda kind: hook.publish_once(photo(f"{kind} のテスト"), idempotency_key=f"leak-{kind}"),
+        count=50,
+    )
     assert len(messages) == 3
     token = account["token"]
     assert all(token not in m for m in messages)

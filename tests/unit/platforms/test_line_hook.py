@@ -50,7 +50,10 @@ def channel_secret() -> str:
 @pytest.fixture
 def city(sandbox, channel_secret):
     return sandbox.add_account(
-        "line", HANDLE, display_name="こほ市公式", followers=1200,
+        "line",
+        HANDLE,
+        display_name="こほ市公式",
+        followers=1200,
         extra={"channel_secret": channel_secret, "blocks": 30},
     )
 
@@ -106,8 +109,10 @@ def test_images_become_image_messages_and_push_goes_to_the_target(sandbox, make_
     assert [m["type"] for m in stored.extra["messages"]] == ["text", "image"]
     assert stored.media == ["https://www.city.example.jp/map.png"]
     with pytest.raises(PermanentlyRejected) as exc:
-        hook.publish_once(OutgoingPost(text="多すぎ", image_urls=tuple(f"https://x.jp/{n}.png" for n in range(5))),
-                          idempotency_key="six")
+        hook.publish_once(
+            OutgoingPost(text="多すぎ", image_urls=tuple(f"https://x.jp/{n}.png" for n in range(5))),
+            idempotency_key="six",
+        )
     assert exc.value.kind == "bad_media"
     assert len(sent(sandbox)) == 1
 
@@ -126,8 +131,9 @@ def test_verify_credentials_and_account_metrics(sandbox, city, hook):
 
 def test_token_expiry_comes_from_the_verify_endpoint(sandbox, city, make_hook):
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=20)
-    sandbox.admin("POST", "/accounts", json=[{"platform": "line", "handle": HANDLE,
-                                              "token_expires_at": expires.isoformat()}])
+    sandbox.admin(
+        "POST", "/accounts", json=[{"platform": "line", "handle": HANDLE, "token_expires_at": expires.isoformat()}]
+    )
     got = make_hook().verify_credentials().token_expires_at
     assert abs((got - expires).total_seconds()) < 5
 
@@ -207,7 +213,8 @@ def test_slow_read_times_out_and_is_retried(sandbox, make_hook, waits):
 
 def test_retry_key_on_an_endpoint_without_retry_keys_is_400(sandbox, city):
     response = requests.get(
-        f"{sandbox.url}/line/v2/bot/message/quota", timeout=5,
+        f"{sandbox.url}/line/v2/bot/message/quota",
+        timeout=5,
         headers={"Authorization": f"Bearer {city['token']}", "X-Line-Retry-Key": str(uuid.uuid4())},
     )
     assert response.status_code == 400 and response.headers["x-line-request-id"]
@@ -224,8 +231,7 @@ def test_rate_limit_backs_off_then_sends(sandbox, hook, waits):
 
 
 def test_monthly_quota_is_rate_limited_until_next_month_in_japan(sandbox, city, hook, waits):
-    sandbox.admin("POST", "/accounts", json=[{"platform": "line", "handle": HANDLE,
-                                              "extra": {"message_quota": 2000}}])
+    sandbox.admin("POST", "/accounts", json=[{"platform": "line", "handle": HANDLE, "extra": {"message_quota": 2000}}])
     hook.publish_once(NOTICE, idempotency_key="m1")  # 1,200 friends: 1,200 of 2,000 used
     with pytest.raises(RateLimited) as exc:
         hook.publish_once(NOTICE, idempotency_key="m2")
@@ -290,7 +296,9 @@ def test_webhook_signature_and_messages(sandbox, city, hook, channel_secret):
 
     [comment] = hook.handle_webhook(body, signature)
     assert (comment.text, comment.author, comment.post_id) == (
-        "粗大ごみの申し込み方法を教えてください", line_user_id("住民A"), None
+        "粗大ごみの申し込み方法を教えてください",
+        line_user_id("住民A"),
+        None,
     )
     assert comment.created_at is not None and comment.created_at.tzinfo is not None
     with pytest.raises(PermanentlyRejected):
@@ -298,11 +306,20 @@ def test_webhook_signature_and_messages(sandbox, city, hook, channel_secret):
 
 
 def test_parse_webhook_skips_other_events_and_marks_non_text():
-    body = json.dumps({"destination": "U0", "events": [
-        {"type": "follow", "timestamp": 1, "source": {"type": "user", "userId": "U1"}},
-        {"type": "message", "timestamp": 1_700_000_000_000, "source": {"type": "user", "userId": "U2"},
-         "message": {"id": "9", "type": "sticker", "packageId": "1", "stickerId": "2"}},
-    ]}).encode()
+    body = json.dumps(
+        {
+            "destination": "U0",
+            "events": [
+                {"type": "follow", "timestamp": 1, "source": {"type": "user", "userId": "U1"}},
+                {
+                    "type": "message",
+                    "timestamp": 1_700_000_000_000,
+                    "source": {"type": "user", "userId": "U2"},
+                    "message": {"id": "9", "type": "sticker", "packageId": "1", "stickerId": "2"},
+                },
+            ],
+        }
+    ).encode()
     [comment] = parse_webhook(body)
     assert (comment.remote_id, comment.text, comment.author) == ("9", "[sticker]", "U2")
     assert comment.created_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)

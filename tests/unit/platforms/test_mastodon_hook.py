@@ -58,11 +58,13 @@ def test_publish_read_metrics_comments_delete(sandbox, make_hook):
 
 
 def test_plain_text_handles_mastodon_markup():
-    html = ('<p><span class="h-card" translate="no"><a href="https://s.example/@koho" class="u-url mention">'
-            '@<span>koho</span></a></span> 道路に&lt;穴&gt;があります&amp;危険</p><p>場所:<br />'
-            '<a href="https://map.example/x/yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"><span class="invisible">https://</span>'
-            '<span class="ellipsis">map.example/x/yyyyyyyyyyyyyyyyy</span>'
-            '<span class="invisible">yyyyyyyyyyyyyyyy</span></a></p>')
+    html = (
+        '<p><span class="h-card" translate="no"><a href="https://s.example/@koho" class="u-url mention">'
+        "@<span>koho</span></a></span> 道路に&lt;穴&gt;があります&amp;危険</p><p>場所:<br />"
+        '<a href="https://map.example/x/yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"><span class="invisible">https://</span>'
+        '<span class="ellipsis">map.example/x/yyyyyyyyyyyyyyyyy</span>'
+        '<span class="invisible">yyyyyyyyyyyyyyyy</span></a></p>'
+    )
     assert plain_text(html) == "@koho 道路に<穴>があります&危険\n\n場所:\nhttps://map.example/x/" + "y" * 33
 
 
@@ -220,8 +222,9 @@ def test_images_are_uploaded_and_attached(sandbox, make_hook, tmp_path, count):
 
     status = hook.call("GET", f"/api/v1/statuses/{published.remote_id}").json()
     attachments = status["media_attachments"]
-    assert [(a["type"], a["meta"]["original"]["width"]) for a in attachments] == [("image", 10 + n)
-                                                                                   for n in range(count)]
+    assert [(a["type"], a["meta"]["original"]["width"]) for a in attachments] == [
+        ("image", 10 + n) for n in range(count)
+    ]
     assert all(a["url"] for a in attachments)
     assert sandbox.posts("mastodon")[0]["media"] == [a["id"] for a in attachments]
 
@@ -243,8 +246,9 @@ def test_media_still_processing_is_waited_for(sandbox, make_hook, tmp_path, wait
     """A 202 upload (url null) is polled until processed: a status naming it earlier is a 422."""
     slow = sandbox.add_account("mastodon", "koho_slow", extra={"media_processing_reads": 2})
     hook = make_hook(slow)
-    published = hook.publish(OutgoingPost("大きな地図", image_urls=(write_png(tmp_path / "a.png"),)),
-                             idempotency_key="d-1")
+    published = hook.publish(
+        OutgoingPost("大きな地図", image_urls=(write_png(tmp_path / "a.png"),)), idempotency_key="d-1"
+    )
     assert len(waits) == 3  # 202 on upload, 206 on two polls, 200 on the third
     status = hook.call("GET", f"/api/v1/statuses/{published.remote_id}").json()
     assert status["media_attachments"][0]["url"]
@@ -277,8 +281,9 @@ def test_lost_answer_to_a_post_with_images_gives_one_status(sandbox, make_hook, 
 def test_lost_answer_to_an_upload_is_retried_without_a_second_status(sandbox, make_hook, tmp_path):
     hook = make_hook()
     sandbox.fault("mastodon", "lost_response", operation="media")
-    published = hook.publish_once(OutgoingPost("写真つき", image_urls=(write_png(tmp_path / "a.png"),)),
-                                  idempotency_key="d-1")
+    published = hook.publish_once(
+        OutgoingPost("写真つき", image_urls=(write_png(tmp_path / "a.png"),)), idempotency_key="d-1"
+    )
     [stored] = sandbox.posts("mastodon")
     assert stored["post_id"] == published.remote_id and len(stored["media"]) == 1
     assert len(sandbox.state.scratch["mastodon"]["media"]) == 2  # the lost one stays unattached

@@ -40,7 +40,8 @@ def test_publish_read_metrics_comments_delete(sandbox, hook):
     assert hook.get_post(published.remote_id).text == TEXT
 
     sandbox.state.post(P, published.remote_id).metrics.update(
-        {"impressions": 150, "likes": 9, "reposts": 2, "quotes": 1, "shares": 3})
+        {"impressions": 150, "likes": 9, "reposts": 2, "quotes": 1, "shares": 3}
+    )
     sandbox.comment(P, "koho_city", "taro_y", "参加します！", post_id=published.remote_id)
     metrics = hook.post_metrics(published.remote_id)
     assert (metrics.impressions, metrics.likes, metrics.replies, metrics.reposts, metrics.quotes) == (150, 9, 1, 2, 1)
@@ -57,8 +58,9 @@ def test_follow_up_replies_and_their_reconciliation(sandbox, hook, make_hook):
     root = hook.publish_once(OutgoingPost(TEXT), idempotency_key="t-2")
     follow = hook.publish_once(OutgoingPost("続報：会場は2階です。", reply_to=root.remote_id), idempotency_key="t-3")
     assert sandbox.state.post(P, follow.remote_id).reply_to == root.remote_id
-    again = make_hook().publish_once(OutgoingPost("続報：会場は2階です。", reply_to=root.remote_id),
-                                     idempotency_key="t-3", maybe_sent_before=True)
+    again = make_hook().publish_once(
+        OutgoingPost("続報：会場は2階です。", reply_to=root.remote_id), idempotency_key="t-3", maybe_sent_before=True
+    )
     assert again.reconciled and again.remote_id == follow.remote_id  # found among own replies
     assert len(live_posts(sandbox)) == 2
     assert [c.text for c in hook.comments_since(None).comments] == []  # own replies are not residents' comments
@@ -68,8 +70,12 @@ def test_text_over_500_characters(sandbox, hook, account):
     with pytest.raises(PermanentlyRejected) as refused:
         hook.publish_once(OutgoingPost("あ" * 501), idempotency_key="t-4")
     assert refused.value.kind == "too_long"
-    raw = requests.post(f"{sandbox.url}/threads/v1.0/me/threads", data={"media_type": "TEXT", "text": "あ" * 501},
-                        headers={"Authorization": f"Bearer {account['token']}"}, timeout=10)
+    raw = requests.post(
+        f"{sandbox.url}/threads/v1.0/me/threads",
+        data={"media_type": "TEXT", "text": "あ" * 501},
+        headers={"Authorization": f"Bearer {account['token']}"},
+        timeout=10,
+    )
     assert raw.status_code == 400 and raw.json()["error"]["code"] == 100
     assert hook.classify_error(raw).kind == "too_long"  # the API's own refusal maps the same way
     assert live_posts(sandbox) == []
@@ -181,8 +187,12 @@ def test_search_uses_profile_lookup(sandbox, hook):
 def test_token_never_appears_in_errors_or_logs(sandbox, hook, account, caplog, capsys):
     caplog.set_level(logging.DEBUG)
     messages = errors_under_faults(
-        sandbox, P, ("expired_token", "server_error", "rate_limit"),
-        lambda kind: hook.publish_once(OutgoingPost(f"{kind} のテスト"), idempotency_key=f"leak-{kind}"), count=50)
+        sandbox,
+        P,
+        ("expired_token", "server_error", "rate_limit"),
+        lambda kind: hook.publish_once(OutgoingPost(f"{kind} のテスト"), idempotency_key=f"leak-{kind}"),
+        count=50,
+    )
     assert len(messages) == 3
     token = account["token"]
     assert all(token not in m for m in messages)

@@ -74,8 +74,9 @@ def line_hook_for_city_line(sandbox, connect, ledger, config: KohoConfig, **extr
     channel = sandbox.add_account("line", "kohocity-sample", followers=10)
     row = config.accounts_by_id["city-line"]
     connect("line", channel, conn_id=row.connection_id, **extra)
-    account = Account(id=row.id, platform=row.platform, handle=row.handle, connection_id=row.connection_id,
-                      status="active")
+    account = Account(
+        id=row.id, platform=row.platform, handle=row.handle, connection_id=row.connection_id, status="active"
+    )
     return Sender(ledger, config=config, hook_factory=real_hooks).hook(account)
 
 

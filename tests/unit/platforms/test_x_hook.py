@@ -218,8 +218,11 @@ def test_text_over_280_weighted_characters_is_too_long(sandbox, make_hook):
 
 def _read_back_media(hook: XHook, tweet_id: str) -> tuple[list[str], list[dict]]:
     """(attachments.media_keys, includes.media) as X returns them for the expansion."""
-    body = hook.call("GET", f"/2/tweets/{tweet_id}", params={
-        "expansions": "attachments.media_keys", "media.fields": "width,height,url"}).json()
+    body = hook.call(
+        "GET",
+        f"/2/tweets/{tweet_id}",
+        params={"expansions": "attachments.media_keys", "media.fields": "width,height,url"},
+    ).json()
     return body["data"].get("attachments", {}).get("media_keys", []), body.get("includes", {}).get("media", [])
 
 
@@ -275,8 +278,9 @@ def test_lost_answer_to_a_post_with_images_is_reconciled_to_one_post(sandbox, ma
 def test_lost_answer_to_an_upload_is_retried_without_a_second_post(sandbox, make_hook, tmp_path):
     hook = make_hook()
     sandbox.fault("x", "lost_response", operation="media")
-    published = hook.publish_once(OutgoingPost("写真つき", image_urls=(write_png(tmp_path / "a.png"),)),
-                                  idempotency_key="d-1")
+    published = hook.publish_once(
+        OutgoingPost("写真つき", image_urls=(write_png(tmp_path / "a.png"),)), idempotency_key="d-1"
+    )
     [stored] = sandbox.posts("x")
     assert stored["post_id"] == published.remote_id and len(stored["media"]) == 1
     assert len(sandbox.state.scratch["x"]["media"]) == 2  # the orphan of the lost answer is no post
@@ -286,8 +290,9 @@ def test_images_given_as_file_urls_are_read(sandbox, make_hook, tmp_path):
     """Images reach the hook as paths or URLs (file://, http(s)://); all are read the same way."""
     write_png(tmp_path / "gomi.png")
     hook = make_hook()
-    published = hook.publish(OutgoingPost("ごみ", image_urls=((tmp_path / "gomi.png").as_uri(),)),
-                             idempotency_key="d-1")
+    published = hook.publish(
+        OutgoingPost("ごみ", image_urls=((tmp_path / "gomi.png").as_uri(),)), idempotency_key="d-1"
+    )
     assert len(_read_back_media(hook, published.remote_id)[0]) == 1
 
 
@@ -304,14 +309,26 @@ def test_expired_and_revoked_tokens_are_auth_expired(sandbox, make_hook):
 
 def test_oauth1_user_context_is_signed(sandbox, make_hook, caplog):
     caplog.set_level(logging.DEBUG)
-    account = sandbox.add_account("x", "koho_oauth1", extra={
-        "oauth1_consumer_secret": "sandbox-consumer-secret", "oauth1_token_secret": "sandbox-token-secret"})
-    good = make_hook(account, consumer_key="ck", consumer_secret="sandbox-consumer-secret",
-                     access_token_secret="sandbox-token-secret")
+    account = sandbox.add_account(
+        "x",
+        "koho_oauth1",
+        extra={"oauth1_consumer_secret": "sandbox-consumer-secret", "oauth1_token_secret": "sandbox-token-secret"},
+    )
+    good = make_hook(
+        account,
+        consumer_key="ck",
+        consumer_secret="sandbox-consumer-secret",
+        access_token_secret="sandbox-token-secret",
+    )
     published = good.publish(OutgoingPost("署名つき投稿 ?&="), idempotency_key="d-1")
     assert good.list_recent_posts(datetime.now(UTC) - timedelta(minutes=1))[0].remote_id == published.remote_id
-    bad = make_hook(account, conn_id="x_bad_signature", consumer_key="ck", consumer_secret="wrong",
-                    access_token_secret="sandbox-token-secret")
+    bad = make_hook(
+        account,
+        conn_id="x_bad_signature",
+        consumer_key="ck",
+        consumer_secret="wrong",
+        access_token_secret="sandbox-token-secret",
+    )
     with pytest.raises(AuthExpired) as rejected:
         bad.verify_credentials()
     assert account["token"] not in str(rejected.value) + caplog.text

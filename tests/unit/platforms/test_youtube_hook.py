@@ -27,7 +27,10 @@ POLICY = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02, max_wait=6
 @pytest.fixture
 def city(sandbox):
     return sandbox.add_account(
-        "youtube", "kohocity", account_id=channel_id_for("kohocity"), display_name="湖北市公式チャンネル",
+        "youtube",
+        "kohocity",
+        account_id=channel_id_for("kohocity"),
+        display_name="湖北市公式チャンネル",
         followers=12345,
     )
 
@@ -52,10 +55,18 @@ def _logged(caplog, capsys) -> str:
 
 
 def _comment(sandbox, account_id: str, author: str, text: str, post_id: str | None, at: datetime) -> str:
-    return sandbox.admin("POST", "/comments", json={
-        "platform": "youtube", "account": account_id, "author": author, "text": text, "post_id": post_id,
-        "created_at": at.isoformat(),
-    })["comment_id"]
+    return sandbox.admin(
+        "POST",
+        "/comments",
+        json={
+            "platform": "youtube",
+            "account": account_id,
+            "author": author,
+            "text": text,
+            "post_id": post_id,
+            "created_at": at.isoformat(),
+        },
+    )["comment_id"]
 
 
 # ----------------------------------------------------------------------------- read side only
@@ -106,8 +117,9 @@ def test_verify_without_account_id_asks_mine(make_hook, city):
 
 def test_api_key_reads_public_data_but_needs_the_channel_id(sandbox, make_hook):
     key = pysecrets.token_urlsafe(20)
-    acc = sandbox.add_account("youtube", "keyed", account_id=channel_id_for("keyed"), token="", followers=50,
-                              extra={"api_key": key})
+    acc = sandbox.add_account(
+        "youtube", "keyed", account_id=channel_id_for("keyed"), token="", followers=50, extra={"api_key": key}
+    )
     add_video(sandbox.state, acc["account_id"], "防災訓練のご案内", published_at=NOW)
     hook = make_hook({**acc, "token": None}, conn_id="youtube_key", api_key=key)
     assert hook.verify_credentials().followers == 50
@@ -125,8 +137,9 @@ def test_account_metrics_parse_string_statistics(sandbox, hook, city):
 
 
 def test_hidden_subscriber_count_is_none_not_zero(sandbox, make_hook):
-    acc = sandbox.add_account("youtube", "hidden", account_id=channel_id_for("hidden"), followers=999,
-                              extra={"hidden_subscriber_count": True})
+    acc = sandbox.add_account(
+        "youtube", "hidden", account_id=channel_id_for("hidden"), followers=999, extra={"hidden_subscriber_count": True}
+    )
     hook = make_hook(acc)
     assert hook.account_metrics().followers is None
     assert hook.verify_credentials().followers is None
@@ -149,8 +162,16 @@ def test_recent_videos_follow_pages_and_stop_at_since(sandbox, hook, city):
 
 
 def test_get_post_and_metrics(sandbox, hook, city):
-    video = add_video(sandbox.state, city["account_id"], "ごみの出し方 2026年版", description="分別の方法を解説します。",
-                      published_at=NOW - timedelta(hours=3), views=120, likes=8, comments=2)
+    video = add_video(
+        sandbox.state,
+        city["account_id"],
+        "ごみの出し方 2026年版",
+        description="分別の方法を解説します。",
+        published_at=NOW - timedelta(hours=3),
+        views=120,
+        likes=8,
+        comments=2,
+    )
     sandbox.comment("youtube", city["account_id"], "resident1", "わかりやすかったです", post_id=video.post_id)
 
     post = hook.get_post(video.post_id)
@@ -214,8 +235,14 @@ def test_comments_of_given_videos_skip_missing_ones(sandbox, hook, city):
 
 
 def test_search_accounts_finds_lookalike_with_subscribers(sandbox, hook, city):
-    sandbox.add_account("youtube", "kohocity_official", token=None, account_id=channel_id_for("fake"),
-                        display_name="湖北市公式チャンネル（本物）", followers=40)
+    sandbox.add_account(
+        "youtube",
+        "kohocity_official",
+        token=None,
+        account_id=channel_id_for("fake"),
+        display_name="湖北市公式チャンネル（本物）",
+        followers=40,
+    )
     found = {a.handle: a for a in hook.search_accounts("kohocity")}
     assert set(found) == {"kohocity", "kohocity_official"}
     assert found["kohocity_official"].followers == 40
@@ -305,10 +332,18 @@ def test_revoked_token_is_auth_expired(sandbox, hook):
 
 def test_expired_access_token_is_refreshed(sandbox, make_hook, caplog, capsys):
     refresh, client_secret = pysecrets.token_urlsafe(24), pysecrets.token_urlsafe(16)
-    oauth = {"refresh_token": refresh, "client_id": "koho-client.apps.googleusercontent.com",
-             "client_secret": client_secret}
-    acc = sandbox.add_account("youtube", "refreshing", account_id=channel_id_for("refreshing"),
-                              token_expires_at=(NOW - timedelta(minutes=1)).isoformat(), extra=oauth)
+    oauth = {
+        "refresh_token": refresh,
+        "client_id": "koho-client.apps.googleusercontent.com",
+        "client_secret": client_secret,
+    }
+    acc = sandbox.add_account(
+        "youtube",
+        "refreshing",
+        account_id=channel_id_for("refreshing"),
+        token_expires_at=(NOW - timedelta(minutes=1)).isoformat(),
+        extra=oauth,
+    )
     hook = make_hook(acc, token_uri=f"{sandbox.url}/youtube/token", **oauth)
     with caplog.at_level(logging.DEBUG):
         info = hook.verify_credentials()
@@ -322,11 +357,16 @@ def test_expired_access_token_is_refreshed(sandbox, make_hook, caplog, capsys):
 
 
 def test_refused_refresh_leaves_auth_expired(sandbox, make_hook, caplog, capsys):
-    acc = sandbox.add_account("youtube", "stale", account_id=channel_id_for("stale"),
-                              token_expires_at=(NOW - timedelta(minutes=1)).isoformat())
+    acc = sandbox.add_account(
+        "youtube",
+        "stale",
+        account_id=channel_id_for("stale"),
+        token_expires_at=(NOW - timedelta(minutes=1)).isoformat(),
+    )
     wrong = pysecrets.token_urlsafe(24)
-    hook = make_hook(acc, token_uri=f"{sandbox.url}/youtube/token", refresh_token=wrong, client_id="c",
-                     client_secret="s3cr3t-value")
+    hook = make_hook(
+        acc, token_uri=f"{sandbox.url}/youtube/token", refresh_token=wrong, client_id="c", client_secret="s3cr3t-value"
+    )
     with caplog.at_level(logging.DEBUG), pytest.raises(AuthExpired) as err:
         hook.account_metrics()
     logged = _logged(caplog, capsys)
@@ -369,8 +409,9 @@ def test_sandbox_speaks_youtube_shapes(sandbox, city):
     for hours in range(3):
         add_video(sandbox.state, city["account_id"], f"動画{hours}", published_at=NOW - timedelta(hours=hours))
 
-    chan = requests.get(f"{base}/channels", params={"part": "statistics,contentDetails", "mine": "true"},
-                        headers=auth, timeout=5).json()
+    chan = requests.get(
+        f"{base}/channels", params={"part": "statistics,contentDetails", "mine": "true"}, headers=auth, timeout=5
+    ).json()
     stats = chan["items"][0]["statistics"]
     assert stats == {"viewCount": "0", "subscriberCount": "12300", "hiddenSubscriberCount": False, "videoCount": "3"}
     uploads = chan["items"][0]["contentDetails"]["relatedPlaylists"]["uploads"]
@@ -379,29 +420,50 @@ def test_sandbox_speaks_youtube_shapes(sandbox, city):
     unknown = requests.get(f"{base}/channels", params={"part": "id", "id": "UCnope"}, headers=auth, timeout=5)
     assert unknown.status_code == 200 and "items" not in unknown.json()
 
-    first = requests.get(f"{base}/playlistItems", params={"part": "contentDetails", "playlistId": uploads,
-                                                         "maxResults": 2}, headers=auth, timeout=5).json()
+    first = requests.get(
+        f"{base}/playlistItems",
+        params={"part": "contentDetails", "playlistId": uploads, "maxResults": 2},
+        headers=auth,
+        timeout=5,
+    ).json()
     assert len(first["items"]) == 2 and first["pageInfo"]["totalResults"] == 3
-    rest = requests.get(f"{base}/playlistItems", params={"part": "contentDetails", "playlistId": uploads,
-                                                        "maxResults": 2, "pageToken": first["nextPageToken"]},
-                        headers=auth, timeout=5).json()
+    rest = requests.get(
+        f"{base}/playlistItems",
+        params={"part": "contentDetails", "playlistId": uploads, "maxResults": 2, "pageToken": first["nextPageToken"]},
+        headers=auth,
+        timeout=5,
+    ).json()
     assert len(rest["items"]) == 1 and "nextPageToken" not in rest
 
-    bad_page = requests.get(f"{base}/playlistItems", params={"part": "id", "playlistId": uploads,
-                                                            "pageToken": "garbage"}, headers=auth, timeout=5)
+    bad_page = requests.get(
+        f"{base}/playlistItems",
+        params={"part": "id", "playlistId": uploads, "pageToken": "garbage"},
+        headers=auth,
+        timeout=5,
+    )
     assert bad_page.status_code == 400 and bad_page.json()["error"]["errors"][0]["reason"] == "invalidPageToken"
 
-    too_many = requests.get(f"{base}/commentThreads", params={"part": "snippet", "maxResults": 101,
-                                                             "allThreadsRelatedToChannelId": city["account_id"]},
-                            headers=auth, timeout=5)
+    too_many = requests.get(
+        f"{base}/commentThreads",
+        params={"part": "snippet", "maxResults": 101, "allThreadsRelatedToChannelId": city["account_id"]},
+        headers=auth,
+        timeout=5,
+    )
     assert too_many.status_code == 400
 
-    bad_token = requests.get(f"{base}/videos", params={"part": "id", "id": "x"},
-                             headers={"Authorization": "Bearer not-a-token"}, timeout=5)
+    bad_token = requests.get(
+        f"{base}/videos", params={"part": "id", "id": "x"}, headers={"Authorization": "Bearer not-a-token"}, timeout=5
+    )
     assert bad_token.status_code == 401
-    assert bad_token.json()["error"]["errors"] == [{"message": "Invalid Credentials", "domain": "global",
-                                                    "reason": "authError", "location": "Authorization",
-                                                    "locationType": "header"}]
+    assert bad_token.json()["error"]["errors"] == [
+        {
+            "message": "Invalid Credentials",
+            "domain": "global",
+            "reason": "authError",
+            "location": "Authorization",
+            "locationType": "header",
+        }
+    ]
 
     anonymous = requests.get(f"{base}/videos", params={"part": "id", "id": "x"}, timeout=5)
     assert anonymous.status_code == 403 and anonymous.json()["error"]["errors"][0]["reason"] == "forbidden"
@@ -424,7 +486,8 @@ def test_sandbox_quota_error_body(sandbox, city):
 def test_sandbox_mine_needs_oauth_not_a_key(sandbox):
     key = pysecrets.token_urlsafe(20)
     sandbox.add_account("youtube", "keyonly", account_id=channel_id_for("keyonly"), extra={"api_key": key})
-    response = requests.get(f"{sandbox.url}/youtube/youtube/v3/channels",
-                            params={"part": "id", "mine": "true", "key": key}, timeout=5)
+    response = requests.get(
+        f"{sandbox.url}/youtube/youtube/v3/channels", params={"part": "id", "mine": "true", "key": key}, timeout=5
+    )
     assert response.status_code == 401
     assert response.json()["error"]["errors"][0]["reason"] == "required"

@@ -40,8 +40,13 @@ def media(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def settings() -> PostingSettings:
-    return PostingSettings(pr_users=[PR_USER], emergency_confirmation="緊急配信", emergency_image="ok.png",
-                           emergency_retry_seconds=5, emergency_retry_max_delay_seconds=0.1)
+    return PostingSettings(
+        pr_users=[PR_USER],
+        emergency_confirmation="緊急配信",
+        emergency_image="ok.png",
+        emergency_retry_seconds=5,
+        emergency_retry_max_delay_seconds=0.1,
+    )
 
 
 @dataclass
@@ -55,11 +60,13 @@ class Submitted:
 def submit(config, settings, media, ledger) -> Callable[..., Submitted]:
     """What check_and_record does: validate; record only a valid form (a refused one raises)."""
 
-    def run(form: dict[str, Any], *, user: str = STAFF_USER, config_: KohoConfig | None = None,
-            now: datetime = NOW) -> Submitted:
+    def run(
+        form: dict[str, Any], *, user: str = STAFF_USER, config_: KohoConfig | None = None, now: datetime = NOW
+    ) -> Submitted:
         cfg = config_ or config
-        check, recorded = adhoc.submit(ledger, form, cfg, settings, now=now, entry_id="adhoc-test-0001",
-                                       triggered_by=user, media_dir=media)
+        check, recorded = adhoc.submit(
+            ledger, form, cfg, settings, now=now, entry_id="adhoc-test-0001", triggered_by=user, media_dir=media
+        )
         if check.ok or check.dry_run:
             return Submitted(check, recorded, None)
         try:  # record() itself refuses an invalid form, whatever its caller does
@@ -72,17 +79,36 @@ def submit(config, settings, media, ledger) -> Callable[..., Submitted]:
 
 def counts(ledger: Ledger) -> tuple[int, int]:
     with ledger.session(readonly=True) as session:
-        return (session.scalar(select(func.count()).select_from(CalendarEntry)),
-                session.scalar(select(func.count()).select_from(Delivery)))
+        return (
+            session.scalar(select(func.count()).select_from(CalendarEntry)),
+            session.scalar(select(func.count()).select_from(Delivery)),
+        )
 
 
-def seed_delivery(ledger: Ledger, config: KohoConfig, account_id: str, due: datetime, *, entry_id: str = "cal-1",
-                  origin: str = "calendar") -> None:
+def seed_delivery(
+    ledger: Ledger,
+    config: KohoConfig,
+    account_id: str,
+    due: datetime,
+    *,
+    entry_id: str = "cal-1",
+    origin: str = "calendar",
+) -> None:
     """A post already planned in the ledger (it counts against caps and spacing)."""
     from koho.accounts.sync import registry_rows
 
     with ledger.session() as session:
         repo.upsert_accounts(session, registry_rows(config))
-        repo.upsert_entry(session, {"id": entry_id, "origin": origin, "source": "test", "title": "planned",
-                                    "publish_at": due, "payload": {}, "content_hash": entry_id})
+        repo.upsert_entry(
+            session,
+            {
+                "id": entry_id,
+                "origin": origin,
+                "source": "test",
+                "title": "planned",
+                "publish_at": due,
+                "payload": {},
+                "content_hash": entry_id,
+            },
+        )
         repo.plan_delivery(session, entry_id=entry_id, account_id=account_id, revision=1, due_at=due, text="既存の投稿")

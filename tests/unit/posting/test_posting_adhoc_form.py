@@ -11,8 +11,12 @@ from koho.posting.form import MAX_IMAGES
 from koho.posting.report import approval_body, md_code, preview_text
 from tests.unit.posting.conftest import NOW, PR_USER, counts, seed_delivery
 
-BASE = {"accounts": ["city-x"], "text": "ごみ収集日の変更のお知らせです。", "when": "now",
-        "requested_by": "クリーン推進課 佐藤"}
+BASE = {
+    "accounts": ["city-x"],
+    "text": "ごみ収集日の変更のお知らせです。",
+    "when": "now",
+    "requested_by": "クリーン推進課 佐藤",
+}
 LONG_TAG = "#" + "あ" * 200
 
 # (case, form changes, field (prefix) of an error, account of that error or None, words of the reason)
@@ -27,26 +31,65 @@ BAD = [
     ("unknown platform group", {"accounts": ["platform:tiktok"]}, "accounts[0]", None, "no account on platform"),
     ("retired account", {"accounts": ["city-x", "old-x"]}, "accounts[1]", "old-x", "retired"),
     ("suspended account named", {"accounts": ["paused-facebook"]}, "accounts[0]", "paused-facebook", "suspended"),
-    ("read-only platform named", {"accounts": ["city-youtube"]}, "accounts[0]", "city-youtube", "does not post to youtube"),
+    (
+        "read-only platform named",
+        {"accounts": ["city-youtube"]},
+        "accounts[0]",
+        "city-youtube",
+        "does not post to youtube",
+    ),
     ("no accounts", {"accounts": []}, "accounts", None, "choose at least one account"),
     ("accounts not a list", {"accounts": {"city-x": True}}, "accounts", None, "expected a list"),
     ("past time", {"when": "at", "publish_at": "2026-11-30 09:00"}, "publish_at", None, "in the past"),
-    ("time earlier today", {"when": "at", "publish_at": "2026-12-01T09:59:00+09:00"}, "publish_at", None, "in the past"),
+    (
+        "time earlier today",
+        {"when": "at", "publish_at": "2026-12-01T09:59:00+09:00"},
+        "publish_at",
+        None,
+        "in the past",
+    ),
     ("'at' without a time", {"when": "at"}, "publish_at", None, "needs a date and time"),
     ("unreadable time", {"when": "at", "publish_at": "明日の朝"}, "publish_at", None, "cannot read"),
     ("date without a time", {"when": "at", "publish_at": "2026-12-05"}, "publish_at", None, "no time of day"),
     ("not a real date", {"when": "at", "publish_at": "2026-02-30 10:00"}, "publish_at", None, "not a real date"),
     ("unknown 'when'", {"when": "later"}, "when", None, "not allowed"),
-    ("more than a year ahead", {"when": "at", "publish_at": "2028-01-05 10:00"}, "publish_at", None, "more than a year"),
-    ("oversized image", {"accounts": ["city-line"], "images": ["huge.png"]}, "images[0]", None, "MB; the limit is 8 MB"),
+    (
+        "more than a year ahead",
+        {"when": "at", "publish_at": "2028-01-05 10:00"},
+        "publish_at",
+        None,
+        "more than a year",
+    ),
+    (
+        "oversized image",
+        {"accounts": ["city-line"], "images": ["huge.png"]},
+        "images[0]",
+        None,
+        "MB; the limit is 8 MB",
+    ),
     ("missing image", {"accounts": ["city-line"], "images": ["missing.png"]}, "images[0]", None, "not found"),
     ("not an image", {"accounts": ["city-line"], "images": ["notimage.png"]}, "images[0]", None, "is not a PNG"),
-    ("path outside media", {"accounts": ["city-line"], "images": ["../secret.png"]}, "images", None,
-     "must be a file name inside include/media"),
-    ("too many images", {"accounts": ["city-line"], "images": ["ok.png"] * (MAX_IMAGES + 1)}, "images", None,
-     f"at most {MAX_IMAGES}"),
-    ("plain http image", {"accounts": ["city-line"], "images": ["http://www.city.example.jp/a.png"]}, "images", None,
-     "https"),
+    (
+        "path outside media",
+        {"accounts": ["city-line"], "images": ["../secret.png"]},
+        "images",
+        None,
+        "must be a file name inside include/media",
+    ),
+    (
+        "too many images",
+        {"accounts": ["city-line"], "images": ["ok.png"] * (MAX_IMAGES + 1)},
+        "images",
+        None,
+        f"at most {MAX_IMAGES}",
+    ),
+    (
+        "plain http image",
+        {"accounts": ["city-line"], "images": ["http://www.city.example.jp/a.png"]},
+        "images",
+        None,
+        "https",
+    ),
     ("javascript link", {"link": "javascript:alert(1)"}, "link", None, "must be an https:// URL"),
     ("http link", {"link": "http://www.city.example.jp/"}, "link", None, "must be an https:// URL"),
     ("link with a space", {"link": "https://www.city example.jp/"}, "link", None, "not a valid URL"),
@@ -56,11 +99,22 @@ BAD = [
     ("HTML title", {"title": "<b>重要</b>"}, "title", None, "looks like HTML"),
     ("title too long", {"title": "長" * 201}, "title", None, "200"),
     ("text beyond a thread", {"text": LONG_TAG}, "text", "city-x", "does not fit x"),
-    ("text beyond LINE", {"accounts": ["city-line"], "text": "お知らせ。" * 1100}, "text", "city-line", "does not fit line"),
+    (
+        "text beyond LINE",
+        {"accounts": ["city-line"], "text": "お知らせ。" * 1100},
+        "text",
+        "city-line",
+        "does not fit line",
+    ),
     ("Instagram without image", {"accounts": ["city-instagram"]}, "images", "city-instagram", "need an image"),
     ("quiet hours", {"when": "at", "publish_at": "2026-12-01 22:30"}, "publish_at", "city-x", "quiet hours"),
-    ("account's own quiet hours", {"accounts": ["kosodate-line"], "when": "at", "publish_at": "2026-12-01 20:15"},
-     "publish_at", "kosodate-line", "quiet hours 20:00-08:00"),
+    (
+        "account's own quiet hours",
+        {"accounts": ["kosodate-line"], "when": "at", "publish_at": "2026-12-01 20:15"},
+        "publish_at",
+        "kosodate-line",
+        "quiet hours 20:00-08:00",
+    ),
     ("unknown field", {"sheduled": "2026-12-02 10:00"}, "sheduled", None, "unknown field"),
     ("no requester", {"requested_by": ""}, "requested_by", None, "must not be empty"),
     ("requester too long", {"requested_by": "課" * 101}, "requested_by", None, "at most 100"),
@@ -89,8 +143,17 @@ def test_at_least_thirty_bad_inputs():
 
 
 def test_every_error_of_a_form_is_reported_at_once(submit, ledger):
-    result = submit({"accounts": ["city-z", "old-x"], "text": "", "link": "http://x.example.jp", "when": "at",
-                     "publish_at": "2020-01-01 10:00", "requested_by": "", "colour": "red"})
+    result = submit(
+        {
+            "accounts": ["city-z", "old-x"],
+            "text": "",
+            "link": "http://x.example.jp",
+            "when": "at",
+            "publish_at": "2020-01-01 10:00",
+            "requested_by": "",
+            "colour": "red",
+        }
+    )
     fields = {p.where.field for p in result.check.errors}
     assert {"accounts[0]", "accounts[1]", "text", "link", "publish_at", "requested_by", "colour"} <= fields
     assert counts(ledger) == (0, 0)
@@ -194,8 +257,16 @@ def test_dry_run_shows_fitted_texts_counts_and_rules_and_writes_nothing(submit, 
     seed_delivery(ledger, config, "city-line", NOW + timedelta(hours=1))
     before = counts(ledger)
     text = "本日のごみ収集は台風のため中止します。" * 12
-    result = submit({**BASE, "accounts": ["city-x", "city-line"], "text": text, "when": "at",
-                     "publish_at": "2026-12-01 12:00", "dry_run": True})
+    result = submit(
+        {
+            **BASE,
+            "accounts": ["city-x", "city-line"],
+            "text": text,
+            "when": "at",
+            "publish_at": "2026-12-01 12:00",
+            "dry_run": True,
+        }
+    )
     data = result.check.as_dict()
     assert data["dry_run"] is True
     by_account = {p["account_id"]: p for p in data["previews"]}

@@ -23,8 +23,10 @@ from tests.unit.calendar.calendar_helpers import ACCOUNTS, DEPARTMENTS, POLICY
 from tests.unit.posting.conftest import NOW
 
 CONFIRM = "緊急配信"
-MESSAGE = ("【緊急】こほ市に大雨特別警報が発表されました。直ちに命を守る行動をとってください。避難所は市内全小学校です。"
-           "防災無線の放送にも注意してください。")
+MESSAGE = (
+    "【緊急】こほ市に大雨特別警報が発表されました。直ちに命を守る行動をとってください。避難所は市内全小学校です。"
+    "防災無線の放送にも注意してください。"
+)
 
 
 @pytest.fixture
@@ -38,8 +40,9 @@ def city(tmp_path) -> object:
     policy["platform_limits"] = {"line": 70}
     policy["crisis_emails"] = ["kiki@city.example.jp"]
     (directory / "policy.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
-    (directory / "accounts.yaml").write_text(yaml.safe_dump({"accounts": ACCOUNTS}, allow_unicode=True),
-                                             encoding="utf-8")
+    (directory / "accounts.yaml").write_text(
+        yaml.safe_dump({"accounts": ACCOUNTS}, allow_unicode=True), encoding="utf-8"
+    )
     config = load_config(directory)
     assert not config.problems, config.problems
     return config
@@ -78,9 +81,18 @@ class _Hook:
                 raise error
             with self.fake.lock:
                 remote = f"{self.platform}-{len(self.fake.posts) + 1}"
-                self.fake.posts.append({"conn": self.conn_id, "platform": self.platform, "text": post.text,
-                                        "reply_to": post.reply_to, "images": post.image_urls, "remote": remote,
-                                        "key": idempotency_key, "maybe_sent_before": maybe_sent_before})
+                self.fake.posts.append(
+                    {
+                        "conn": self.conn_id,
+                        "platform": self.platform,
+                        "text": post.text,
+                        "reply_to": post.reply_to,
+                        "images": post.image_urls,
+                        "remote": remote,
+                        "key": idempotency_key,
+                        "maybe_sent_before": maybe_sent_before,
+                    }
+                )
             return PublishedPost(remote, f"https://{self.platform}.example/{remote}")
         finally:
             with self.fake.lock:
@@ -92,8 +104,7 @@ def form(**changes):
 
 
 def check(city, settings, entry_id="emergency-1", lookup=lambda _id: None, **changes):
-    return validate_emergency(form(**changes), city, settings, entry_id=entry_id, triggered_by="crisis",
-                              lookup=lookup)
+    return validate_emergency(form(**changes), city, settings, entry_id=entry_id, triggered_by="crisis", lookup=lookup)
 
 
 # -- the form ---------------------------------------------------------------------------------
@@ -111,31 +122,47 @@ EMERGENCY_BAD = [
     ("unknown kind", {"kind": "cancel"}, "kind", "not allowed"),
     ("unknown field", {"sevrity": "high"}, "sevrity", "unknown field"),
     ("follow-up of nothing", {"follow_up_of": "emergency-nope", "kind": "update"}, "follow_up_of", "no entry"),
-    ("follow-up needs a kind", {"follow_up_of": "emergency-0", "kind": "alert"}, "kind", "update (続報) or an all_clear"),
+    (
+        "follow-up needs a kind",
+        {"follow_up_of": "emergency-0", "kind": "alert"},
+        "kind",
+        "update (続報) or an all_clear",
+    ),
     ("follow-up of an ad-hoc post", {"follow_up_of": "adhoc-1", "kind": "update"}, "follow_up_of", "not an emergency"),
     ("no targets at all", {"targets": []}, "targets", "no account and no website"),
 ]
 
 
 def _lookup(entry_id):
-    return {"emergency-0": Original("emergency-0", "emergency", 1, "t"),
-            "adhoc-1": Original("adhoc-1", "adhoc", 1, "t")}.get(entry_id)
+    return {
+        "emergency-0": Original("emergency-0", "emergency", 1, "t"),
+        "adhoc-1": Original("adhoc-1", "adhoc", 1, "t"),
+    }.get(entry_id)
 
 
-@pytest.mark.parametrize(("changes", "field", "reason"), [c[1:] for c in EMERGENCY_BAD], ids=[c[0] for c in EMERGENCY_BAD])
+@pytest.mark.parametrize(
+    ("changes", "field", "reason"), [c[1:] for c in EMERGENCY_BAD], ids=[c[0] for c in EMERGENCY_BAD]
+)
 def test_emergency_form_mistakes_stop_everything(city, settings, changes, field, reason):
     result = check(city, settings, lookup=_lookup, **changes)
     assert not result.ok
-    assert any((p.where.field or "").startswith(field) and reason in p.message for p in result.errors), \
-        [str(p) for p in result.errors]
+    assert any((p.where.field or "").startswith(field) and reason in p.message for p in result.errors), [
+        str(p) for p in result.errors
+    ]
 
 
 def test_defaults_reach_every_active_account_and_the_website(city, settings):
     result = validate_emergency({"message": MESSAGE, "confirmation": CONFIRM}, city, settings, entry_id="e")
     assert result.ok
     assert result.website
-    assert {a.id for a in result.accounts} == {"city-x", "city-line", "city-instagram", "kosodate-line", "bousai-x",
-                                               "kanko-instagram"}
+    assert {a.id for a in result.accounts} == {
+        "city-x",
+        "city-line",
+        "city-instagram",
+        "kosodate-line",
+        "bousai-x",
+        "kanko-instagram",
+    }
 
 
 def test_stand_in_image_only_for_image_only_platforms(city, settings):
@@ -150,8 +177,9 @@ def test_same_words_everywhere_in_parallel_no_caps_no_quiet_hours(city, settings
     fake = FakePlatforms()
     fake.barrier = threading.Barrier(6)  # all six accounts must be in flight at once, or this times out
     late_night = NOW.replace(hour=14)  # 23:00 JST: inside quiet hours, and every account already at its cap
-    result = send_all(ledger, check(city, settings), city, settings, run_id="r1", hook_factory=fake.factory,
-                      now=late_night)
+    result = send_all(
+        ledger, check(city, settings), city, settings, run_id="r1", hook_factory=fake.factory, now=late_night
+    )
     assert result["published"] == result["total"] == 7, result  # 6 accounts + website
     assert fake.max_in_flight == 6, "accounts are sent in parallel"
     by_conn = {}
@@ -172,8 +200,15 @@ def test_same_words_everywhere_in_parallel_no_caps_no_quiet_hours(city, settings
 def test_thread_keeps_the_original_words_in_order(city, settings, ledger):
     fake = FakePlatforms()
     long_message = "。".join(f"第{i}避難所は開設済みです" for i in range(1, 30)) + "。"
-    result = send_all(ledger, check(city, settings, message=long_message, targets=["city-x"]), city, settings,
-                      run_id="r1", hook_factory=fake.factory, now=NOW)
+    result = send_all(
+        ledger,
+        check(city, settings, message=long_message, targets=["city-x"]),
+        city,
+        settings,
+        run_id="r1",
+        hook_factory=fake.factory,
+        now=NOW,
+    )
     assert result["published"] == 1
     parts = [p for p in fake.posts if p["conn"] == "conn_city_x"]
     assert len(parts) > 1
@@ -189,8 +224,16 @@ def test_passing_failures_are_retried_quickly_and_permanent_ones_reported(city, 
     fake.fail["conn_city_x"] = [TransientError("503", platform="x", status=503)] * 2
     fake.fail["conn_bousai_x"] = [PermanentlyRejected("forbidden", platform="x", status=403, kind="forbidden")]
     naps = []
-    result = send_all(ledger, check(city, settings), city, settings, run_id="r1", hook_factory=fake.factory,
-                      now=NOW, sleep=naps.append)
+    result = send_all(
+        ledger,
+        check(city, settings),
+        city,
+        settings,
+        run_id="r1",
+        hook_factory=fake.factory,
+        now=NOW,
+        sleep=naps.append,
+    )
     rows = {a["account_id"]: a for a in result["accounts"]}
     assert rows["city-x"]["status"] == "published" and rows["city-x"]["url"]
     assert rows["bousai-x"]["status"] == "failed" and "forbidden" in rows["bousai-x"]["error"]
@@ -210,18 +253,33 @@ def test_running_twice_posts_once(city, settings, ledger):
 def test_follow_up_answers_the_original_and_all_clear_takes_the_banner_down(city, settings, ledger):
     fake = FakePlatforms()
     long_message = "。".join(f"第{i}避難所は開設済みです" for i in range(1, 30)) + "。"
-    send_all(ledger, check(city, settings, message=long_message), city, settings, run_id="r1",
-             hook_factory=fake.factory, now=NOW)
+    send_all(
+        ledger,
+        check(city, settings, message=long_message),
+        city,
+        settings,
+        run_id="r1",
+        hook_factory=fake.factory,
+        now=NOW,
+    )
     original_x = [p for p in fake.posts if p["conn"] == "conn_city_x"]
     website = Path(city.policy.channels.website.output_dir)
     assert "emergency-1" in (website / "emergency.html").read_text(encoding="utf-8")
 
     lookup = emergency.lookup_in(ledger)
-    clear = check(city, settings, entry_id="emergency-2", lookup=lookup, message="大雨特別警報は解除されました。",
-                  follow_up_of="emergency-1", kind="all_clear")
+    clear = check(
+        city,
+        settings,
+        entry_id="emergency-2",
+        lookup=lookup,
+        message="大雨特別警報は解除されました。",
+        follow_up_of="emergency-1",
+        kind="all_clear",
+    )
     assert clear.ok, clear.errors
-    result = send_all(ledger, clear, city, settings, run_id="r2", hook_factory=fake.factory,
-                      now=NOW + timedelta(hours=3))
+    result = send_all(
+        ledger, clear, city, settings, run_id="r2", hook_factory=fake.factory, now=NOW + timedelta(hours=3)
+    )
     assert result["published"] == 7
     followups = [p for p in fake.posts if p["text"].startswith("大雨特別警報は解除")]
     by_conn = {p["conn"]: p for p in followups}
@@ -231,8 +289,11 @@ def test_follow_up_answers_the_original_and_all_clear_takes_the_banner_down(city
     assert not banner.exists() or "emergency-1" not in banner.read_text(encoding="utf-8")
     with ledger.session(readonly=True) as session:
         entry = session.get(CalendarEntry, "emergency-2")
-        parents = session.scalars(select(Delivery.parent_delivery_id).where(Delivery.entry_id == "emergency-2",
-                                                                          Delivery.account_id == "city-x")).all()
+        parents = session.scalars(
+            select(Delivery.parent_delivery_id).where(
+                Delivery.entry_id == "emergency-2", Delivery.account_id == "city-x"
+            )
+        ).all()
     assert entry.origin == "emergency" and entry.payload["follow_up_of"] == "emergency-1"
     assert parents[0] is not None
 
@@ -244,14 +305,24 @@ def test_summary_mail_lists_every_account(city, settings, ledger, monkeypatch):
         from koho.templating import render_html
 
         sent.update(kwargs)
-        sent["html"] = render_html(kwargs["template"], subject=kwargs["subject"], **{
-            k: v for k, v in kwargs.items() if k not in ("to", "subject", "template")})
+        sent["html"] = render_html(
+            kwargs["template"],
+            subject=kwargs["subject"],
+            **{k: v for k, v in kwargs.items() if k not in ("to", "subject", "template")},
+        )
 
     monkeypatch.setattr("koho.notify.mail.send_mail", fake_send_mail)
     fake = FakePlatforms()
     fake.fail["conn_bousai_x"] = [PermanentlyRejected("forbidden", platform="x", status=403, kind="forbidden")]
-    result = send_all(ledger, check(city, settings, requested_by="<b>危機管理課</b>"), city, settings, run_id="r1",
-                      hook_factory=fake.factory, now=NOW)
+    result = send_all(
+        ledger,
+        check(city, settings, requested_by="<b>危機管理課</b>"),
+        city,
+        settings,
+        run_id="r1",
+        hook_factory=fake.factory,
+        now=NOW,
+    )
     to = emergency.mail_summary(result, city)
     assert to == ["kiki@city.example.jp", "koho@city.example.jp"]
     assert "6/7 published" in sent["subject"] and "1 failed" in sent["subject"]
@@ -274,8 +345,16 @@ def test_a_retried_task_reconciles_what_its_dead_try_left_sending(city, settings
         (x,) = session.scalars(select(Delivery).where(Delivery.account_id == "city-x")).all()
         # the try that died, just over a minute ago (the sender's claims use the real clock)
         repo.claim_for_sending(session, x.id, "run-1", now=utcnow() - OWN_RECLAIM_AFTER - timedelta(seconds=10))
-    result = send_all(ledger, check(city, settings), city, settings, run_id="run-1", hook_factory=fake.factory,
-                      now=NOW + timedelta(seconds=10), retry_of_task=True)
+    result = send_all(
+        ledger,
+        check(city, settings),
+        city,
+        settings,
+        run_id="run-1",
+        hook_factory=fake.factory,
+        now=NOW + timedelta(seconds=10),
+        retry_of_task=True,
+    )
     assert result["published"] == result["total"] == 7
     (post,) = [p for p in fake.posts if p["conn"] == "conn_city_x"]
     assert post["maybe_sent_before"] is True

@@ -30,9 +30,14 @@ def draft(key: str, text: str = "【こほ市】こほ市に大雨警報が発�
 
 
 def test_windowed_trigger_round_trips():
-    trigger = WindowedJmaFeedTrigger(until="2026-12-01T00:00:00+00:00", feed_url="http://127.0.0.1:1/f.xml",
-                                     area_codes=["1229900"], kinds=KINDS, seen_keys=["a"],
-                                     settle_until="2026-11-30T23:30:15+00:00")
+    trigger = WindowedJmaFeedTrigger(
+        until="2026-12-01T00:00:00+00:00",
+        feed_url="http://127.0.0.1:1/f.xml",
+        area_codes=["1229900"],
+        kinds=KINDS,
+        seen_keys=["a"],
+        settle_until="2026-11-30T23:30:15+00:00",
+    )
     path, kwargs = trigger.serialize()
     assert path == "koho.emergency.watch.WindowedJmaFeedTrigger"
     assert kwargs["settle_until"] == "2026-11-30T23:30:15+00:00"
@@ -40,8 +45,9 @@ def test_windowed_trigger_round_trips():
     rebuilt = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
     assert rebuilt.serialize() == (path, kwargs)
     with pytest.raises(ValueError, match="time zone"):
-        WindowedJmaFeedTrigger(until="2026-12-01T00:00:00", feed_url="http://x/f.xml", area_codes=["1229900"],
-                               kinds=KINDS)
+        WindowedJmaFeedTrigger(
+            until="2026-12-01T00:00:00", feed_url="http://x/f.xml", area_codes=["1229900"], kinds=KINDS
+        )
 
 
 async def _first(trigger):
@@ -54,14 +60,31 @@ async def _first(trigger):
 
 def test_window_ends_with_nothing_new(sandbox):
     """Everything in the feed is already seen: the trigger fires window_end at its deadline."""
-    first = asyncio.run(_first(WindowedJmaFeedTrigger(
-        until=(datetime.now(UTC) + timedelta(minutes=5)).isoformat(), feed_url=sandbox.url + FEED,
-        area_codes=["1229900"], kinds=KINDS, poll_interval=0.05)))
+    first = asyncio.run(
+        _first(
+            WindowedJmaFeedTrigger(
+                until=(datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+                feed_url=sandbox.url + FEED,
+                area_codes=["1229900"],
+                kinds=KINDS,
+                poll_interval=0.05,
+            )
+        )
+    )
     assert first.payload["kind"] == "jma_warnings" and len(first.payload["warnings"]) == 1
     seen = [w["key"] for w in first.payload["warnings"]]
-    again = asyncio.run(_first(WindowedJmaFeedTrigger(
-        until=(datetime.now(UTC) + timedelta(seconds=0.5)).isoformat(), feed_url=sandbox.url + FEED,
-        area_codes=["1229900"], kinds=KINDS, poll_interval=0.05, seen_keys=seen)))
+    again = asyncio.run(
+        _first(
+            WindowedJmaFeedTrigger(
+                until=(datetime.now(UTC) + timedelta(seconds=0.5)).isoformat(),
+                feed_url=sandbox.url + FEED,
+                area_codes=["1229900"],
+                kinds=KINDS,
+                poll_interval=0.05,
+                seen_keys=seen,
+            )
+        )
+    )
     assert again.payload["kind"] == "window_end"
     assert set(again.payload["state"]["seen_keys"]) >= set(seen)
 
@@ -69,9 +92,18 @@ def test_window_ends_with_nothing_new(sandbox):
 def test_a_warning_found_as_the_watch_begins_waits_for_the_settling(sandbox):
     """The resumed task must not start within seconds of the deferral (apache/airflow#72716)."""
     settle = datetime.now(UTC) + timedelta(seconds=1)
-    event = asyncio.run(_first(WindowedJmaFeedTrigger(
-        until=(datetime.now(UTC) + timedelta(minutes=5)).isoformat(), settle_until=settle.isoformat(),
-        feed_url=sandbox.url + FEED, area_codes=["1229900"], kinds=KINDS, poll_interval=0.05)))
+    event = asyncio.run(
+        _first(
+            WindowedJmaFeedTrigger(
+                until=(datetime.now(UTC) + timedelta(minutes=5)).isoformat(),
+                settle_until=settle.isoformat(),
+                feed_url=sandbox.url + FEED,
+                area_codes=["1229900"],
+                kinds=KINDS,
+                poll_interval=0.05,
+            )
+        )
+    )
     assert event.payload["kind"] == "jma_warnings"
     assert datetime.now(UTC) >= settle
 
@@ -90,8 +122,14 @@ def test_drafts_are_recorded_once_per_key(ledger):
 def test_approved_text_wins_and_the_form_is_confirmed(settings, monkeypatch):
     monkeypatch.setattr("koho.posting.settings.load_posting_settings", lambda: settings)
     params = {"entry_id": "jma-draft-1", "message": "下書き", "severity": "critical", "link": None}
-    conf = broadcast_conf(params, {"chosen_options": ["Approve"], "params_input": {"message": "修正後の本文"},
-                                   "responded_by_user": {"id": "3", "name": "crisis"}})
+    conf = broadcast_conf(
+        params,
+        {
+            "chosen_options": ["Approve"],
+            "params_input": {"message": "修正後の本文"},
+            "responded_by_user": {"id": "3", "name": "crisis"},
+        },
+    )
     assert conf["message"] == "修正後の本文" and conf["confirmation"] == settings.emergency_confirmation
     assert conf["draft_of"] == "jma-draft-1" and conf["targets"] == ["all", "website"]
     assert conf["requested_by"] == "crisis (approved draft)"
@@ -115,6 +153,10 @@ def test_unanswered_draft_is_cancelled_and_alerted_once(ledger, monkeypatch):
         assert session.get(CalendarEntry, new["entry_id"]).status == "cancelled"
         (alert,) = session.scalars(select(Alert)).all()
     assert alert.kind == "approval_timeout" and alert.severity == "critical"
-    rejected = settle_draft(ledger, params, {"chosen_options": ["Reject"], "responded_by_user": {"name": "crisis"}},
-                            timeout=timedelta(minutes=15))
+    rejected = settle_draft(
+        ledger,
+        params,
+        {"chosen_options": ["Reject"], "responded_by_user": {"name": "crisis"}},
+        timeout=timedelta(minutes=15),
+    )
     assert rejected == {"entry_id": new["entry_id"], "status": "rejected", "by": "crisis", "mailed": 0}

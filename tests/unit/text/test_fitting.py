@@ -112,8 +112,10 @@ def test_long_notice_becomes_a_numbered_thread_cut_at_sentences():
 
 
 def test_a_sentence_longer_than_the_limit_is_cut_between_words():
-    sentence = ("防災訓練では消火器の使い方と心肺蘇生の方法と避難所の開設手順と非常食の配り方と安否確認の方法を"
-                "学べるほか地域の皆さんと一緒に避難経路を歩いて危険な場所を確かめることもできます") * 5
+    sentence = (
+        "防災訓練では消火器の使い方と心肺蘇生の方法と避難所の開設手順と非常食の配り方と安否確認の方法を"
+        "学べるほか地域の皆さんと一緒に避難経路を歩いて危険な場所を確かめることもできます"
+    ) * 5
     fitted = fit("bluesky", sentence)
     assert fitted.strategy == "thread"
     token_ends = {e for _, e in japanese.token_spans(sentence)}
@@ -187,8 +189,10 @@ def test_threads_regression_link_part_crossing_ten_parts():
     calendar = "https://www.city.koho.example.jp/kurashi/gomi/calendar2026.html"
     koho = "http://koho.example.jp"
     kankou = "https://koho.example.jp/" + "kankou/" * 12 + "map.pdf"  # 115 characters, never cut
-    text = (gomi * 17 + "、" + gomi * 9 + nenmatsu * 4 + "防災訓練に参加しませんか？観光案内所で、湖北市の地図を無料で"
-            f"配っています。市民会館（中央町1-2-3） {calendar}  {koho}  {koho}  #防災 {nenmatsu} {calendar}  {kankou} ")
+    text = (
+        gomi * 17 + "、" + gomi * 9 + nenmatsu * 4 + "防災訓練に参加しませんか？観光案内所で、湖北市の地図を無料で"
+        f"配っています。市民会館（中央町1-2-3） {calendar}  {koho}  {koho}  #防災 {nenmatsu} {calendar}  {kankou} "
+    )
     link = "https://www.city.koho.example.jp/info"
     rule = rules_for("threads", {"threads": 150})
     fitted = fit("threads", text, link=link, rule=rule)

@@ -59,13 +59,16 @@ class Sample:
 @st.composite
 def samples(draw, min_size: int = 1, max_size: int = 60) -> Sample:
     """Random notices; atoms are set off by spaces, as people write them, so their extent is known."""
-    pieces = draw(st.lists(
-        st.one_of(
-            st.sampled_from([p for pool in PLAIN_POOLS for p in pool]).map(lambda s: ("plain", s)),
-            st.sampled_from([a for pool in ATOM_POOLS for a in pool]).map(lambda s: ("atom", s)),
-        ),
-        min_size=min_size, max_size=max_size,
-    ))
+    pieces = draw(
+        st.lists(
+            st.one_of(
+                st.sampled_from([p for pool in PLAIN_POOLS for p in pool]).map(lambda s: ("plain", s)),
+                st.sampled_from([a for pool in ATOM_POOLS for a in pool]).map(lambda s: ("atom", s)),
+            ),
+            min_size=min_size,
+            max_size=max_size,
+        )
+    )
     text, atoms = "", []
     for kind, piece in pieces:
         if kind == "atom":
@@ -123,8 +126,12 @@ LIMITS = {"x": [280], "bluesky": [300, 120], "mastodon": [500, 150], "threads": 
 
 
 @SETTINGS
-@given(sample=samples(min_size=20, max_size=100), data=st.data(),
-       tags=st.lists(st.sampled_from(["防災", "湖北市", "kankou"]), max_size=3), with_link=st.booleans())
+@given(
+    sample=samples(min_size=20, max_size=100),
+    data=st.data(),
+    tags=st.lists(st.sampled_from(["防災", "湖北市", "kankou"]), max_size=3),
+    with_link=st.booleans(),
+)
 def test_adapted_threads_fit_and_never_cut_atoms(sample, data, tags, with_link):
     platform = data.draw(st.sampled_from(sorted(LIMITS)))
     limit = data.draw(st.sampled_from(LIMITS[platform]))
@@ -146,12 +153,17 @@ def test_adapted_threads_fit_and_never_cut_atoms(sample, data, tags, with_link):
 
 
 @SETTINGS
-@given(sample=samples(min_size=10), platform=st.sampled_from(["x", "bluesky", "instagram"]),
-       allow_thread=st.booleans())
+@given(sample=samples(min_size=10), platform=st.sampled_from(["x", "bluesky", "instagram"]), allow_thread=st.booleans())
 def test_shortened_posts_fit_and_end_with_the_link_to_the_full_text(sample, platform, allow_thread):
     text = sample.text * (8 if platform == "instagram" else 1)
-    sample = Sample(text, [(s + k * len(sample.text), e + k * len(sample.text))
-                           for k in range(8 if platform == "instagram" else 1) for s, e in sample.atoms])
+    sample = Sample(
+        text,
+        [
+            (s + k * len(sample.text), e + k * len(sample.text))
+            for k in range(8 if platform == "instagram" else 1)
+            for s, e in sample.atoms
+        ],
+    )
     fitted = fit(platform, text, more_url=MORE, allow_thread=allow_thread)
     event(f"{platform}: {fitted.strategy}")
     _check_limits(platform, fitted.parts, fitted.lengths, rules_for(platform).max_length)
@@ -162,8 +174,10 @@ def test_shortened_posts_fit_and_end_with_the_link_to_the_full_text(sample, plat
 
 
 @SETTINGS
-@given(sample=samples(min_size=15, max_size=100),
-       platform=st.sampled_from(["x", "bluesky", "mastodon", "threads", "instagram"]))
+@given(
+    sample=samples(min_size=15, max_size=100),
+    platform=st.sampled_from(["x", "bluesky", "mastodon", "threads", "instagram"]),
+)
 def test_emergency_mode_preserves_the_text(sample, platform):
     text = sample.text
     fitted = fit(platform, text, mode="emergency", hashtags=["緊急タグ"], more_url=MORE)

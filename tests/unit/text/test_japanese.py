@@ -10,7 +10,12 @@ from koho.text import japanese
 def test_sentences_end_at_japanese_and_ascii_terminators():
     text = "燃えるごみは月曜日です。資源ごみは水曜日！粗大ごみは予約制ですか？はい!次はいつ?来週です"
     assert japanese.sentences(text) == [
-        "燃えるごみは月曜日です。", "資源ごみは水曜日！", "粗大ごみは予約制ですか？", "はい!", "次はいつ?", "来週です",
+        "燃えるごみは月曜日です。",
+        "資源ごみは水曜日！",
+        "粗大ごみは予約制ですか？",
+        "はい!",
+        "次はいつ?",
+        "来週です",
     ]
 
 

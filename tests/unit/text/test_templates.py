@@ -34,7 +34,10 @@ def test_every_publishing_platform_has_its_own_template_and_they_all_render():
 
 
 def test_platform_templates_differ_where_the_platform_needs_it():
-    assert render_post("x", NOTICE) == "【粗大ごみ収集日の変更】年末年始は収集日が変わります。\n12月29日（火） 9:00／市民会館"
+    assert (
+        render_post("x", NOTICE)
+        == "【粗大ごみ収集日の変更】年末年始は収集日が変わります。\n12月29日（火） 9:00／市民会館"
+    )
     assert render_post("line", NOTICE) == (
         "【粗大ごみ収集日の変更】\n年末年始は収集日が変わります。\n■日時 12月29日（火） 9:00\n■場所 市民会館"
     )
@@ -59,8 +62,9 @@ def test_plain_text_is_not_html_escaped():
 def test_emergency_template_wraps_the_words_without_changing_them():
     body = "湖北川の水位が上昇しています。直ちに避難してください。"
     issued = datetime(2026, 9, 1, 5, 30, tzinfo=UTC)  # 14:30 in Tokyo
-    text = render_post("x", {"title": "避難指示", "body": body, "issued_at": issued, "issuer": "災害対策本部"},
-                       emergency=True)
+    text = render_post(
+        "x", {"title": "避難指示", "body": body, "issued_at": issued, "issuer": "災害対策本部"}, emergency=True
+    )
     assert text == f"【緊急】避難指示\n{body}\n（9月1日（火）14:30発表・災害対策本部）"
     assert render_post("line", {"title": "避難指示", "body": body}, emergency=True) == f"【緊急】避難指示\n{body}"
     fitted = fit("x", text, mode="emergency")
