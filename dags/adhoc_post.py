@@ -26,15 +26,15 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import dag, get_current_context, task
 
+from koho.access import ADHOC_ACCESS
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
 from koho.delivery.operators import SendSlotOperator
-from koho.posting.access import ADHOC_ACCESS
 from koho.posting.params import adhoc_params
 
 
 def _approval_timeout() -> timedelta:
     try:
-        from koho.posting.settings import load_posting_settings
+        from koho.config.posting import load_posting_settings
 
         return timedelta(minutes=load_posting_settings().approval_timeout_minutes)
     except Exception:  # a broken posting.yaml is reported by the run; the DAG must still load

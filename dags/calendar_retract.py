@@ -21,8 +21,8 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
+from koho.access import PR_ROLE
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
-from koho.posting.access import PR_ROLE
 
 
 @dag(

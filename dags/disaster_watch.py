@@ -25,9 +25,9 @@ from datetime import timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from koho.access import WATCH_ACCESS
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
 from koho.emergency.watch import DraftApprovalOperator, JmaWatchOperator
-from koho.posting.access import WATCH_ACCESS
 
 
 def _approval_timeout() -> timedelta:

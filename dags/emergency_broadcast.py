@@ -24,8 +24,8 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
+from koho.access import EMERGENCY_ACCESS
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
-from koho.posting.access import EMERGENCY_ACCESS
 from koho.posting.params import emergency_params
 
 #: Above anything the calendar can queue: with the "absolute" weight rule, this task's weight is
@@ -35,7 +35,7 @@ PRIORITY = 1000
 
 def _confirmation() -> str:
     try:
-        from koho.posting.settings import load_posting_settings
+        from koho.config.posting import load_posting_settings
 
         return load_posting_settings().emergency_confirmation
     except Exception:  # a broken posting.yaml is reported by the run; the DAG must still load

@@ -184,7 +184,7 @@ def retract_report(params: dict[str, Any], results: list[dict[str, Any]] | None,
 
 
 def newsletter(params: dict[str, Any], logical_date: datetime | None) -> dict[str, Any]:
-    from koho.calendar.newsletter_export import export, mail_editors, previous_month
+    from koho.channels.newsletter_export import export, mail_editors, previous_month
     from koho.config import load_config
     from koho.ledger.db import Ledger
 

@@ -32,12 +32,12 @@ from sqlalchemy import select
 from koho.calendar.schema import check_https
 from koho.calendar.targets import READ_ONLY_PLATFORMS, resolve_targets
 from koho.config.loader import KohoConfig
+from koho.config.posting import PostingSettings
 from koho.config.schema import AccountConfig
 from koho.errors import HasProblems, KohoError, Problem, Where
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting.form import looks_like_html
-from koho.posting.settings import PostingSettings
 from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, KINDS, SEVERITIES, WEBSITE_TARGET
 from koho.timeutil import to_local, utcnow
 

@@ -348,7 +348,7 @@ DraftApprovalOperator = _hitl_approval_class()
 
 def broadcast_conf(params: Mapping[str, Any], approval: Mapping[str, Any] | None) -> dict[str, Any]:
     """The emergency_broadcast form filled in from an approved draft (the approver's text wins)."""
-    from koho.posting.settings import load_posting_settings
+    from koho.config.posting import load_posting_settings
     from koho.posting.vocabulary import DEFAULT_TARGETS
 
     approval = approval or {}

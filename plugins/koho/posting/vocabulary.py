@@ -1,7 +1,7 @@
 """The emergency form's fixed words: severities, kinds of post, default targets.
 
 A module of its own, importing nothing, because the DAG files read it while they are parsed
-(the trigger forms' choices): ``koho.posting.emergency`` pulls in the ledger and the calendar,
+(the trigger forms' choices): ``koho.emergency.broadcast`` pulls in the ledger and the calendar,
 half a second of imports the dag-processor would pay on every parse of two DAG files.
 """
 

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from koho.calendar import approval
-from koho.calendar.newsletter_export import export, newsletter_rows, previous_month
 from koho.calendar.sync import approval_run_id, sync_calendar
+from koho.channels.newsletter_export import export, newsletter_rows, previous_month
 from koho.config import load_config
 from koho.ledger import repo
 from koho.ledger.models import CalendarEntry, Delivery
