@@ -32,7 +32,7 @@ from koho.emergency.watch import DraftApprovalOperator, JmaWatchOperator
 
 def _approval_timeout() -> timedelta:
     try:
-        from koho.emergency.jma import load_emergency_settings
+        from koho.config.emergency import load_emergency_settings
 
         return timedelta(minutes=load_emergency_settings().approval_timeout_minutes)
     except Exception:  # a broken emergency.yaml is reported by the watch task; the DAG must still load

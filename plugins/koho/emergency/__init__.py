@@ -7,15 +7,14 @@ is exported as ``JmaWarning`` (``koho.emergency.jma.Warning``) so that importing
 shadows Python's built-in ``Warning``.
 """
 
+from koho.config.emergency import EmergencySettings, load_emergency_settings
 from koho.emergency.drafts import EmergencyDraft, draft_post
 from koho.emergency.jma import (
     AreaWarning,
-    EmergencySettings,
     JmaDocumentError,
     JmaWarning,
     WarningKind,
     draft_key,
-    load_emergency_settings,
     parse_document,
     parse_feed,
     relevant,

@@ -38,10 +38,9 @@ from typing import Any
 import aiohttp
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from koho.config.emergency import DEFAULT_FEED_TITLES, EmergencySettings
 from koho.emergency.jma import (
-    DEFAULT_FEED_TITLES,
     MAX_DOCUMENT_BYTES,
-    EmergencySettings,
     JmaDocumentError,
     JmaWarning,
     Watch,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from koho.config.emergency import load_emergency_settings
 from koho.config.loader import include_dir
-from koho.emergency.jma import load_emergency_settings
 from koho.errors import ConfigError
 
 GOOD = """\
