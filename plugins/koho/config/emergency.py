@@ -7,7 +7,9 @@ configuration: an error names file, line and field; unknown fields are errors.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from koho.config.yamlsource import load_yaml
 from koho.errors import ConfigError, Problem, Where
+
+log = logging.getLogger(__name__)
 
 #: Feed entry titles (= ``Control/Title``) of the warning bulletins the watcher reads. VPWW53
 #: (気象特別警報・警報・注意報) repeats VPWW54 in an older shape; reading both would fetch
@@ -100,3 +104,15 @@ def load_emergency_settings(path: Path | None = None) -> EmergencySettings:
     if problems or settings is None:
         raise ConfigError(problems)
     return settings
+
+
+def approval_timeout_for_parse(path: Path | None = None) -> timedelta:
+    """How long a draft waits for approval, as the DAG file needs it while parsed: a broken or
+    unreadable emergency.yaml gives the schema's default, because the DAG must still load; the
+    watch task then reports the file's problems."""
+    try:
+        minutes = load_emergency_settings(path).approval_timeout_minutes
+    except (ConfigError, OSError) as exc:
+        log.warning("emergency.yaml cannot be used while the DAG is parsed; the default timeout applies: %s", exc)
+        minutes = EmergencySettings.model_fields["approval_timeout_minutes"].default
+    return timedelta(minutes=minutes)
