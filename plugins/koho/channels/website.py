@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from koho.channels._common import (
@@ -45,10 +45,16 @@ from koho.channels._common import (
     resolve_output_dir,
     xml_safe,
 )
-from koho.config.loader import include_dir
+from koho.channels.base import ChannelAdapter
+from koho.config.loader import KohoConfig, include_dir, media_dir
 from koho.config.schema import WebsiteChannel
+from koho.platforms.errors import NotSupported
+from koho.platforms.types import Capabilities, PublishedPost
 from koho.templating import render_html
 from koho.timeutil import to_local, utcnow
+
+if TYPE_CHECKING:
+    from koho.delivery.publishers import Publication
 
 FEED_MAX_ENTRIES = 50
 STATE_FILE = ".koho-news.json"
@@ -448,3 +454,77 @@ def _commit(site: _Site, state: dict[str, Any], write: _Write) -> None:
     for target in write.delete:
         target.unlink(missing_ok=True)
     atomic_write_text(site.root / STATE_FILE, json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# the channel adapter: how deliveries to the "website" pseudo-account are published
+
+
+class WebsiteAdapter(ChannelAdapter):
+    """Deliveries to the website become news items: the entry's full text (never fitted), its images
+    from include/media, the emergency banner for emergency entries. Publishing is idempotent by
+    entry id (the item's page is rewritten), so a retry after an unknown outcome needs no separate
+    reconciliation. Pages are taken down by hand: nothing else links to them but the feed."""
+
+    name = "website"
+    display_name = "City website"
+    capabilities = Capabilities(
+        delete=False,
+        replies=False,
+        uploads_images=True,  # it copies Koho's own file into media/
+        comments=False,
+        search_accounts=False,
+        idempotency_key=True,
+        counts_towards_caps=False,
+        needs_fitting=False,
+        registry_account=False,
+    )
+
+    @classmethod
+    def unavailable(cls, config: KohoConfig) -> str | None:
+        if config.policy is None or config.policy.channels.website is None:
+            return "the website channel is not configured (policy.yaml channels.website)"
+        return None
+
+    @classmethod
+    def handle(cls, config: KohoConfig) -> str:
+        return str(config.policy.channels.website.base_url) if config.policy else cls.name
+
+    def publish_once(
+        self,
+        publication: Publication,
+        *,
+        idempotency_key: str,
+        maybe_sent_before: bool = False,
+        since: datetime | None = None,
+    ) -> PublishedPost:
+        if reason := self.unavailable(self.config):
+            raise NotSupported(reason, platform=self.name)
+        from koho.delivery.publishers import carries_images
+
+        payload = publication.payload
+        media = media_dir()
+        item = NewsItem(
+            id=publication.entry_id,
+            title=publication.title or publication.entry_id,
+            body=payload.get("text") or "",
+            published_at=publication.due_at,
+            link=payload.get("link"),
+            category=payload.get("category"),
+            images=[img if "://" in img else str(media / img) for img in payload.get("images") or ()]
+            if carries_images(payload, self.name)
+            else [],
+            emergency=publication.origin == "emergency",
+            all_clear=bool(payload.get("all_clear")),
+        )
+        news = publish_news_item(item, self.config.policy.channels.website)
+        return PublishedPost(remote_id=publication.entry_id, url=news.url)
+
+    def removal_by_hand(self, where: str, account_id: str) -> str:
+        return f"remove the news item {where} from the website by hand (the page and its entry in the news feed)"
+
+    def full_text_url(self, entry_id: str) -> str | None:
+        if self.unavailable(self.config):
+            return None
+        base = str(self.config.policy.channels.website.base_url)
+        return urljoin(base if base.endswith("/") else base + "/", f"{NEWS_DIR}/{slug_for(entry_id)}.html")

@@ -156,7 +156,7 @@ def test_emergency_form_mistakes_stop_everything(city, posting_settings, changes
 def test_defaults_reach_every_active_account_and_the_website(city, posting_settings):
     result = validate_emergency({"message": MESSAGE, "confirmation": CONFIRM}, city, posting_settings, entry_id="e")
     assert result.ok
-    assert result.website
+    assert result.channels == ["website"]
     assert {a.id for a in result.accounts} == {
         "city-x",
         "city-line",
