@@ -38,6 +38,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from koho.channels._common import (
     ChannelError,
+    FolderBusy,
     atomic_write_bytes,
     atomic_write_text,
     folder_lock,
@@ -48,7 +49,7 @@ from koho.channels._common import (
 from koho.channels.base import ChannelAdapter
 from koho.config.loader import KohoConfig, include_dir, media_dir
 from koho.config.schema import WebsiteChannel
-from koho.platforms.errors import NotSupported
+from koho.platforms.errors import NotSupported, PermanentlyRejected, TransientError
 from koho.platforms.types import Capabilities, PublishedPost
 from koho.templating import render_html
 from koho.timeutil import to_local, utcnow
@@ -517,7 +518,12 @@ class WebsiteAdapter(ChannelAdapter):
             emergency=publication.origin == "emergency",
             all_clear=bool(payload.get("all_clear")),
         )
-        news = publish_news_item(item, self.config.policy.channels.website)
+        try:
+            news = publish_news_item(item, self.config.policy.channels.website)
+        except FolderBusy as exc:  # another publisher is writing: nothing was written, later will do
+            raise TransientError(str(exc), platform=self.name) from exc
+        except ChannelError as exc:  # the entry cannot be a page as it is (an image, a link...)
+            raise PermanentlyRejected(str(exc), kind="invalid", platform=self.name) from exc
         return PublishedPost(remote_id=publication.entry_id, url=news.url)
 
     def removal_by_hand(self, where: str, account_id: str) -> str:
