@@ -1,8 +1,11 @@
 """Traditional channels (policy P11): the city website and the printed PR newsletter.
 
-Social platforms are reached through their hooks in :mod:`koho.platforms`; these two channels
-are files Koho writes itself (static pages and a feed for the web server, a monthly workbook
-for the newsletter's editors), so they need no connection and no retry logic of their own.
+Social platforms are reached through their hooks in :mod:`koho.platforms`; channels are files
+Koho writes itself (static pages and a feed for the web server, a monthly workbook for the
+newsletter's editors), so they need no connection. A channel that takes deliveries (the website)
+is an adapter in :mod:`koho.channels.registry`, which the sender reaches like a platform hook
+(:mod:`koho.delivery.publishers`); the newsletter is an export of what went out
+(:mod:`koho.channels.newsletter_export`).
 """
 
 from __future__ import annotations
