@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from koho.config import KohoConfig
 from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import Account, DeliveryStatus, EntryStatus
@@ -73,8 +74,11 @@ def retract_targets(ledger: Ledger, entry_id: str, accounts: Iterable[str] = ())
     return targets
 
 
-def delete_one(target: dict[str, Any], hook_factory: HookFactory | None = None) -> dict[str, Any]:
-    """Delete one post; never raises for the platform's answer, it reports it."""
+def delete_one(
+    target: dict[str, Any], hook_factory: HookFactory | None = None, *, config: KohoConfig | None = None
+) -> dict[str, Any]:
+    """Delete one post (or a channel's publication); never raises for the platform's answer, it
+    reports it. ``config``: what a channel adapter publishes with (default: include/config)."""
     from koho.delivery.publishers import Publisher, publisher_for
 
     out = {**target, "status": "failed", "instruction": ""}
@@ -83,7 +87,7 @@ def delete_one(target: dict[str, Any], hook_factory: HookFactory | None = None) 
         from koho.platforms.registry import hook_for as hook_factory
     publisher: Publisher | None = None
     try:
-        publisher = publisher_for(target["platform"], target["conn_id"], hook_factory=hook_factory)
+        publisher = publisher_for(target["platform"], target["conn_id"], config=config, hook_factory=hook_factory)
         if not publisher.capabilities.delete:
             raise NotSupported(f"{target['platform']} cannot delete posts through its API", platform=target["platform"])
         publisher.delete(target["remote_id"])

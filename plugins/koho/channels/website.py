@@ -218,6 +218,27 @@ def clear_emergency(settings: WebsiteChannel, *, now: datetime | None = None, au
     return was_on
 
 
+def remove_news_item(
+    item_id: str, settings: WebsiteChannel, *, now: datetime | None = None, author: str | None = None
+) -> bool:
+    """Take the item's page down and its entry out of the feed, the index and the banner (a retracted
+    post); True if there was something to remove. An item already trimmed from the feed may still
+    have its page: that page goes too."""
+    now = _aware(now or utcnow(), "now")
+    site = _Site.from_settings(settings, author)
+    with folder_lock(site.root):
+        state = _load_state(site, now)
+        record = state["entries"].pop(item_id, None)
+        page = site.root / NEWS_DIR / f"{record['slug'] if record else slug_for(item_id)}.html"
+        if record is None and not page.exists():
+            return False
+        state["emergency"] = [e for e in state["emergency"] if e["id"] != item_id]
+        write = _Write(delete=[page])
+        _render_shared(site, state, write)
+        _commit(site, state, write)
+    return True
+
+
 def slug_for(item_id: str) -> str:
     """A file name for the item: readable when the id is, unique always (a short hash otherwise)."""
     norm = unicodedata.normalize("NFKC", item_id).lower()
@@ -465,12 +486,11 @@ class WebsiteAdapter(ChannelAdapter):
     """Deliveries to the website become news items: the entry's full text (never fitted), its images
     from include/media, the emergency banner for emergency entries. Publishing is idempotent by
     entry id (the item's page is rewritten), so a retry after an unknown outcome needs no separate
-    reconciliation. Pages are taken down by hand: nothing else links to them but the feed."""
+    reconciliation; retracting removes the page and its feed entry."""
 
     name = "website"
     display_name = "City website"
     capabilities = Capabilities(
-        delete=False,
         replies=False,
         uploads_images=True,  # it copies Koho's own file into media/
         comments=False,
@@ -525,6 +545,17 @@ class WebsiteAdapter(ChannelAdapter):
         except ChannelError as exc:  # the entry cannot be a page as it is (an image, a link...)
             raise PermanentlyRejected(str(exc), kind="invalid", platform=self.name) from exc
         return PublishedPost(remote_id=publication.entry_id, url=news.url)
+
+    def delete(self, remote_id: str) -> None:
+        """Retract the item (``remote_id`` is its entry id); already gone is not an error."""
+        if reason := self.unavailable(self.config):
+            raise NotSupported(reason, platform=self.name)
+        try:
+            remove_news_item(remote_id, self.config.policy.channels.website)
+        except FolderBusy as exc:
+            raise TransientError(str(exc), platform=self.name) from exc
+        except ChannelError as exc:  # an unreadable news index: a person restores it
+            raise PermanentlyRejected(str(exc), kind="invalid", platform=self.name) from exc
 
     def removal_by_hand(self, where: str, account_id: str) -> str:
         return f"remove the news item {where} from the website by hand (the page and its entry in the news feed)"

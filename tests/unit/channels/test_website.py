@@ -370,3 +370,30 @@ def test_what_the_website_cannot_show_fails_the_delivery_and_a_busy_folder_retri
     with _common.folder_lock(site), pytest.raises(TransientError, match="another publisher"):
         publish(adapter, delivery())
     assert not (site / "feed.xml").exists()
+
+
+def test_removing_an_item_takes_its_page_feed_entry_and_banner_down(settings: WebsiteChannel) -> None:
+    folder = Path(settings.output_dir)
+    publish_news_item(item("keep"), settings, now=T0)
+    publish_news_item(item("alert", title="避難指示", emergency=True), settings, now=T0)
+    assert (folder / "emergency.html").exists()
+
+    assert website.remove_news_item("alert", settings, now=T0)
+
+    assert [e.findtext(f"{ATOM}title") for e in entries(parse_feed(folder / "feed.xml"))] == ["道路工事のお知らせ"]
+    assert not (folder / "news" / "alert.html").exists() and (folder / "news" / "keep.html").exists()
+    assert not (folder / "emergency.html").exists(), "a retracted emergency takes its banner with it"
+    assert "alert" not in (folder / "index.html").read_text(encoding="utf-8")
+    assert not website.remove_news_item("alert", settings, now=T0), "nothing left to remove"
+
+
+def test_an_item_trimmed_from_the_feed_still_has_its_page_removed(settings: WebsiteChannel) -> None:
+    folder = Path(settings.output_dir)
+    publish_news_item(item("old", published_at=T0 - timedelta(days=1)), settings, now=T0, max_entries=1)
+    publish_news_item(item("new"), settings, now=T0, max_entries=1)
+    assert (folder / "news" / "old.html").exists()  # out of the feed, page still served
+
+    assert website.remove_news_item("old", settings, now=T0)
+
+    assert not (folder / "news" / "old.html").exists()
+    assert len(entries(parse_feed(folder / "feed.xml"))) == 1
