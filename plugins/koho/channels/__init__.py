@@ -10,6 +10,16 @@ is an adapter in :mod:`koho.channels.registry`, which the sender reaches like a 
 
 from __future__ import annotations
 
-from koho.channels._common import ChannelError, is_web_url
+from typing import Any
 
 __all__ = ["ChannelError", "is_web_url"]
+
+
+def __getattr__(name: str) -> Any:
+    """Imported on first use, so that the DAG files reading :mod:`koho.channels.registry` while
+    parsed (the forms' choices) do not import the configuration loader with it."""
+    if name in __all__:
+        from koho.channels import _common
+
+        return getattr(_common, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
