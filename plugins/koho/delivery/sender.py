@@ -1,10 +1,11 @@
-"""Send one delivery exactly once: claim it in the ledger, publish through its platform, record.
+"""Send one delivery exactly once: claim it in the ledger, publish through its account's publisher
+(the platform's hook, or the adapter of a channel such as the website), record.
 
 The order is what makes "exactly once" hold across killed workers and retries:
 
 1. the ledger claim (``planned`` -> ``sending``) lets exactly one process send; a claim on a
    row left ``sending`` by a dead worker says ``maybe_sent_before``;
-2. the hook's ``publish_once`` reconciles first in that case, then publishes with the
+2. the publisher's ``publish_once`` reconciles first in that case, then publishes with the
    delivery's stable idempotency key;
 3. the outcome is recorded: published (remote id, URL), failed with a reason a person can act
    on, back to planned when the platform surely did not publish, or left ``sending`` when the
@@ -114,7 +115,7 @@ def _advice(exc: PlatformError) -> str:
 
 
 class Sender:
-    """Sends deliveries for one task; holds the ledger, config and hooks it reuses across them."""
+    """Sends deliveries for one task; holds the ledger, config and publishers it reuses across them."""
 
     def __init__(
         self,
