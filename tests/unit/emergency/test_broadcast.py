@@ -167,6 +167,17 @@ def test_defaults_reach_every_active_account_and_the_website(city, posting_setti
     }
 
 
+def test_a_channel_is_a_target_named_in_any_spelling_and_refused_when_not_configured(city, posting_settings):
+    website_only = check(city, posting_settings, targets=[" Website "])
+    assert website_only.ok and website_only.channels == ["website"] and website_only.accounts == []
+    assert website_only.payload()["channels"] == ["social", "website"]
+    no_policy = type(city)(city.accounts, city.departments, None, [])
+    refused = check(no_policy, posting_settings, targets=["website"])
+    assert [p.message for p in refused.errors] == [
+        "the website channel is not configured (policy.yaml channels.website)"
+    ]
+
+
 def test_stand_in_image_only_for_image_only_platforms(city, posting_settings):
     result = check(city, posting_settings)
     assert result.images == ["ok.png"] and result.image_platforms == ["instagram"]
