@@ -44,9 +44,9 @@ from koho.dag_defaults import DEFAULT_ARGS, START_DATE
 def newsletter_export():
     @task(multiple_outputs=False)
     def export(**context) -> dict:
-        from koho.calendar import tasks
+        from koho.channels.newsletter_export import run_export
 
-        return tasks.newsletter(dict(context["params"]), context.get("logical_date"))
+        return run_export(dict(context["params"]), context.get("logical_date"))
 
     export()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from koho.channels.newsletter_export import export, newsletter_rows, previous_month
+from koho.channels.newsletter_export import export, newsletter_rows, previous_month, run_export
 from koho.config import load_config
 from koho.ledger import repo
 from tests.unit.delivery.delivery_helpers import add_entry, plan
@@ -65,3 +65,43 @@ def test_the_newsletter_takes_last_months_newsletter_entries(ledger, config, tmp
     result = export(ledger, local, 2027, 1)
     assert result["items"] == 2 and Path(result["xlsx"]).exists() and Path(result["csv"]).exists()
     assert "広報紙だけの記事です。" in Path(result["csv"]).read_text(encoding="utf-8-sig")
+
+
+def test_the_task_exports_the_month_before_the_run_or_the_one_asked_and_mails_the_editors(
+    ledger, tmp_path, monkeypatch
+):
+    from tests.unit.calendar.calendar_helpers import write_config
+
+    city = write_config(tmp_path / "config")
+    city = type(city)(
+        city.accounts,
+        city.departments,
+        city.policy.model_copy(
+            update={
+                "channels": city.policy.channels.model_copy(
+                    update={
+                        "newsletter": city.policy.channels.newsletter.model_copy(update={"output_dir": str(tmp_path)})
+                    }
+                )
+            }
+        ),
+        [],
+    )
+    mails = []
+    monkeypatch.setattr("koho.notify.mail.send_mail", lambda **kw: mails.append(kw))
+    add_entry(
+        ledger,
+        "paper",
+        accounts=[],
+        text="広報紙の記事。",
+        due=datetime(2027, 1, 20, 1, 0, tzinfo=UTC),
+        channels=["newsletter"],
+    )
+
+    ran = run_export({}, datetime(2027, 1, 31, 21, 0, tzinfo=UTC), ledger=ledger, config=city)  # 06:00 JST 1 Feb
+    asked = run_export({"year": 2026, "month": 12}, None, ledger=ledger, config=city)
+
+    assert (ran["year"], ran["month"], ran["entries"]) == (2027, 1, ["paper"])
+    assert (asked["year"], asked["month"], asked["items"]) == (2026, 12, 0)
+    assert ran["mailed"] and asked["mailed"]
+    assert [m["to"] for m in mails] == [["koho@city.example.jp"]] * 2 and "2027年1月" in mails[0]["subject"]
