@@ -23,7 +23,6 @@ Remote ids are AT URIs (``at://did/app.bsky.feed.post/rkey``); the public URL of
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import json
 import threading
@@ -390,7 +389,9 @@ class BlueskyHook(PlatformHook):
             return PermanentlyRejected(message, kind="forbidden", **kw)
         if name in AUTH_ERRORS or status == 401:
             return AuthExpired(message, **kw)
-        if "grapheme too big" in lowered or "longer than" in lowered or "too long" in lowered:
+        # The lexicon validator's words for maxGraphemes ("grapheme too big") and for maxLength,
+        # the 3,000 UTF-8 bytes ("string too big"); older PDS versions said "longer than".
+        if "too big" in lowered or "longer than" in lowered or "too long" in lowered:
             return PermanentlyRejected(message, kind="too_long", **kw)
         if name in ("BlobTooLarge", "BlobNotFound", "PayloadTooLarge") or status == 413:
             return PermanentlyRejected(message, kind="bad_media", **kw)
@@ -407,7 +408,15 @@ class BlueskyHook(PlatformHook):
     def verify_credentials(self) -> AccountInfo:
         session = self.call("GET", XRPC + "com.atproto.server.getSession").json()
         self._did, self._handle = session["did"], session["handle"]
-        profile = self._profile(self._did)
+        try:
+            profile = self._profile(self._did)
+        except TransientError as exc:
+            # The session answered, so the credentials are good; the profile is the AppView's,
+            # which the PDS proxies (502 while it is down): the profile is unknown, not the login.
+            self.log.warning(
+                "%s: profile of %s unavailable (%s); reported as unknown", self.platform, self._handle, exc
+            )
+            profile = {}
         return AccountInfo(
             remote_id=self._did,
             handle=self._handle,
@@ -515,9 +524,17 @@ class BlueskyHook(PlatformHook):
         maybe_sent_before: bool = False,
         since: datetime | None = None,
     ) -> PublishedPost:
-        # createdAt is what reconciliation matches on, so every attempt must send the same one.
+        """:meth:`PlatformHook.publish_once`, for a post that carries its planned ``created_at``.
+
+        The record key that makes a second copy impossible is minted from ``created_at`` and the
+        idempotency key (see :func:`tid_for`), and reconciliation matches ``createdAt``: a time
+        taken here would differ on every call, and two calls with one key would post twice.
+        """
         if post.created_at is None:
-            post = dataclasses.replace(post, created_at=datetime.now(UTC))
+            raise ValueError(
+                "a Bluesky post needs its planned created_at (fixed once, sent by every attempt): "
+                "without it one idempotency key cannot keep a second call from posting again"
+            )
         return super().publish_once(
             post, idempotency_key=idempotency_key, maybe_sent_before=maybe_sent_before, since=since
         )
