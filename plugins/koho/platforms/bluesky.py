@@ -22,15 +22,14 @@ Remote ids are AT URIs (``at://did/app.bsky.feed.post/rkey``); the public URL of
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grapheme
+import jwt
 import regex
 import requests
 
@@ -157,12 +156,17 @@ def split_at_uri(uri: str) -> tuple[str, str, str]:
 
 
 def jwt_expiry(token: str | None) -> datetime | None:
-    """The ``exp`` claim of a JWT-shaped session token (read, not verified: the PDS verifies)."""
+    """The ``exp`` claim of a JWT-shaped session token (read, not verified: the PDS verifies).
+
+    PyJWT reads it; without the PDS's key the signature cannot be checked, and an expired
+    token must still be read (that is when the hook renews it), so no claim is verified.
+    """
+    if not isinstance(token, str):
+        return None
     try:
-        payload = token.split(".")[1]  # type: ignore[union-attr]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = jwt.decode(token, options={"verify_signature": False})
         return datetime.fromtimestamp(int(claims["exp"]), UTC)
-    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
 
 

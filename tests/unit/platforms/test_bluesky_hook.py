@@ -293,6 +293,30 @@ def test_access_token_about_to_expire_is_refreshed_before_sending(sandbox, city,
     assert jwt_expiry(hook._access) > datetime.now(UTC) + timedelta(hours=1)
 
 
+def _token(claims: dict, header: dict | None = None) -> str:
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part(header or {'typ': 'at+jwt', 'alg': 'ES256K'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "token, expected",
+    [
+        (_token({"exp": 1_900_000_000}), datetime.fromtimestamp(1_900_000_000, UTC)),
+        (_token({"exp": 1_000}), datetime.fromtimestamp(1_000, UTC)),  # expired: still read, to renew it
+        (_token({"sub": "did:plc:x"}), None),
+        (_token({"exp": "soon"}), None),
+        (_token({"exp": 10**20}), None),
+        ("not.a.jwt", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_jwt_expiry_reads_exp_without_verifying_and_never_raises(token, expected):
+    assert jwt_expiry(token) == expected
+
+
 def _forge_expiring(token: str) -> str:
     """The same token with an ``exp`` in 10 seconds; the PDS would reject it, the hook must not send it."""
     header, payload, signature = token.split(".")
