@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlparse
 
 import requests
@@ -59,6 +59,7 @@ from koho.platforms.types import (
 )
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -392,6 +393,23 @@ class PlatformHook(HttpHook):
             reraise=True,
         )
         return retrying(attempt)
+
+    def poll(
+        self, check: Callable[[], T], done: Callable[[T], bool], *, checks: int, wait: Callable[[int], float]
+    ) -> T:
+        """``check()`` until ``done`` holds for its answer or ``checks`` checks were made; the last answer.
+
+        For a platform still processing something (media, containers): ``wait(n)`` is the pause
+        after the ``n``-th check, never after the last one. An exception from ``check`` ends it.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_not_result(done),
+            stop=tenacity.stop_after_attempt(max(1, checks)),  # at least one look
+            wait=lambda state: wait(state.attempt_number),
+            sleep=self._pause,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome is not None else None,
+        )
+        return retrying(check)
 
     def _pause(self, seconds: float) -> None:
         """The hook's ``sleep``, for waits that are waits (a renewed token is retried at once)."""

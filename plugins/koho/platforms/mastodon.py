@@ -256,11 +256,14 @@ class MastodonHook(PlatformHook):
 
     def _processed(self, attachment: dict[str, Any]) -> dict[str, Any]:
         """The attachment once the instance has processed it (``url`` set), polling a bounded number of times."""
-        for attempt in range(1, MEDIA_POLLS + 1):
-            if attachment.get("url"):
-                return attachment
-            self._sleep(self.retry.backoff(attempt))
-            attachment = self.call("GET", f"/api/v1/media/{attachment['id']}").json()
+        answers = iter([attachment])
+
+        def check() -> dict[str, Any]:  # the upload's own answer first, then the media's
+            return next(answers, None) or self.call("GET", f"/api/v1/media/{attachment['id']}").json()
+
+        attachment = self.poll(
+            check, lambda media: bool(media.get("url")), checks=MEDIA_POLLS + 1, wait=self.retry.backoff
+        )
         if attachment.get("url"):
             return attachment
         raise TransientError(

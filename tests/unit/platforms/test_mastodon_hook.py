@@ -12,8 +12,8 @@ import requests_mock
 
 from koho.errors import InputError
 from koho.platforms.base import RetryPolicy
-from koho.platforms.errors import AuthExpired, PermanentlyRejected, PlatformError, UnknownOutcome
-from koho.platforms.mastodon import MastodonHook, plain_text
+from koho.platforms.errors import AuthExpired, PermanentlyRejected, PlatformError, TransientError, UnknownOutcome
+from koho.platforms.mastodon import MEDIA_POLLS, MastodonHook, plain_text
 from koho.platforms.types import OutgoingPost
 from koho.text.fitting import fit
 from koho.text.rules import rules_for
@@ -296,6 +296,15 @@ def test_media_still_processing_is_waited_for(sandbox, make_hook, tmp_path, wait
     assert len(waits) == 3  # 202 on upload, 206 on two polls, 200 on the third
     status = hook.call("GET", f"/api/v1/statuses/{published.remote_id}").json()
     assert status["media_attachments"][0]["url"]
+
+
+def test_media_that_never_finishes_is_left_for_a_later_try_after_bounded_polls(sandbox, make_hook, tmp_path, waits):
+    slow = sandbox.add_account("mastodon", "koho_stuck", extra={"media_processing_reads": 100})
+    hook = make_hook(slow)
+    with pytest.raises(TransientError, match="still processing"):
+        hook.publish(OutgoingPost("処理中", image_urls=(write_png(tmp_path / "a.png"),)), idempotency_key="d-1")
+    assert len(waits) == MEDIA_POLLS  # one pause before each of the polls, none after the last
+    assert sandbox.posts("mastodon") == []
 
 
 def test_unknown_or_reused_media_ids_are_refused_as_mastodon_does(sandbox, make_hook, tmp_path):
