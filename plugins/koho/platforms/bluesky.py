@@ -131,7 +131,11 @@ def _tags(text: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, 
 
 
 def build_facets(text: str) -> list[dict[str, Any]]:
-    """Link and hashtag facets for ``text``, with byte offsets into its UTF-8 encoding."""
+    """Link and hashtag facets for ``text``, with byte offsets into its UTF-8 encoding.
+
+    Not atproto's ``TextBuilder``: it finds no links or tags (it numbers segments it is given)
+    and adds ``$type`` keys the app does not write; its byte ranges equal these (contract test).
+    """
     links = _links(text)
     facets = [_facet(text, s, e, {"$type": "app.bsky.richtext.facet#link", "uri": url}) for s, e, url in links]
     facets += [
