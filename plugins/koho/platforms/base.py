@@ -76,7 +76,11 @@ class RetryPolicy:
     max_wait: float = 900.0
 
     def backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with full jitter (attempt counts from 1)."""
+        """Capped exponential backoff, jittered between half and all of the cap (attempt counts from 1).
+
+        Hand-written because tenacity's ``wait_random_exponential`` jitters from zero: a retry
+        could follow a 5xx at once, which is what backing off is for avoiding.
+        """
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
@@ -625,6 +629,7 @@ class PlatformHook(HttpHook):
                 self.log.info("%s: earlier attempt had landed as %s", self.platform, found.remote_id)
                 return found
         last: PlatformError | None = None
+        # A loop of its own, not tenacity's: between attempts it reconciles (reads the account).
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 return self._budgeted_publish(post, idempotency_key)
