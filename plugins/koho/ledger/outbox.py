@@ -17,7 +17,7 @@ Airflow never runs two tries of one task instance at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -51,14 +51,6 @@ class OutboxClaim:
     reason: str | None = None
 
 
-def _now(now: datetime | None) -> datetime:
-    if now is None:
-        return utcnow()
-    if now.tzinfo is None:
-        raise ValueError("'now' must be timezone-aware")
-    return now.astimezone(UTC)
-
-
 def claim(
     session: Session,
     *,
@@ -77,7 +69,7 @@ def claim(
 
     Commit right after claiming (before the SMTP call): the claim is what a retry must see.
     """
-    now = _now(now)
+    now = now or utcnow()  # a naive 'now' is refused by the UTC column type
     held = {"claimed_by": claimant.name, "claimed_try": claimant.try_number, "claimed_at": now, "updated_at": now}
     try:
         with session.begin_nested():
@@ -127,7 +119,7 @@ def claim(
 
 def mark_sent(session: Session, row_id: int, attempts: int, *, now: datetime | None = None) -> bool:
     """The relay accepted the mail: ``sending`` -> ``sent`` if this attempt's claim still holds."""
-    now = _now(now)
+    now = now or utcnow()  # a naive 'now' is refused by the UTC column type
     table = OutboxMail.__table__
     statement = update(table).where(
         table.c.id == row_id, table.c.status == OutboxStatus.SENDING.value, table.c.attempts == attempts
@@ -137,7 +129,7 @@ def mark_sent(session: Session, row_id: int, attempts: int, *, now: datetime | N
 
 def mark_failed(session: Session, row_id: int, attempts: int, error: str, *, now: datetime | None = None) -> bool:
     """The relay refused or could not be reached: the mail surely was not sent; a later try may."""
-    now = _now(now)
+    now = now or utcnow()  # a naive 'now' is refused by the UTC column type
     table = OutboxMail.__table__
     statement = update(table).where(
         table.c.id == row_id, table.c.status == OutboxStatus.SENDING.value, table.c.attempts == attempts
