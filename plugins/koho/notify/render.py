@@ -14,7 +14,7 @@ from inscriptis import get_text
 from markupsafe import Markup
 
 from koho import secrets
-from koho.notify.message import Message
+from koho.notify.message import Message, NotifyError
 from koho.templating import html_environment
 
 
@@ -42,17 +42,17 @@ def render(
         **message.context,
         **extra,
         "subject": message.subject,
-        "inline_image": _image_tag(names, set(inline)),
+        "inline_image": _image_tag(message.id, names, set(inline)),
     }
     html = html_environment().get_template(template or message.template).render(**context)
     html = secrets.redact(_with_notices(html, notices))
     return Rendered(html=html, text=secrets.redact(get_text(html).strip() + "\n"))
 
 
-def _image_tag(images: dict, inline: set[str]) -> Callable[..., Markup]:
+def _image_tag(message_id: str, images: dict, inline: set[str]) -> Callable[..., Markup]:
     def inline_image(name: str, alt: str = "", width: int | None = None) -> Markup:
         if name not in images:
-            return Markup("")
+            raise NotifyError(f"{message_id}: the template shows image '{name}', which the message does not carry")
         if name in inline:
             if width:
                 return Markup('<img src="cid:{}" alt="{}" width="{}">').format(name, alt, int(width))

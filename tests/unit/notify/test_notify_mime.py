@@ -93,3 +93,13 @@ def test_a_mail_to_a_bad_address_fails_alone_and_says_which(ledger, smtp):
         send(report(to=("koho@city", "kiki@city.example.jp", "x@y.jp\nBcc: evil@example.com")), ledger=ledger)
 
     assert [m["To"] for m in smtp.messages] == ["kiki@city.example.jp"]
+
+
+def test_a_template_showing_an_image_the_message_lacks_is_an_error_before_anything_is_sent(ledger, smtp):
+    import pytest
+
+    from koho.notify import NotifyError
+
+    with pytest.raises(NotifyError, match="shows image 'reach', which the message does not carry"):
+        send(report(images=()), ledger=ledger)
+    assert smtp.messages == []
