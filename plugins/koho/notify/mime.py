@@ -76,6 +76,13 @@ def build_mail(
     return mail
 
 
+def part_size(data_bytes: int, filename: str) -> int:
+    """An upper bound of one base64 part's bytes in a mail: 76-character lines with CRLF, plus
+    its headers and boundary (file names may be RFC 2231 encoded: 3 characters per byte)."""
+    encoded = 4 * -(-data_bytes // 3)
+    return encoded + 2 * -(-encoded // 76) + 512 + 3 * len(filename.encode())
+
+
 def mail_size(mail: EmailMessage) -> int:
     """Bytes on the wire (what a relay's size limit counts)."""
     return len(mail.as_bytes())

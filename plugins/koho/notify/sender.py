@@ -20,17 +20,18 @@ from typing import Any
 
 from airflow.providers.smtp.hooks.smtp import SmtpHook
 
+from koho.config.schema import MailPolicy
 from koho.ledger import outbox
 from koho.ledger.models import OutboxStatus
 from koho.ledger.outbox import Claimant
 from koho.notify.message import Attachment, InlineImage, Message, NotifyError, bad_address
-from koho.notify.mime import build_mail, mail_message_id, mail_size
+from koho.notify.mime import build_mail, mail_message_id, mail_size, part_size
 from koho.notify.render import render
 from koho.notify.split import MailPart, SplitPlan, plan_parts
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 10_000_000
+DEFAULT_MAX_BYTES = MailPolicy().max_message_bytes
 #: Room for the notices of a split (the first mail is measured with the longest ones).
 NOTICE_MARGIN = 4096
 CONTINUATION_TEMPLATE = "mail/continuation.html.j2"
@@ -162,6 +163,8 @@ def send(
     finally:
         run.transport.close()
     log.info("mail %s: %s", message.id, {k: v for k, v in report.as_dict().items() if v})
+    if report.held:
+        log.warning("%s: not resent, a person should check whether these arrived: %s", message.id, report.held)
     if report.failed or report.in_flight:
         raise MailNotSent(report)
     return report
@@ -243,20 +246,26 @@ def _subject(message: Message, part: MailPart, parts: int) -> str:
 
 
 def _plan(message: Message, max_bytes: int) -> SplitPlan:
+    """Sizes are added up rather than measured by building each candidate mail: the bodies are
+    built once, each image and file is sized by :func:`part_size` (an upper bound)."""
     everything = [*message.images, *message.attachments]
     worst = _notices([i.filename for i in everything], list(message.attachments), parts=99, max_bytes=max_bytes)
-    probe = {"to": "x" * 64, "header_message_id": "<" + "x" * 80 + ">", "part_label": "99/99"}
+    probe = {"subject": message.subject + "（99/99）", "to": "x" * 64, "header_message_id": "<" + "x" * 80 + ">"}
+    names = {image.name for image in message.images}
+    whole = mail_size(build_mail(render(message, inline=names), part_label="99/99", **probe))
+    split = mail_size(build_mail(render(message, inline=names, notices=worst), part_label="99/99", **probe))
+    continuation = render(message, inline=(), template=CONTINUATION_TEMPLATE, part=99, parts=99, files=everything)
+    follow = mail_size(build_mail(continuation, part_label="99/99", **probe))
 
-    def first(images: Sequence[InlineImage], files: Sequence[Attachment]) -> int:
-        split = len(images) + len(files) < len(everything)
-        body = render(message, inline={image.name for image in images}, notices=worst if split else ())
-        mail = build_mail(body, subject=message.subject + "（99/99）", images=images, attachments=files, **probe)
-        return mail_size(mail) + (NOTICE_MARGIN if split else 0)
+    def files(images: Sequence[InlineImage], attachments: Sequence[Attachment]) -> int:
+        return sum(part_size(item.size, item.filename) for item in [*images, *attachments])
 
-    def follow_up(images: Sequence[InlineImage], files: Sequence[Attachment]) -> int:
-        body = render(message, inline=(), template=CONTINUATION_TEMPLATE, part=99, parts=99, files=files)
-        mail = build_mail(body, subject=message.subject + "（99/99）", images=images, attachments=files, **probe)
-        return mail_size(mail) + NOTICE_MARGIN
+    def first(images: Sequence[InlineImage], attachments: Sequence[Attachment]) -> int:
+        all_in = len(images) + len(attachments) == len(everything)
+        return (whole if all_in else split + NOTICE_MARGIN) + files(images, attachments)
+
+    def follow_up(images: Sequence[InlineImage], attachments: Sequence[Attachment]) -> int:
+        return follow + NOTICE_MARGIN + files(images, attachments)
 
     return plan_parts(message.images, message.attachments, limit=max_bytes, first=first, follow_up=follow_up)
 
