@@ -25,6 +25,7 @@ _KNOWN_TYPES = {
     ".png": "image/png",
     ".svg": "image/svg+xml",
 }
+_MIME = re.compile(r"^[a-z]+/[A-Za-z0-9.+-]+$")
 _CID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
 
@@ -52,6 +53,8 @@ class Attachment:
             raise NotifyError(f"attachment file name {self.filename!r}: give a plain file name")
         if not self.mime_type:
             object.__setattr__(self, "mime_type", mime_type_of(self.filename))
+        if not _MIME.match(self.mime_type):
+            raise NotifyError(f"attachment {self.filename}: {self.mime_type!r} is not a MIME type like text/csv")
 
     @classmethod
     def from_path(cls, path: str | Path, filename: str | None = None) -> Attachment:
@@ -83,7 +86,7 @@ class InlineImage:
     def __post_init__(self) -> None:
         if not _CID.match(self.name):
             raise NotifyError(f"inline image name {self.name!r}: use letters, digits, '.', '_' or '-'")
-        if not self.mime_type.startswith("image/"):
+        if not self.mime_type.startswith("image/") or not _MIME.match(self.mime_type):
             raise NotifyError(f"inline image {self.name}: {self.mime_type} is not an image type")
         if not self.filename:
             extension = mimetypes.guess_extension(self.mime_type) or ".img"

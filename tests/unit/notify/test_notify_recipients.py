@@ -1,11 +1,24 @@
-"""Who is told, from the configuration, and the city's name (or "Koho" without a policy)."""
+"""Who is told, from the configuration, the city's name (or "Koho" without a policy), and the
+parts of a message that are refused before anything is sent."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
 from koho.config import KohoConfig
-from koho.notify import NotifyError, city_name, crisis_team, department, max_message_bytes, pr_section
+from koho.notify import (
+    Attachment,
+    InlineImage,
+    Message,
+    NotifyError,
+    city_name,
+    crisis_team,
+    department,
+    max_message_bytes,
+    pr_section,
+)
 
 
 def test_recipients_come_from_departments_and_policy(config):
@@ -44,3 +57,18 @@ def test_the_size_limit_is_read_from_policy_yaml(tmp_path):
     (tmp_path / "a" / "policy.yaml").write_text(policy + "mail: {max_message_mb: 0}\n", encoding="utf-8")
     problems = [str(p) for p in load_config(tmp_path / "a").problems]
     assert any("policy.yaml" in p and "mail.max_message_mb" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("build", "says"),
+    [
+        (lambda: Attachment("a.csv", b"", mime_type="csv"), "'csv' is not a MIME type"),
+        (lambda: Attachment("../etc/passwd", b""), "give a plain file name"),
+        (lambda: InlineImage("chart 1", b""), "use letters, digits"),
+        (lambda: InlineImage("chart", b"", mime_type="text/html"), "is not an image type"),
+        (lambda: Message(id="m", to=("", None), subject="s", template="t"), "m: no recipient address"),
+    ],
+)
+def test_bad_parts_of_a_message_are_refused_with_what_is_wrong(build, says):
+    with pytest.raises(NotifyError, match=re.escape(says)):
+        build()
