@@ -99,6 +99,7 @@ def settle(
     from koho.config.posting import load_posting_settings
     from koho.delivery.tasks import report_outcomes
     from koho.ledger.db import Ledger
+    from koho.notify import city_name, pr_section
     from koho.posting import adhoc
 
     if not checked:
@@ -108,8 +109,8 @@ def settle(
         return {"dry_run": True, **checked["check"]}
     ledger = Ledger.from_airflow()
     config = load_config()
-    city = config.policy.city_name if config.policy else "Koho"
-    pr = [e for e in [config.pr_email()] if e]
+    city = city_name(config)
+    pr = pr_section(config)
     if recorded["needs_approval"] and not approval:
         settings = load_posting_settings()
         waited = timedelta(minutes=settings.approval_timeout_minutes)
@@ -184,7 +185,7 @@ def broadcast(
         report.outcome_rows(result["accounts"]),
     )
     try:
-        result["mailed_to"] = broadcast.mail_summary(result, config)
+        result["mailed_to"] = broadcast.mail_summary(result, config, ledger)
     except Exception as exc:  # the posts are out; a mail problem must not hide or repeat them
         log.exception("the summary mail could not be sent")
         result["mailed_to"] = []
