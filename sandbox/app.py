@@ -17,6 +17,8 @@ from sandbox.timeline import router as timeline_router
 #: The request line and headers uvicorn accepts: a timeline preview carries a whole thread in its
 #: query string (h11's default of 16 KiB is a few Japanese paragraphs).
 MAX_REQUEST_HEAD = 1024 * 1024
+#: uvicorn options every way of serving the sandbox shares.
+SERVER_OPTIONS = {"access_log": False, "h11_max_incomplete_event_size": MAX_REQUEST_HEAD}
 
 #: Platform modules in ``sandbox/platforms``; each has ``PREFIX`` and ``create_app(state)``.
 PLATFORM_MODULES = ("x", "facebook", "instagram", "threads", "line", "youtube", "bluesky", "mastodon", "jma")

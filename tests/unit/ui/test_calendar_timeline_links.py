@@ -21,24 +21,13 @@ SANDBOX = "http://127.0.0.1:8750/_timeline"
 def posted(ledger):
     """One entry published on a sandbox account and on a real-platform account, planned on a third."""
     with ledger.session() as session:
-        session.add_all(
-            [
-                Account(
-                    id="sand-x", platform="x", handle="a", display_name="A", department="pr", connection_id="c_sand"
-                ),
-                Account(
-                    id="real-x", platform="x", handle="b", display_name="B", department="pr", connection_id="c_real"
-                ),
-                Account(
-                    id="later",
-                    platform="bluesky",
-                    handle="c",
-                    display_name="C",
-                    department="pr",
-                    connection_id="c_sand",
-                ),
-            ]
-        )
+        for account_id, platform, conn_id in (
+            ("sand-x", "x", "c_sand"),
+            ("real-x", "x", "c_real"),
+            ("later", "bluesky", "c_sand"),
+        ):
+            fields = {"handle": account_id, "display_name": account_id, "department": "pr", "connection_id": conn_id}
+            session.add(Account(id=account_id, platform=platform, **fields))
         session.add(
             CalendarEntry(
                 id="e1",
