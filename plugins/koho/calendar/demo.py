@@ -5,7 +5,7 @@
 
 * a greeting goes out on every demo account that is outside its quiet hours right then
   (several platforms by day; at night the disaster-prevention account, which has none);
-* one post waits for a PR approver (``approval: true``);
+* one post waits for a PR approver (``approval: true``), with twenty minutes to approve it;
 * one post is refused with a clear reason: it comes one minute after the greeting on the same
   account, which breaks that account's minimum spacing;
 
@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from koho.calendar.approval import deadline_lead
 from koho.config.loader import KohoConfig
 from koho.timeutil import local_zone, to_local
 
@@ -33,6 +34,8 @@ FILE_NAME = "demo-live.yaml"
 #: How long a run's first-visit posts are kept by the next run (restarts within it reuse them).
 KEEP_FIRST_VISIT = timedelta(hours=1)
 DAYS_AHEAD = 14
+#: How long a newcomer has to approve the post that waits for approval (before its deadline).
+TIME_TO_APPROVE = timedelta(minutes=20)
 #: Accounts that greet a first visitor, in order; the disaster-prevention X account has no
 #: quiet hours, so it greets when every other account is in its quiet hours.
 GREETERS = ("city-x", "city-facebook", "city-mastodon", "city-bluesky", "city-threads")
@@ -141,7 +144,8 @@ def first_visit(config: KohoConfig, now: datetime) -> list[dict[str, Any]]:
         {
             "id": f"demo-{stamp}-approval",
             "title": "防災訓練のお知らせ（承認待ちのデモ）",
-            "publish_at": _jst(start + timedelta(minutes=10)),
+            # an approval must come ``deadline_lead()`` before the publish time: leave time for it
+            "publish_at": _jst(start + deadline_lead() + TIME_TO_APPROVE),
             "approval": True,
             "targets": [APPROVAL_ACCOUNT],
             "text": "【デモ】次の日曜日9時から市内一斉防災訓練を行います。広報担当の承認後に公開されます。",

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from koho.calendar import load_calendar
+from koho.calendar.approval import approval_deadline
 from koho.calendar.demo import DAYS_AHEAD, FILE_NAME, write_demo_calendar
 from koho.config import load_config
 from koho.config.loader import include_dir
@@ -55,7 +56,10 @@ def test_first_visit_posts_go_out_within_minutes_one_waits_one_is_refused(tmp_pa
     hello, approval = first["hello"], first["approval"]
     assert now < hello.publish_at <= now + timedelta(minutes=5)
     assert hello.accounts and not hello.excluded_accounts
-    assert approval.approval and approval.accounts and approval.publish_at <= now + timedelta(minutes=15)
+    assert approval.approval and approval.accounts
+    # a newcomer has a quarter of an hour or more to approve it, and sees it published within the hour
+    assert now + timedelta(minutes=15) <= approval_deadline(approval.publish_at) < approval.publish_at
+    assert approval.publish_at <= now + timedelta(hours=1)
     refused = refusal(result)
     assert refused.where.account == hello.accounts[0]
     assert "only 1 min from entry" in refused.message and hello.id in refused.message
