@@ -38,3 +38,22 @@ def test_a_deep_link_shows_the_post_in_its_thread_with_its_link_card(sandbox, ci
         page.goto(f"{sandbox.url}/_timeline?platform=mastodon")
         assert page.locator(".post.mastodon .text").first.inner_text() == HOSTILE
         assert page.locator("section.mastodon img").count() == 0  # the <img> in the text is text
+
+
+def test_the_api_docs_work_with_no_network_beyond_the_sandbox(sandbox):
+    """As on a closed city-hall network: every request elsewhere fails, and Swagger UI still shows the API."""
+    refused: list[str] = []
+
+    def only_the_sandbox(route) -> None:
+        if route.request.url.startswith(sandbox.url):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    with chromium() as browser, page_in(browser) as page:
+        page.route("**/*", only_the_sandbox)
+        page.goto(f"{sandbox.url}/_docs")
+        page.wait_for_selector(".opblock", timeout=30_000)
+        assert page.locator(".opblock", has_text="/_timeline/post").count() == 1
+    assert refused == []
