@@ -75,12 +75,12 @@ def test_the_demo_calendar_shows_its_published_posts_in_the_calendar_and_on_the_
         login(page, stack)
         page.goto(f"{stack.api}/koho/calendar?view=week&date={day}", wait_until="load")
         page.screenshot(path=str(tmp_path / "calendar-week.png"), full_page=True)
-        items = page.locator("li.status-published", has_text=GREETING)
+        items = page.locator("table.cal li.status-published", has_text=GREETING)
         assert items.count() == len(greeted)
         for account_id in greeted:
             row = page.locator("tr", has=page.locator("th.account", has_text=accounts[account_id]["display_name"]))
             assert row.locator("li.status-published", has_text=GREETING).count() == 1, account_id
-        waiting = page.locator("li.status-awaiting_approval")
+        waiting = page.locator("table.cal li.status-awaiting_approval")
         assert waiting.count() == 1 and "防災訓練のお知らせ" in waiting.inner_text()
 
         link = page.locator("li.status-published", has_text=GREETING).locator("a.timeline").first
