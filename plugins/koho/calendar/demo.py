@@ -215,3 +215,17 @@ def _next_minute(moment: datetime) -> datetime:
 
 def _jst(moment: datetime) -> str:
     return f"{to_local(moment):%Y-%m-%d %H:%M}"
+
+
+def main() -> None:
+    """``python -m koho.calendar.demo``: write the demo calendar for now (compose's airflow-init runs it)."""
+    from koho.config import load_config
+    from koho.config.loader import include_dir
+    from koho.timeutil import utcnow
+
+    path = write_demo_calendar(include_dir() / "calendar", load_config(), now=utcnow())
+    print(f"demo calendar from now to two weeks ahead: {path.name}")
+
+
+if __name__ == "__main__":
+    main()
