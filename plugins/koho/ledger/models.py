@@ -237,7 +237,7 @@ class Delivery(Base):
     """One post (or one part of a thread) of one entry revision on one account.
 
     The row exists *before* the platform is called, with a stable ``idempotency_key``; the
-    state machine in :mod:`koho.ledger.repo` moves it to ``sending`` atomically so that two
+    state machine in :mod:`koho.ledger.deliveries` moves it to ``sending`` atomically so that two
     workers can never both post it.
     """
 
