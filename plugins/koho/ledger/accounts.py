@@ -151,3 +151,25 @@ def record_verification(
         account.verify_error = clean_error(error or "verification failed (no reason given)")
     session.flush()
     return account
+
+
+# ---------------------------------------------------------------------------------------------
+# reads
+
+
+def get_account(session: Session, account_id: str) -> Account | None:
+    """The account, or None when the ledger has none with this id."""
+    return session.get(Account, account_id)
+
+
+def accounts_by_id(session: Session, account_ids: Iterable[str] | None = None) -> dict[str, Account]:
+    """The accounts named (all of them when ``account_ids`` is None), by id."""
+    query = select(Account)
+    if account_ids is not None:
+        query = query.where(Account.id.in_(list(account_ids)))
+    return {a.id: a for a in session.scalars(query)}
+
+
+def all_accounts(session: Session) -> list[Account]:
+    """Every account, general ones first, then by id (the order lists show them in)."""
+    return list(session.scalars(select(Account).order_by(Account.kind, Account.id)))

@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from koho.ledger._base import aware_now, clean_error, insert_ignore, reload
 from koho.ledger.errors import DuplicatePublish
-from koho.ledger.models import Delivery, DeliveryStatus
+from koho.ledger.models import Account, CalendarEntry, Delivery, DeliveryStatus, EntryOrigin
 
 log = logging.getLogger(__name__)
 
@@ -401,10 +401,17 @@ def cancel_deliveries(
 
 
 def due_deliveries(
-    session: Session, *, until: datetime, account_id: str | None = None, limit: int | None = None
+    session: Session,
+    *,
+    until: datetime,
+    since: datetime | None = None,
+    account_id: str | None = None,
+    limit: int | None = None,
 ) -> list[Delivery]:
-    """Planned deliveries due at or before ``until``, earliest first."""
+    """Planned deliveries due at or before ``until`` (and not before ``since``), earliest first."""
     query = select(Delivery).where(Delivery.status == DeliveryStatus.PLANNED.value, Delivery.due_at <= until)
+    if since is not None:
+        query = query.where(Delivery.due_at >= since)
     if account_id is not None:
         query = query.where(Delivery.account_id == account_id)
     query = query.order_by(Delivery.due_at, Delivery.id).limit(limit)
@@ -421,3 +428,214 @@ def stale_sending(
         or_(Delivery.sending_since.is_(None), Delivery.sending_since < cutoff),
     )
     return list(session.scalars(query.order_by(Delivery.sending_since, Delivery.id)))
+
+
+def due_or_stale(session: Session, *, until: datetime, stale_before: datetime) -> list[Delivery]:
+    """What a publishing run may send by ``until``: planned deliveries, and deliveries left
+    ``sending`` since before ``stale_before`` (their worker died); earliest first."""
+    query = select(Delivery).where(
+        Delivery.due_at <= until,
+        or_(
+            Delivery.status == DeliveryStatus.PLANNED.value,
+            (Delivery.status == DeliveryStatus.SENDING.value) & (Delivery.sending_since < stale_before),
+        ),
+    )
+    return list(session.scalars(query.order_by(Delivery.due_at, Delivery.id)))
+
+
+def overdue(session: Session, *, due_before: datetime) -> list[Delivery]:
+    """Planned deliveries that were due before ``due_before`` and never went out."""
+    query = select(Delivery).where(Delivery.status == DeliveryStatus.PLANNED.value, Delivery.due_at < due_before)
+    return list(session.scalars(query.order_by(Delivery.due_at, Delivery.id)))
+
+
+def take_on(session: Session, delivery_ids: Iterable[int], run_id: str) -> set[int]:
+    """Mark planned deliveries as taken on by a publishing run (``dag_run_id``); returns those it got.
+
+    A delivery is free when nobody took it on, this run did, or a run of another workflow did
+    (``run_id`` is ``"<dag_id>/<run_id>"``: an ad-hoc run that tried and let go). Taking on is not
+    a claim and leaves the status ``planned``: :func:`claim_for_sending` still decides who sends.
+    """
+    ids = list(delivery_ids)
+    if not ids:
+        return set()
+    table = Delivery.__table__
+    dag_prefix = run_id.split("/", 1)[0] + "/"
+    free = or_(
+        table.c.dag_run_id.is_(None),
+        table.c.dag_run_id == run_id,
+        ~table.c.dag_run_id.startswith(dag_prefix, autoescape=True),
+    )
+    taken = session.execute(
+        update(table)
+        .where(table.c.id.in_(ids), table.c.status == DeliveryStatus.PLANNED.value, free)
+        .values(dag_run_id=run_id)
+        .returning(table.c.id)
+    ).scalars()
+    return set(taken)
+
+
+# ---------------------------------------------------------------------------------------------
+# reads: what the workflows and views ask
+
+
+#: Deliveries that count against caps and spacing: they went out, will, or may have.
+COUNTING = (
+    DeliveryStatus.PLANNED.value,
+    DeliveryStatus.AWAITING_APPROVAL.value,
+    DeliveryStatus.SENDING.value,
+    DeliveryStatus.PUBLISHED.value,
+    DeliveryStatus.NEEDS_ATTENTION.value,
+)
+#: How far before and after the times being judged planned posts matter: a daily cap looks at
+#: the whole local day, spacing at hours; two days cover both whatever the time zone.
+PLANNED_MARGIN = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class PlannedPost:
+    """One post (the first part of a thread) already in the ledger, for the volume rules."""
+
+    account_id: str
+    due_at: datetime
+    entry_id: str
+    emergency: bool
+
+
+def planned_slots(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    exempt_accounts: Iterable[str] = (),
+    exclude_entry: str | None = None,
+) -> list[PlannedPost]:
+    """The posts that count against caps and spacing around [since, until] (no end: all later).
+
+    One rule for every caller: first parts only (a thread is one post), statuses in
+    :data:`COUNTING`, due within :data:`PLANNED_MARGIN` of the window. ``exempt_accounts``
+    (channels that are not social accounts, such as the website) never count;
+    ``exclude_entry`` leaves out the entry being judged again.
+    """
+    query = (
+        select(Delivery.account_id, Delivery.due_at, Delivery.entry_id, CalendarEntry.origin)
+        .join(CalendarEntry, CalendarEntry.id == Delivery.entry_id)
+        .where(
+            Delivery.part_index == 0,
+            Delivery.status.in_(COUNTING),
+            Delivery.due_at >= since - PLANNED_MARGIN,
+        )
+    )
+    if until is not None:
+        query = query.where(Delivery.due_at <= until + PLANNED_MARGIN)
+    exempt = sorted(set(exempt_accounts))
+    if exempt:
+        query = query.where(Delivery.account_id.not_in(exempt))
+    if exclude_entry is not None:
+        query = query.where(Delivery.entry_id != exclude_entry)
+    rows = session.execute(query.order_by(Delivery.due_at, Delivery.id)).all()
+    return [PlannedPost(r.account_id, r.due_at, r.entry_id, r.origin == EntryOrigin.EMERGENCY.value) for r in rows]
+
+
+def for_entry(
+    session: Session,
+    entry_id: str,
+    *,
+    revision: int | None = None,
+    status: str | None = None,
+    last_part_first: bool = False,
+) -> list[Delivery]:
+    """An entry's deliveries (of one revision, in one status), by account then thread part."""
+    return [
+        d
+        for d, _ in with_accounts(session, entry_id, revision=revision, status=status, last_part_first=last_part_first)
+    ]
+
+
+def with_accounts(
+    session: Session,
+    entry_id: str,
+    *,
+    revision: int | None = None,
+    status: str | None = None,
+    last_part_first: bool = False,
+) -> list[tuple[Delivery, Account]]:
+    """Like :func:`for_entry`, each delivery with its account."""
+    query = (
+        select(Delivery, Account)
+        .join(Account, Account.id == Delivery.account_id)
+        .where(Delivery.entry_id == entry_id)
+        .execution_options(populate_existing=True)
+    )
+    if revision is not None:
+        query = query.where(Delivery.revision == revision)
+    if status is not None:
+        query = query.where(Delivery.status == status)
+    part = Delivery.part_index.desc() if last_part_first else Delivery.part_index
+    return [(d, a) for d, a in session.execute(query.order_by(Delivery.account_id, part)).all()]
+
+
+def has_published(session: Session, entry_id: str) -> bool:
+    """Whether any delivery of the entry (any revision) is out."""
+    query = select(Delivery.id).where(Delivery.entry_id == entry_id, Delivery.status == DeliveryStatus.PUBLISHED.value)
+    return session.scalar(query.limit(1)) is not None
+
+
+def count_due(session: Session, entry_ids: Iterable[str], *, until: datetime) -> int:
+    """How many planned deliveries of these entries are due by ``until``."""
+    ids = list(entry_ids)
+    if not ids:
+        return 0
+    query = select(func.count(Delivery.id)).where(
+        Delivery.entry_id.in_(ids), Delivery.status == DeliveryStatus.PLANNED.value, Delivery.due_at <= until
+    )
+    return int(session.scalar(query) or 0)
+
+
+def in_window(
+    session: Session, start: datetime, end: datetime, *, account_id: str | None = None
+) -> list[tuple[Delivery, CalendarEntry, Account]]:
+    """Deliveries due in [start, end) with their entry and account (the calendar view's rows),
+    ordered by entry, account, revision and part."""
+    query = (
+        select(Delivery, CalendarEntry, Account)
+        .join(CalendarEntry, CalendarEntry.id == Delivery.entry_id)
+        .join(Account, Account.id == Delivery.account_id)
+        .where(Delivery.due_at >= start, Delivery.due_at < end)
+    )
+    if account_id:
+        query = query.where(Delivery.account_id == account_id)
+    query = query.order_by(Delivery.entry_id, Delivery.account_id, Delivery.revision, Delivery.part_index)
+    return [(d, e, a) for d, e, a in session.execute(query).all()]
+
+
+def first_published_between(session: Session, start: datetime, end: datetime) -> list[tuple[CalendarEntry, datetime]]:
+    """Entries whose first published delivery went out in [start, end), with that instant, in
+    the order they first went out."""
+    first = (
+        select(Delivery.entry_id, func.min(Delivery.published_at).label("first_published"))
+        .where(Delivery.status == DeliveryStatus.PUBLISHED.value, Delivery.published_at.is_not(None))
+        .group_by(Delivery.entry_id)
+        .subquery()
+    )
+    query = (
+        select(CalendarEntry, first.c.first_published)
+        .join(first, first.c.entry_id == CalendarEntry.id)
+        .where(first.c.first_published >= start, first.c.first_published < end)
+        .order_by(first.c.first_published, CalendarEntry.id)
+    )
+    return [(e, at) for e, at in session.execute(query).all()]
+
+
+def published_with_accounts(session: Session, entry_ids: Iterable[str]) -> list[tuple[Delivery, Account]]:
+    """The published deliveries of these entries with their accounts, in the order they went out."""
+    ids = list(entry_ids)
+    if not ids:
+        return []
+    query = (
+        select(Delivery, Account)
+        .join(Account, Account.id == Delivery.account_id)
+        .where(Delivery.entry_id.in_(ids), Delivery.status == DeliveryStatus.PUBLISHED.value)
+        .order_by(Delivery.published_at, Delivery.account_id, Delivery.part_index)
+    )
+    return [(d, a) for d, a in session.execute(query).all()]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from koho.ledger._base import as_dict, as_json, aware_now, check_value, insert_ignore, reload
@@ -21,6 +21,19 @@ _PUBLISHED_ENTRY = {
     EntryStatus.PARTIALLY_PUBLISHED.value,
     EntryStatus.CHANGED_AFTER_PUBLISH.value,
 }
+
+
+@dataclass(frozen=True)
+class EntrySummary:
+    """What a sync needs to know of an entry the ledger holds, without loading its payload."""
+
+    id: str
+    status: str
+    revision: int
+    content_hash: str
+    publish_at: datetime
+    source: str
+    origin: str
 
 
 @dataclass(frozen=True)
@@ -125,3 +138,73 @@ def refresh_entry_status(session: Session, entry_id: str, *, now: datetime | Non
     else:
         new = EntryStatus.CANCELLED
     return set_entry_status(session, entry_id, new.value, now=now).status
+
+
+def forget_content(session: Session, entry_id: str, prefix: str) -> None:
+    """Prefix the entry's content hash so that no file can match it: should the entry come back
+    (a file moved in two steps, restored from a backup), it is a new revision and planned again."""
+    table = CalendarEntry.__table__
+    session.execute(
+        update(table)
+        .where(table.c.id == entry_id, table.c.content_hash.not_like(f"{prefix}%"))
+        .values(content_hash=func.substr(prefix + table.c.content_hash, 1, 128))
+    )
+    reload(session, CalendarEntry, entry_id)
+
+
+# ---------------------------------------------------------------------------------------------
+# reads
+
+
+def get_entry(session: Session, entry_id: str) -> CalendarEntry | None:
+    """The entry, or None when the ledger has none with this id."""
+    return session.get(CalendarEntry, entry_id)
+
+
+def entry_summaries(session: Session) -> dict[str, EntrySummary]:
+    """Every entry's identity, status and content hash, by id."""
+    rows = session.execute(
+        select(
+            CalendarEntry.id,
+            CalendarEntry.status,
+            CalendarEntry.revision,
+            CalendarEntry.content_hash,
+            CalendarEntry.publish_at,
+            CalendarEntry.source,
+            CalendarEntry.origin,
+        )
+    ).all()
+    return {r.id: EntrySummary(*r) for r in rows}
+
+
+def awaiting_approval(session: Session, *, after: datetime) -> list[CalendarEntry]:
+    """Entries due after ``after`` whose current revision has deliveries waiting for approval,
+    soonest first."""
+    waiting = (
+        select(Delivery.id)
+        .where(
+            Delivery.entry_id == CalendarEntry.id,
+            Delivery.revision == CalendarEntry.revision,
+            Delivery.status == DeliveryStatus.AWAITING_APPROVAL.value,
+        )
+        .exists()
+    )
+    query = select(CalendarEntry).where(
+        CalendarEntry.status == EntryStatus.AWAITING_APPROVAL.value, CalendarEntry.publish_at > after, waiting
+    )
+    return list(session.scalars(query.order_by(CalendarEntry.publish_at, CalendarEntry.id)))
+
+
+def due_between(session: Session, start: datetime, end: datetime, *, unplanned: bool = False) -> list[CalendarEntry]:
+    """Entries whose ``publish_at`` is in [start, end), earliest first; with ``unplanned`` only
+    those without any delivery (newsletter-only entries, or not planned yet)."""
+    query = select(CalendarEntry).where(CalendarEntry.publish_at >= start, CalendarEntry.publish_at < end)
+    if unplanned:
+        query = query.where(~exists().where(Delivery.entry_id == CalendarEntry.id))
+    return list(session.scalars(query.order_by(CalendarEntry.publish_at, CalendarEntry.id)))
+
+
+def created_since(session: Session, *, source: str, since: datetime) -> list[CalendarEntry]:
+    """Entries from ``source`` (e.g. the disaster feed's drafts) created at or after ``since``."""
+    query = select(CalendarEntry).where(CalendarEntry.source == source, CalendarEntry.created_at >= since)
+    return list(session.scalars(query.order_by(CalendarEntry.created_at, CalendarEntry.id)))
