@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from koho.accounts.sync import AlertSpec
-from koho.ledger import repo
+from koho.ledger import alerts as ledger_alerts
 from koho.notify.mail import send_mail
 
 
@@ -17,7 +17,7 @@ def record_alerts(session, specs: Iterable[AlertSpec]) -> int:
     """Store alerts, skipping ones already raised (same dedup key); returns how many are new."""
     new = 0
     for spec in specs:
-        created = repo.raise_alert(
+        created = ledger_alerts.raise_alert(
             session,
             kind=spec.kind,
             dedup_key=spec.dedup_key,
@@ -33,7 +33,7 @@ def record_alerts(session, specs: Iterable[AlertSpec]) -> int:
 def notify_pending(ledger, *, to: Iterable[str], city_name: str, kinds: Iterable[str] | None = None) -> int:
     """Mail every alert not yet notified (of ``kinds``) in one message; returns how many were sent."""
     with ledger.session() as session:
-        pending = repo.pending_alerts(session, kinds=list(kinds) if kinds else None)
+        pending = ledger_alerts.pending_alerts(session, kinds=list(kinds) if kinds else None)
         items = [
             {
                 "id": a.id,
@@ -52,5 +52,5 @@ def notify_pending(ledger, *, to: Iterable[str], city_name: str, kinds: Iterable
     subject = f"[Koho] {city_name}: {len(items)} alert(s)" + (f", {critical} critical" if critical else "")
     send_mail(to=to, subject=subject, template="mail/alerts.html.j2", alerts=items, city_name=city_name)
     with ledger.session() as session:
-        repo.mark_notified(session, [item["id"] for item in items])
+        ledger_alerts.mark_notified(session, [item["id"] for item in items])
     return len(items)

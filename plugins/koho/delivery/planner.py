@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from koho.errors import KohoError
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import deliveries as ledger_deliveries
 from koho.ledger.models import Account, CalendarEntry, Delivery
 from koho.platforms.registry import PLATFORMS, hook_class
 from koho.text.fitting import fit
@@ -38,7 +39,7 @@ class PlanOutcome:
 
 def ensure_website_account(session: Session, *, department: str, base_url: str) -> None:
     """The website channel is a delivery target like an account; give it its ledger row."""
-    repo.upsert_accounts(
+    ledger_accounts.upsert_accounts(
         session,
         [
             {
@@ -134,7 +135,7 @@ def plan_entry(
             continue
         parent: Delivery | None = None
         for index, part in enumerate(parts):
-            result = repo.plan_delivery(
+            result = ledger_deliveries.plan_delivery(
                 session,
                 entry_id=entry.id,
                 account_id=account_id,

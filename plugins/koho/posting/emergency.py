@@ -27,15 +27,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
-from sqlalchemy import select
-
 from koho.calendar.schema import check_https
 from koho.calendar.targets import READ_ONLY_PLATFORMS, resolve_targets
 from koho.config.loader import KohoConfig
 from koho.config.schema import AccountConfig
 from koho.errors import HasProblems, KohoError, Problem, Where
+from koho.ledger import deliveries, entries
 from koho.ledger.db import Ledger
-from koho.ledger.models import CalendarEntry, Delivery
+from koho.ledger.models import Delivery
 from koho.posting.form import looks_like_html
 from koho.posting.settings import PostingSettings
 from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, KINDS, SEVERITIES, WEBSITE_TARGET
@@ -257,7 +256,7 @@ def _takes_images(platform: str) -> bool:
 def lookup_in(ledger: Ledger) -> Callable[[str], Original | None]:
     def lookup(entry_id: str) -> Original | None:
         with ledger.session(readonly=True) as session:
-            row = session.get(CalendarEntry, entry_id)
+            row = entries.get_entry(session, entry_id)
             return Original(row.id, row.origin, row.revision, row.title) if row else None
 
     return lookup
@@ -295,7 +294,6 @@ def plan(
     """Record the entry and plan every delivery in one transaction; returns the chains to send
     and the accounts that got nothing (with the reason). Planning twice is a no-op."""
     from koho.delivery.planner import WEBSITE, ensure_website_account, fitted_parts, supports_replies
-    from koho.ledger import repo
     from koho.posting.adhoc import sync_accounts
 
     limits = dict(config.policy.platform_limits) if config.policy else {}
@@ -309,7 +307,7 @@ def plan(
                 session, department=config.policy.pr_department, base_url=str(config.policy.channels.website.base_url)
             )
         payload = check.payload()
-        row = repo.upsert_entry(
+        row = entries.upsert_entry(
             session,
             {
                 "id": check.entry_id,
@@ -342,7 +340,7 @@ def plan(
             parent_id = parents.get(account.id) if supports_replies(account.platform) else None
             chain = []
             for index, part in enumerate(parts):
-                result = repo.plan_delivery(
+                result = deliveries.plan_delivery(
                     session,
                     entry_id=row.id,
                     account_id=account.id,
@@ -355,7 +353,7 @@ def plan(
                 chain.append(result.delivery.id)
             chains.append(tuple(chain))
         if check.website:
-            result = repo.plan_delivery(
+            result = deliveries.plan_delivery(
                 session, entry_id=row.id, account_id=WEBSITE, revision=row.revision, due_at=now, text=check.message
             )
             chains.append((result.delivery.id,))
@@ -371,14 +369,10 @@ def _hash(payload: Mapping[str, Any]) -> str:
 
 def _parents(session, original_id: str) -> dict[str, int]:
     """Per account, the original's last published part: the post a follow-up answers."""
-    original = session.get(CalendarEntry, original_id)
+    original = entries.get_entry(session, original_id)
     if original is None:
         return {}
-    rows = session.scalars(
-        select(Delivery)
-        .where(Delivery.entry_id == original_id, Delivery.revision == original.revision, Delivery.status == "published")
-        .order_by(Delivery.account_id, Delivery.part_index)
-    )
+    rows = deliveries.for_entry(session, original_id, revision=original.revision, status="published")
     last: dict[str, int] = {}
     for delivery in rows:
         last[delivery.account_id] = delivery.id  # ordered by part: the last one wins
@@ -391,11 +385,7 @@ def _resend_chains(
     """What is left to send: per account, from the first part not yet out (planned, or 'sending'
     for longer than ``stale_after`` — an attempt that died or lost its answer)."""
     with ledger.session(readonly=True) as session:
-        rows = list(
-            session.scalars(
-                select(Delivery).where(Delivery.entry_id == entry_id).order_by(Delivery.account_id, Delivery.part_index)
-            )
-        )
+        rows = deliveries.for_entry(session, entry_id)
     by_account: dict[str, list[Delivery]] = {}
     for delivery in rows:
         by_account.setdefault(delivery.account_id, []).append(delivery)
