@@ -74,6 +74,15 @@ def conflict_insert(session: Session, table: Table) -> Any | None:
     return maker(table) if maker else None
 
 
+def upsert_insert(session: Session, table: Table) -> Any:
+    """Like :func:`conflict_insert`, for writes that need ``ON CONFLICT DO UPDATE`` (no fallback)."""
+    statement = conflict_insert(session, table)
+    if statement is None:
+        name = session.get_bind().dialect.name
+        raise LedgerError(f"the ledger's database ({name}) has no INSERT ... ON CONFLICT; use SQLite or Postgres")
+    return statement
+
+
 def insert_ignore(session: Session, table: Table, values: Mapping[str, Any]) -> bool:
     """Insert a row unless it collides with a unique key; True when it was inserted.
 

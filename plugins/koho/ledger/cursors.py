@@ -14,7 +14,7 @@ from typing import Literal
 from sqlalchemy import ColumnElement, and_, collate, func, or_
 from sqlalchemy.orm import Session
 
-from koho.ledger._base import aware_now, conflict_insert
+from koho.ledger._base import aware_now, upsert_insert
 from koho.ledger.errors import LedgerError
 from koho.ledger.models import Cursor
 
@@ -51,10 +51,7 @@ def set_cursor(
         raise LedgerError(f"cursor {cursor!r} of {account_id}/{stream} is not a decimal number")
     table = Cursor.__table__
     values = {"account_id": account_id, "stream": stream, "cursor": cursor, "updated_at": aware_now(now)}
-    statement = conflict_insert(session, table)
-    if statement is None:
-        raise LedgerError(f"the ledger's database ({session.get_bind().dialect.name}) has no INSERT ... ON CONFLICT")
-    statement = statement.values(**values)
+    statement = upsert_insert(session, table).values(**values)
     new = statement.excluded.cursor
     result = session.execute(
         statement.on_conflict_do_update(

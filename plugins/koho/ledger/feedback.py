@@ -1,4 +1,9 @@
-"""Residents' feedback: comments, replies and mentions, stored once per platform id."""
+"""Residents' feedback: comments, replies and mentions, stored once per platform id.
+
+Residents' text is untrusted and personal: it is stored as received (templates escape it) and
+never logged here. Overlapping collection runs insert with ``ON CONFLICT DO NOTHING`` on
+(platform, account, remote id), so each comment is stored once however many runs saw it.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ def add_feedback(session: Session, items: Iterable[Any], *, now: datetime | None
     ``collected_at`` (default: now), ``department``, ``route_reason``, ``hostile``.
     """
     now = aware_now(now)
-    inserted = 0
+    rows = []
     for raw in items:
         item = as_dict(raw)
         # An empty text is a real comment (an image, a sticker); a missing one is a bug.
@@ -40,8 +45,11 @@ def add_feedback(session: Session, items: Iterable[Any], *, now: datetime | None
         values["collected_at"] = values["collected_at"] or now
         values["created_at"] = values["created_at"] or values["collected_at"]
         values["hostile"] = bool(values["hostile"])
-        inserted += insert_ignore(session, FeedbackItem.__table__, values)
-    return inserted
+        rows.append(values)
+    # In key order: two overlapping batches then take the unique index's locks in the same order
+    # and one waits for the other instead of both deadlocking (Postgres).
+    rows.sort(key=lambda v: (str(v["platform"]), str(v["account_id"]), str(v["remote_id"])))
+    return sum(insert_ignore(session, FeedbackItem.__table__, values) for values in rows)
 
 
 def feedback_for_digest(session: Session, department: str | None = None) -> list[FeedbackItem]:
