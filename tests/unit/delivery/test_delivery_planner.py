@@ -8,7 +8,8 @@ import itertools
 from sqlalchemy import select
 
 from koho.delivery.planner import WEBSITE, ensure_website_account
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import deliveries as ledger_deliveries
 from koho.ledger.models import Account, Delivery
 from koho.text.rules import rules_for
 from tests.unit.delivery.delivery_helpers import T0, account_row, add_entry, plan
@@ -22,7 +23,7 @@ LONG = (
 
 def _accounts(ledger, *rows):
     with ledger.session() as session:
-        repo.upsert_accounts(session, list(rows))
+        ledger_accounts.upsert_accounts(session, list(rows))
 
 
 def _deliveries(ledger, entry_id):
@@ -124,7 +125,7 @@ def test_an_entry_needing_approval_waits(ledger):
     assert {d.status for d in _deliveries(ledger, "bousai")} == {"awaiting_approval"}
 
     with ledger.session() as session:
-        released = repo.approve_deliveries(session, "bousai")
+        released = ledger_deliveries.approve_deliveries(session, "bousai")
     assert len(released) == 1 and {d.status for d in _deliveries(ledger, "bousai")} == {"planned"}
 
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from koho.calendar.retract import RetractError, delete_one, finish, retract_targets
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
 from koho.ledger.models import CalendarEntry, Delivery
 from tests.unit.delivery.delivery_helpers import add_entry, plan, soon
 from tests.unit.delivery.test_delivery_planner import LONG
@@ -45,7 +45,7 @@ def test_retract_deletes_where_possible_and_says_what_to_do_by_hand(ledger, sand
 
 def test_the_website_page_is_removed_by_hand(ledger):
     with ledger.session() as session:
-        repo.upsert_accounts(
+        ledger_accounts.upsert_accounts(
             session,
             [
                 {
