@@ -546,10 +546,8 @@ def for_entry(
     last_part_first: bool = False,
 ) -> list[Delivery]:
     """An entry's deliveries (of one revision, in one status), by account then thread part."""
-    return [
-        d
-        for d, _ in with_accounts(session, entry_id, revision=revision, status=status, last_part_first=last_part_first)
-    ]
+    query = _of_entry(select(Delivery), entry_id, revision, status, last_part_first)
+    return list(session.scalars(query))
 
 
 def with_accounts(
@@ -561,18 +559,19 @@ def with_accounts(
     last_part_first: bool = False,
 ) -> list[tuple[Delivery, Account]]:
     """Like :func:`for_entry`, each delivery with its account."""
-    query = (
-        select(Delivery, Account)
-        .join(Account, Account.id == Delivery.account_id)
-        .where(Delivery.entry_id == entry_id)
-        .execution_options(populate_existing=True)
-    )
+    query = select(Delivery, Account).join(Account, Account.id == Delivery.account_id)
+    query = _of_entry(query, entry_id, revision, status, last_part_first)
+    return [(d, a) for d, a in session.execute(query).all()]
+
+
+def _of_entry(query: Any, entry_id: str, revision: int | None, status: str | None, last_part_first: bool) -> Any:
+    query = query.where(Delivery.entry_id == entry_id).execution_options(populate_existing=True)
     if revision is not None:
         query = query.where(Delivery.revision == revision)
     if status is not None:
         query = query.where(Delivery.status == status)
     part = Delivery.part_index.desc() if last_part_first else Delivery.part_index
-    return [(d, a) for d, a in session.execute(query.order_by(Delivery.account_id, part)).all()]
+    return query.order_by(Delivery.account_id, part)
 
 
 def has_published(session: Session, entry_id: str) -> bool:
