@@ -31,6 +31,7 @@ _UPSERT_DIALECTS = {"postgresql": pg_insert, "sqlite": sqlite_insert}
 
 
 def aware_now(now: datetime | None) -> datetime:
+    """``now`` in UTC (default: this instant); a naive time is refused, as the models refuse it."""
     if now is None:
         return utcnow()
     if now.tzinfo is None:
@@ -58,6 +59,7 @@ def clean_error(reason: str) -> str:
 
 
 def redact_json(value: Any) -> Any:
+    """``value`` with secrets redacted in every string it holds (alert details are mailed)."""
     if isinstance(value, str):
         return secrets.redact(value)
     if isinstance(value, Mapping):
@@ -125,6 +127,7 @@ def reload(session: Session, model: type, ident: Any) -> Any:
 
 
 def check_value(value: str, allowed: type, what: str) -> str:
+    """``value`` if it is one of the enum ``allowed``; a clear error naming ``what`` otherwise."""
     values = {v.value for v in allowed}
     if value not in values:
         raise LedgerError(f"{what} {value!r} is not one of {sorted(values)}")

@@ -64,6 +64,7 @@ def set_cursor(
 
 
 def _further(session: Session, new: ColumnElement, old: ColumnElement, advance: Advance) -> ColumnElement | None:
+    """The SQL condition under which ``new`` replaces ``old`` (None: always)."""
     if advance == "always":
         return None
     if session.get_bind().dialect.name == "postgresql":

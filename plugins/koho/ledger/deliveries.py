@@ -139,6 +139,7 @@ def plan_delivery(
 
 
 def get_delivery(session: Session, delivery_id: int) -> Delivery:
+    """The delivery as the database has it now; :class:`UnknownRecord` when there is none."""
     return reload(session, Delivery, delivery_id)
 
 
@@ -565,6 +566,7 @@ def with_accounts(
 
 
 def _of_entry(query: Any, entry_id: str, revision: int | None, status: str | None, last_part_first: bool) -> Any:
+    """The filter and order :func:`for_entry` and :func:`with_accounts` share."""
     query = query.where(Delivery.entry_id == entry_id).execution_options(populate_existing=True)
     if revision is not None:
         query = query.where(Delivery.revision == revision)

@@ -61,6 +61,7 @@ def feedback_for_digest(session: Session, department: str | None = None) -> list
 
 
 def mark_digest_sent(session: Session, ids: Iterable[int], *, now: datetime | None = None) -> int:
+    """Mark feedback as sent in a digest; returns how many were newly marked (a re-run marks none)."""
     ids = list(ids)
     if not ids:
         return 0
