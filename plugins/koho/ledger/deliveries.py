@@ -11,6 +11,9 @@ The state machine is the only way to change a delivery's status:
 * ``planned`` / ``awaiting_approval`` / ``needs_attention`` -> ``cancelled``: :func:`cancel_deliveries`
 * anything -> ``published``: :func:`mark_published` (the platform is the truth)
 
+Two writes change no status: :func:`take_on` marks planned deliveries as a publishing run's (so
+overlapping runs do not wake twice for one slot) and :func:`renew_claim` keeps a live claim fresh.
+
 Every transition is one conditional ``UPDATE ... WHERE status = <expected>``: the database,
 not the Python code, decides who wins a race, on Postgres (row locks, re-checked WHERE) and on
 SQLite (``BEGIN IMMEDIATE`` serialises writers) alike. A delivery left in ``sending`` by a
