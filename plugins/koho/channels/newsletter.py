@@ -140,32 +140,13 @@ def month_rows(session: Any, year: int, month: int) -> list[dict[str, Any]]:
     An entry belongs to the month of its first published delivery, so a post that went to one
     account at 23:59 and another at 00:01 appears once, with both accounts.
     """
-    from sqlalchemy import func, select
-
-    from koho.ledger.models import Account, CalendarEntry, Delivery, DeliveryStatus
+    from koho.ledger import deliveries as ledger_deliveries
 
     start, end = month_bounds(year, month)
-    published = DeliveryStatus.PUBLISHED.value
-    first = (
-        select(Delivery.entry_id, func.min(Delivery.published_at).label("first_published"))
-        .where(Delivery.status == published, Delivery.published_at.is_not(None))
-        .group_by(Delivery.entry_id)
-        .subquery()
-    )
-    entries = session.execute(
-        select(CalendarEntry, first.c.first_published)
-        .join(first, first.c.entry_id == CalendarEntry.id)
-        .where(first.c.first_published >= start, first.c.first_published < end)
-        .order_by(first.c.first_published, CalendarEntry.id)
-    ).all()
+    entries = ledger_deliveries.first_published_between(session, start, end)
     if not entries:
         return []
-    deliveries = session.execute(
-        select(Delivery, Account)
-        .join(Account, Account.id == Delivery.account_id)
-        .where(Delivery.entry_id.in_([e.id for e, _ in entries]), Delivery.status == published)
-        .order_by(Delivery.published_at, Delivery.account_id, Delivery.part_index)
-    ).all()
+    deliveries = ledger_deliveries.published_with_accounts(session, [e.id for e, _ in entries])
     by_entry: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
     for delivery, account in deliveries:
         by_entry[delivery.entry_id].append((delivery, account))
