@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +18,12 @@ from urllib.parse import urlsplit
 
 from koho.config.loader import include_dir
 from koho.errors import KohoError
+from koho.text.cells import XML_ILLEGAL
 
 try:  # POSIX: Airflow workers. Elsewhere concurrent publishing is simply not serialised.
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
-
-#: Characters XML 1.0 forbids even when escaped; pasted text sometimes carries them.
-_XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class ChannelError(KohoError):
@@ -80,7 +77,7 @@ def folder_lock(folder: Path) -> Iterator[None]:
 
 def xml_safe(text: str) -> str:
     """``text`` without the control characters that would make an XML document ill-formed."""
-    return _XML_ILLEGAL.sub("", text)
+    return XML_ILLEGAL.sub("", text)
 
 
 def is_web_url(value: str) -> bool:
