@@ -46,6 +46,7 @@ from koho.config.loader import media_dir as default_media_dir
 from koho.config.schema import AccountConfig
 from koho.errors import HasProblems, KohoError, Problem, Where
 from koho.posting.settings import PostingSettings
+from koho.text.hygiene import link_problems, text_problems
 from koho.timeutil import holiday_name, to_local
 
 #: The form's fields, as the DAG's Params name them.
@@ -250,6 +251,10 @@ def validate_adhoc(
     title = f.text("title")
     if title is not None and (markup := looks_like_html(title)):
         f.error("title", f"contains markup that looks like HTML ({markup!r}); titles are plain text")
+    own_domains = config.policy.genuine_domains() if config.policy else []
+    for name, value in (("text", text), ("title", title)):
+        for reason in text_problems(value or "", own_domains=own_domains):
+            f.error(name, reason)
     publish_at, publish_now = _when(f, now)
     targets = f.strings("accounts")
     if not targets and "accounts" not in f.bad:
@@ -263,6 +268,8 @@ def validate_adhoc(
         f.error("images", f"{len(images)} images; at most {MAX_IMAGES} per post")
     hashtags = f.strings("hashtags")
     link = f.text("link")
+    for reason in link_problems(link.strip(), own_domains=own_domains) if link else ():
+        f.error("link", reason)
 
     triggered = (triggered_by or "").strip() or None
     needs_approval = not settings.is_pr(triggered)
