@@ -179,7 +179,7 @@ class InputLimits(Strict):
     run that takes minutes and ends out of memory. The defaults are far above any real calendar
     (a busy city plans a few hundred posts a month) and far below what hurts a worker."""
 
-    max_file_bytes: int = Field(default=5_000_000, ge=10_000)
+    max_file_bytes: int = Field(default=3_000_000, ge=10_000)
     max_workbook_bytes: int = Field(default=30_000_000, ge=100_000)  # uncompressed, all parts together
     max_sheet_rows: int = Field(default=20_000, ge=10)
     max_sheet_columns: int = Field(default=100, ge=20)
