@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 import idna
 
-from koho.calendar.formula import formula_problem
 from koho.text.confusables import imitated, is_mixed_script, scripts
 
 #: Explicit bidirectional formatting characters (UAX #9), marks included.
@@ -68,8 +67,11 @@ def text_problems(text: str, *, own_domains: Iterable[str] = (), formulas: bool 
         )
     if text and not any(is_visible(c) for c in text):
         out.append("has no visible character (only blank or zero-width characters)")
-    if formulas and (reason := formula_problem(text)):
-        out.append(reason)
+    if formulas:
+        from koho.calendar.formula import formula_problem  # late: koho.calendar imports this module
+
+        if reason := formula_problem(text):
+            out.append(reason)
     for match in LINK.finditer(text):
         out += link_problems(match.group(0), own_domains=own_domains)
     return out

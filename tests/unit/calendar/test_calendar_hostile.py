@@ -277,7 +277,7 @@ def test_a_formula_behind_any_blank_is_refused(load, lead, kind):
         ("電話は \u202e654-321-0210\u202c まで", "U+202E"),
         ("詳しくは https://www.city.example.jp@evil.example/ へ", "goes to 'evil.example'"),
         ("詳しくは https://www.\u0441ity.example.jp/ へ", "looks like the city's"),
-        ("詳しくは https://www.xn--ity-qdd.example.jp/ へ", "mixes scripts"),
+        ("詳しくは https://www.xn--ity-3ed.example.jp/ へ", "looks like the city's"),
         ("詳しくは https://www.\uff43\uff49\uff54\uff59.example.jp/ へ", "looks like the city's"),
     ],
 )
