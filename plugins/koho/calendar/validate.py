@@ -357,32 +357,26 @@ class _EntryChecker:
         text, source = entry.text_for(account.id, account.platform)
         reason, parts = self._fit(account.platform, text, entry, rule)
         path = ("overrides", source.split(".", 1)[1]) if source.startswith("overrides.") else ("text",)
-        if reason:
-            out.append(
-                Problem(
-                    raw.where(path, account=account.id),
-                    f"text does not fit {account.platform} even after fitting: {reason}; shorten the "
-                    f"text or give this platform its own text (overrides / {account.platform}用本文)",
-                )
-            )
-        elif parts > self.limits.max_thread_parts:
-            out.append(
-                Problem(
-                    raw.where(path, account=account.id),
-                    f"the text would be posted on {account.platform} as a thread of {parts} posts; at most "
-                    f"{self.limits.max_thread_parts} are allowed (policy.yaml limits.max_thread_parts): "
-                    f"shorten it or give this platform its own text ({account.platform}用本文)",
-                )
-            )
-        elif parts > self.limits.warn_thread_parts:
-            out.append(
-                Problem(
-                    raw.where(path, account=account.id),
-                    f"the text will be posted on {account.platform} as a thread of {parts} posts",
-                    severity="warning",
-                )
-            )
+        message, severity = self._length_finding(account.platform, reason, parts)
+        if message:
+            out.append(Problem(raw.where(path, account=account.id), message, severity=severity))
         return out
+
+    def _length_finding(self, platform: str, reason: str | None, parts: int) -> tuple[str | None, str]:
+        """What to say about a text's fitting on ``platform``: (message or None, severity)."""
+        own_text = f"give this platform its own text (overrides / {platform}用本文)"
+        if reason:
+            return f"text does not fit {platform} even after fitting: {reason}; shorten the text or {own_text}", "error"
+        if parts > self.limits.max_thread_parts:
+            return (
+                f"the text would be posted on {platform} as a thread of {parts} posts; at most "
+                f"{self.limits.max_thread_parts} are allowed (policy.yaml limits.max_thread_parts): "
+                f"shorten it or {own_text}",
+                "error",
+            )
+        if parts > self.limits.warn_thread_parts:
+            return f"the text will be posted on {platform} as a thread of {parts} posts", "warning"
+        return None, "warning"
 
     def _fit(self, platform: str, text: str, entry: CalendarEntry, rule: Any) -> tuple[str | None, int]:
         """Why the text cannot be fitted to the platform (or None) and how many posts it makes;

@@ -27,6 +27,16 @@ def statuses(ledger, entry_id: str) -> set[str]:
         return set(session.scalars(select(Delivery.status).where(Delivery.entry_id == entry_id)))
 
 
+def synced_once(ledger, config, tmp_path):
+    """The entry needing approval, synced once: (calendar folder, media folder)."""
+    folder = tmp_path / "calendar"
+    folder.mkdir()
+    media = write_media(tmp_path)
+    (folder / "cal.yaml").write_text("entries:\n" + APPROVED_ENTRY, encoding="utf-8")
+    sync_calendar(ledger, config, folder, now=NOW, media_dir=media)
+    return folder, media
+
+
 def test_the_hostile_corpus_syncs_the_valid_file_and_reports_each_bad_one(ledger, config, tmp_path):
     folder = write_folder(tmp_path / "calendar", hand_made())
     report = sync_calendar(ledger, config, folder, now=NOW, media_dir=write_media(tmp_path))
@@ -53,11 +63,7 @@ def test_a_nul_in_a_text_never_reaches_the_database(ledger, config, tmp_path):
 
 
 def test_a_duplicate_approval_key_keeps_the_approval_the_ledger_had(ledger, config, tmp_path):
-    folder = tmp_path / "calendar"
-    folder.mkdir()
-    media = write_media(tmp_path)
-    (folder / "cal.yaml").write_text("entries:\n" + APPROVED_ENTRY, encoding="utf-8")
-    sync_calendar(ledger, config, folder, now=NOW, media_dir=media)
+    folder, media = synced_once(ledger, config, tmp_path)
     assert statuses(ledger, "needs-ok") == {"awaiting_approval"}
 
     (folder / "cal.yaml").write_text("entries:\n" + APPROVED_ENTRY + "    approval: false\n", encoding="utf-8")
@@ -70,11 +76,7 @@ def test_a_duplicate_approval_key_keeps_the_approval_the_ledger_had(ledger, conf
 
 
 def test_a_file_that_became_unreadable_cancels_nothing(ledger, config, tmp_path):
-    folder = tmp_path / "calendar"
-    folder.mkdir()
-    media = write_media(tmp_path)
-    (folder / "cal.yaml").write_text("entries:\n" + APPROVED_ENTRY, encoding="utf-8")
-    sync_calendar(ledger, config, folder, now=NOW, media_dir=media)
+    folder, media = synced_once(ledger, config, tmp_path)
 
     (folder / "cal.yaml").write_text("entries:\n" + APPROVED_ENTRY + "    text: !evil 別の本文\n", encoding="utf-8")
     report = sync_calendar(ledger, config, folder, now=NOW, media_dir=media)
