@@ -176,6 +176,9 @@ def yaml_entries(doc: YamlDocument) -> SourceRead:
     for key in doc.data:
         if key != "entries":
             out.problems.append(Problem(doc.where((key,)), "unknown top-level key; only 'entries' is allowed"))
+    if any(doc.problem_paths.get(p) == ("entries",) for p in doc.problems):
+        # two 'entries:' lists: which one staff meant is unknown, so neither is planned
+        return out
     items = doc.data["entries"] or []
     if not isinstance(items, list):
         out.problems.append(Problem(doc.where(("entries",)), "'entries' must be a list of entries (each '- id: ...')"))

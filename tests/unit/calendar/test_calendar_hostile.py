@@ -96,6 +96,13 @@ def test_a_key_given_twice_stops_the_entry_instead_of_keeping_the_last_value(loa
     assert "neither value is used" in problem.message
 
 
+def test_two_entries_lists_in_one_file_load_neither(load):
+    second = GOOD.replace("good-1", "other-1")
+    result = load({"cal.yaml": GOOD + second})
+    assert result.entries == []
+    assert any("duplicate key" in p.message and p.where.field == "entries" for p in result.problems)
+
+
 def test_an_id_given_twice_makes_the_whole_file_count_as_unreadable():
     from koho.calendar.sources import yaml_entries
     from koho.config.yamlsource import parse_yaml
