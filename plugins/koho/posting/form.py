@@ -43,7 +43,7 @@ from koho.calendar.targets import resolve_targets
 from koho.calendar.timeparse import EXAMPLE, parse_publish_at
 from koho.config.loader import KohoConfig
 from koho.config.loader import media_dir as default_media_dir
-from koho.config.schema import AccountConfig
+from koho.config.schema import AccountConfig, InputLimits
 from koho.errors import HasProblems, KohoError, Problem, Where
 from koho.posting.settings import PostingSettings
 from koho.text.hygiene import link_problems, text_problems
@@ -252,6 +252,11 @@ def validate_adhoc(
     if title is not None and (markup := looks_like_html(title)):
         f.error("title", f"contains markup that looks like HTML ({markup!r}); titles are plain text")
     own_domains = config.policy.genuine_domains() if config.policy else []
+    bounds = config.policy.limits if config.policy else InputLimits()
+    if text is not None and len(text) > bounds.max_text_chars:
+        f.error(
+            "text", f"{len(text):,} characters; at most {bounds.max_text_chars:,} (policy.yaml limits.max_text_chars)"
+        )
     for name, value in (("text", text), ("title", title)):
         for reason in text_problems(value or "", own_domains=own_domains):
             f.error(name, reason)
@@ -327,6 +332,7 @@ def validate_adhoc(
             limits,
             text_ok="text" not in f.bad and "link" not in f.bad,
             images_ok="images" not in f.bad,
+            max_parts=bounds.max_thread_parts,
         )
         if preview:
             previews.append(preview)
@@ -471,7 +477,14 @@ def _holiday(f: _Form, entry: CalendarEntry, config: KohoConfig) -> None:
 
 
 def _preview(
-    f: _Form, entry: CalendarEntry, account: AccountConfig, limits: dict, *, text_ok: bool, images_ok: bool
+    f: _Form,
+    entry: CalendarEntry,
+    account: AccountConfig,
+    limits: dict,
+    *,
+    text_ok: bool,
+    images_ok: bool,
+    max_parts: int | None = None,
 ) -> AccountPreview | None:
     from koho.delivery.planner import supports_replies
     from koho.platforms.registry import hook_class
@@ -506,6 +519,7 @@ def _preview(
             hashtags=entry.hashtags,
             allow_thread=supports_replies(account.platform),
             rule=rule,
+            max_parts=max_parts,
         )
     except KohoError as exc:
         f.error(

@@ -43,3 +43,15 @@ def test_emergency_form_refuses_hostile_text(city, settings, changes, field, rea
     result = check(city, settings, **changes)
     assert not result.ok
     assert any(p.where.field == field and reason in p.message for p in result.errors), [str(p) for p in result.errors]
+
+
+def test_adhoc_form_refuses_a_flood_of_text_before_fitting(submit):
+    result = submit({**BASE, "text": "お知らせです。" * 1500})
+    [problem] = [p for p in result.check.errors if p.where.field == "text"]
+    assert "10,500 characters; at most 8,000" in problem.message
+
+
+def test_adhoc_form_names_the_thread_length_it_refuses(submit):
+    result = submit({**BASE, "text": "防災訓練のお知らせです。" * 100})
+    [problem] = [p for p in result.check.errors if p.where.account == "city-x"]
+    assert "a thread would need" in problem.message and "at most 8 allowed" in problem.message
