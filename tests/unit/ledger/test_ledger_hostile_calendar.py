@@ -82,3 +82,27 @@ def test_a_file_that_became_unreadable_cancels_nothing(ledger, config, tmp_path)
     report = sync_calendar(ledger, config, folder, now=NOW, media_dir=media)
     assert statuses(ledger, "needs-ok") == {"awaiting_approval"} and report.removed == []
     assert any("tag '!evil'" in e for e in report.errors)
+
+
+def test_a_hidden_sheet_is_never_planned_and_the_report_names_the_sheet_read(ledger, config, tmp_path):
+    from openpyxl import Workbook
+
+    from tests.unit.calendar.calendar_helpers import table_rows
+
+    row = {"タイトル": "t", "公開日時": "2027-02-03 10:00", "対象": "city-x", "本文": "本文です"}
+    book = Workbook()
+    draft = book.active
+    draft.title = "下書き"
+    for values in table_rows([{**row, "ID": "secret"}]):
+        draft.append(values)
+    draft.sheet_state = "hidden"
+    public = book.create_sheet("公開用")
+    for values in table_rows([{**row, "ID": "public"}]):
+        public.append(values)
+    folder = write_folder(tmp_path / "calendar", {})
+    book.save(folder / "cal.xlsx")
+
+    report = sync_calendar(ledger, config, folder, now=NOW, media_dir=write_media(tmp_path))
+    assert set(stored(ledger)) == {GOOD_ID, "public"}
+    assert report.sheets == {"cal.xlsx": "公開用"}
+    assert any("'公開用' was read" in w for w in report.warnings)
