@@ -96,7 +96,7 @@ def read_source(path: Path, *, display_name: str | None = None, limits: InputLim
             name,
             problems=[Problem(Where(file=name), f"cannot be read ({type(exc).__name__}: {exc}); nothing was loaded")],
         )
-    return _cap_entries(read, limits.max_entries_per_file)
+    return _cap_problems(_cap_entries(read, limits.max_entries_per_file), limits.max_problems_per_file)
 
 
 def _read_kind(path: Path, name: str, limits: InputLimits) -> SourceRead:
@@ -118,7 +118,7 @@ def _read_kind(path: Path, name: str, limits: InputLimits) -> SourceRead:
     if suffix in YAML_SUFFIXES:
         return read_yaml(path, display_name=name, limits=limits)
     if suffix == ".csv":
-        return read_csv(path, display_name=name)
+        return read_csv(path, display_name=name, max_entries=limits.max_entries_per_file)
     return read_xlsx(path, display_name=name, limits=limits)
 
 
@@ -129,11 +129,37 @@ def _cap_entries(read: SourceRead, limit: int) -> SourceRead:
         read.problems.append(
             Problem(
                 replace(first_left.where(), field=None),
-                f"the file has {len(read.entries)} entries; at most {limit} are read per file "
+                f"the file has more than {limit} entries; at most {limit} are read per file "
                 "(policy.yaml limits.max_entries_per_file): this one and the rest are not loaded; split the file",
             )
         )
         del read.entries[limit:]
+    return read
+
+
+def _cap_problems(read: SourceRead, limit: int) -> SourceRead:
+    """At most about ``limit`` problems listed per file, so one hostile file cannot flood the mail.
+
+    Past the limit every entry keeps its first problem (an entry with an error must stay refused)
+    and one warning says how many were left out."""
+    total = len(read.problems) + sum(len(e.problems) for e in read.entries)
+    if total <= limit:
+        return read
+    left = limit
+    del read.problems[max(1, limit // 4) :]
+    left -= len(read.problems)
+    for entry in read.entries:
+        keep = max(1, min(len(entry.problems), left)) if entry.problems else 0
+        del entry.problems[keep:]
+        left -= keep
+    shown = len(read.problems) + sum(len(e.problems) for e in read.entries)
+    read.problems.append(
+        Problem(
+            Where(file=read.file),
+            f"{total - shown:,} more problems in this file are not listed (policy.yaml limits.max_problems_per_file)",
+            severity="warning",
+        )
+    )
     return read
 
 
@@ -229,7 +255,7 @@ def decode_csv(raw: bytes) -> tuple[str, str]:
     return raw.decode("cp932"), "cp932"
 
 
-def read_csv(path: Path, *, display_name: str | None = None) -> SourceRead:
+def read_csv(path: Path, *, display_name: str | None = None, max_entries: int | None = None) -> SourceRead:
     name = display_name or path.name
     try:
         text, _ = decode_csv(path.read_bytes())
@@ -239,10 +265,10 @@ def read_csv(path: Path, *, display_name: str | None = None) -> SourceRead:
         return SourceRead(
             name, problems=[Problem(Where(file=name), "cannot read the text: save the CSV as UTF-8 or Shift_JIS")]
         )
-    return csv_entries(text, name)
+    return csv_entries(text, name, max_entries=max_entries)
 
 
-def csv_entries(text: str, name: str) -> SourceRead:
+def csv_entries(text: str, name: str, *, max_entries: int | None = None) -> SourceRead:
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -261,6 +287,7 @@ def csv_entries(text: str, name: str) -> SourceRead:
         rows(),
         cell=lambda row, col, header: Where(file=name, line=row, field=header),
         whole_row=lambda row: Where(file=name, line=row),
+        max_entries=max_entries,
     )
 
 
@@ -308,6 +335,7 @@ def read_xlsx(path: Path, *, display_name: str | None = None, limits: InputLimit
             rows(),
             cell=lambda row, col, header: Where(file=f"{prefix}{_letter(col)}{row}", field=header),
             whole_row=lambda row: Where(file=f"{prefix}{row}:{row}"),
+            max_entries=limits.max_entries_per_file,
         )
         out.entries, out.problems = table.entries, [*notes, *table.problems]
         return out
@@ -405,6 +433,7 @@ def _table_entries(
     *,
     cell: Callable[[int, int, str | None], Where],
     whole_row: Callable[[int], Where],
+    max_entries: int | None = None,
 ) -> SourceRead:
     """Shared by CSV and Excel: find the header row, map columns, turn each data row into a RawEntry."""
     out = SourceRead(name)
@@ -427,6 +456,8 @@ def _table_entries(
             raw = _row_entry(row, values, header, mapping, closed, cell, whole_row)
             if raw is not None:
                 out.entries.append(raw)
+                if max_entries is not None and len(out.entries) > max_entries:
+                    break  # one past the limit, so that the cap can say where the rest starts
     except _TableError as exc:
         out.problems.append(exc.problem)
     return out

@@ -186,6 +186,7 @@ class InputLimits(Strict):
     max_yaml_nodes: int = Field(default=200_000, ge=100)  # values after expanding aliases
     max_yaml_aliases: int = Field(default=100, ge=0)
     max_entries_per_file: int = Field(default=2_000, ge=1)
+    max_problems_per_file: int = Field(default=200, ge=10)  # listed; every refused entry still says why
     max_text_chars: int = Field(default=8_000, ge=100)  # before fitting; above LINE's 5000, far below a flood
     max_thread_parts: int = Field(default=8, ge=1)
     warn_thread_parts: int = Field(default=4, ge=1)

@@ -225,7 +225,17 @@ def test_entries_over_the_per_file_limit_are_refused_with_the_place_of_the_first
     read = read_source(tmp_path / "cal.csv", limits=InputLimits(max_entries_per_file=3))
     assert [e.data["id"] for e in read.entries] == ["e0", "e1", "e2"]
     [problem] = read.problems
-    assert problem.where.line == 5 and "has 5 entries; at most 3" in problem.message
+    assert problem.where.line == 5 and "more than 3 entries; at most 3" in problem.message
+
+
+def test_one_file_lists_a_bounded_number_of_problems_and_every_bad_entry_stays_refused(tmp_path):
+    rows = [{**ROW, "ID": f"e{i}", "承認": "たぶん", "状態": "?", "祝日可": "?"} for i in range(40)]
+    (tmp_path / "cal.csv").write_bytes(csv_bytes(table_rows(rows)))
+    read = read_source(tmp_path / "cal.csv", limits=InputLimits(max_problems_per_file=20))
+    assert all(e.problems for e in read.entries)  # each entry is still refused
+    listed = sum(len(e.problems) for e in read.entries)
+    assert listed <= 20 + len(read.entries) < 3 * 40  # the limit, then one per entry
+    assert "more problems in this file are not listed" in read.problems[-1].message
 
 
 def test_rows_past_the_sheet_limit_are_not_read(tmp_path):
