@@ -13,14 +13,16 @@ What is faithful and why it matters to Koho:
   ``RateLimit-Remaining``, ``RateLimit-Reset`` (epoch seconds) and ``RateLimit-Policy``; 429 is
   ``RateLimitExceeded``;
 * records: ``createRecord`` validates the post lexicon (text at most 300 graphemes and 3,000
-  bytes, ``createdAt`` required) but, like the reference PDS, does **not** check facet byte
-  ranges: wrong offsets are stored as sent. Record keys are TIDs, CIDs are real CIDv1 strings,
-  and an explicit ``rkey`` that already exists answers 500 as the reference PDS does;
+  UTF-8 bytes, refused in the validator's words, ``createdAt`` required) but, like the
+  reference PDS, does **not** check facet byte ranges: wrong offsets are stored as sent.
+  Record keys are TIDs, CIDs are real CIDv1 strings, and an explicit ``rkey`` that already
+  exists answers 500 as the reference PDS does;
 * reads: ``listRecords`` (newest first, ``cursor`` = last rkey, ``reverse``), ``getRecord``,
   ``getPosts`` (like/repost/reply/quote counts), ``getAuthorFeed``, ``listNotifications``
   (residents' replies and mentions, newest first, with ``reasons``), ``searchActors``,
   ``getProfile`` and ``getSession``. ``getProfile`` is served so that the atproto SDK's
-  ``login()`` works unchanged.
+  ``login()`` works unchanged; a ``server_error`` fault on it answers 502 ``UpstreamFailure``,
+  as a PDS does when the AppView behind it is down.
 
 Residents' comments (``state.comments``) appear as reply or mention notifications; a resident
 who is only a name gets a stable synthetic handle and DID.
@@ -453,11 +455,14 @@ def _validate_post(state: SandboxState, did: str, record: Any) -> dict[str, Any]
     text = record.get("text")
     if not isinstance(text, str):
         raise _invalid(prefix + 'Record must have the property "text"')
-    if len(text.encode("utf-8")) > MAX_TEXT_BYTES:
-        raise _invalid(prefix + f"Record/text must not be longer than {MAX_TEXT_BYTES} characters")
+    # The lexicon's two limits, in the order and the words of the PDS's validator: maxLength
+    # counts UTF-8 bytes ("string too big"), maxGraphemes user-perceived characters.
+    size = len(text.encode("utf-8"))
+    if size > MAX_TEXT_BYTES:
+        raise _invalid(prefix + f"string too big (maximum {MAX_TEXT_BYTES}, got {size}) at $.record.text")
     count = grapheme.length(text)
     if count > MAX_GRAPHEMES:
-        raise _invalid(prefix + f"Record/text grapheme too big (maximum {MAX_GRAPHEMES}, got {count})")
+        raise _invalid(prefix + f"grapheme too big (maximum {MAX_GRAPHEMES}, got {count}) at $.record.text")
     if "createdAt" not in record:
         raise _invalid(prefix + 'Record must have the property "createdAt"')
     if _parse_datetime(record["createdAt"]) is None:
@@ -872,7 +877,14 @@ def create_app(state: SandboxState) -> FastAPI:
     async def get_profile(request: Request) -> Response:
         viewer = _optional_auth(request)
         actor = _required(request, "actor")
-        _, headers = await _gate(request, "metrics", viewer, bucket="read")
+        try:
+            _, headers = await _gate(request, "metrics", viewer, bucket="read")
+        except SandboxError as exc:
+            if exc.kind != "server_error":
+                raise
+            # getProfile is the AppView's, proxied by the PDS: with the AppView down the PDS
+            # answers 502 UpstreamFailure although the session itself is fine.
+            raise _invalid("Upstream Failure", error="UpstreamFailure", status=502) from None
         account = _find_account(state, actor)
         if account is None:
             raise _invalid("Profile not found")

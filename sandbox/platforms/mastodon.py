@@ -7,7 +7,8 @@ What is faithful and why it matters to Koho:
   retries a post whose answer was lost);
 * status ``content`` is HTML as Mastodon renders it (paragraphs, ``<br />``, links with
   invisible/ellipsis spans, hashtag and mention links), so hooks must turn it back into text;
-* length is counted the instance's way (``configuration.statuses.max_characters`` 500; every
+* length is counted the instance's way (``configuration.statuses.max_characters``, 500 unless
+  :func:`set_max_characters` set another, served in ``/api/v2/instance`` and enforced; every
   URL counts 23; a mention counts its local part) and overflow is a 422;
 * errors are ``{"error": "..."}``: Doorkeeper's 401 texts for invalid, expired and revoked
   tokens, 422 for validation, 404 ``Record not found``;
@@ -58,11 +59,28 @@ MAX_MEDIA_ATTACHMENTS = 4
 IMAGE_SIZE_LIMIT = 16 * 1024 * 1024  # Mastodon 4's default, announced in configuration.media_attachments
 SUPPORTED_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 VERSION = "4.3.0"
-_STATUS_CONFIGURATION = {
-    "max_characters": MAX_CHARACTERS,
-    "max_media_attachments": MAX_MEDIA_ATTACHMENTS,
-    "characters_reserved_per_url": URL_CHARACTERS,
-}
+
+
+def max_characters(state: SandboxState) -> int:
+    """The instance's ``max_characters``: 500 as in stock Mastodon, unless a test set another."""
+    return int(state.scratch.get(PLATFORM, {}).get("max_characters", MAX_CHARACTERS))
+
+
+def set_max_characters(state: SandboxState, limit: int) -> None:
+    """Make the instance one with another limit (forks and admins raise or lower it); reset restores 500."""
+    if limit < 1:
+        raise ValueError("max_characters must be at least 1")
+    with state.lock:
+        state.scratch.setdefault(PLATFORM, {})["max_characters"] = int(limit)
+
+
+def _status_configuration(state: SandboxState) -> dict[str, int]:
+    return {
+        "max_characters": max_characters(state),
+        "max_media_attachments": MAX_MEDIA_ATTACHMENTS,
+        "characters_reserved_per_url": URL_CHARACTERS,
+    }
+
 
 _FAULT_BODIES = {
     "rate_limit": (429, "Too many requests"),
@@ -576,7 +594,7 @@ def create_app(state: SandboxState) -> FastAPI:
                 "configuration": {
                     "urls": {"streaming": f"ws://{domain}"},
                     "accounts": {"max_featured_tags": 10, "max_pinned_statuses": 5},
-                    "statuses": _STATUS_CONFIGURATION,
+                    "statuses": _status_configuration(state),
                     "media_attachments": {
                         "supported_mime_types": list(SUPPORTED_IMAGE_TYPES),
                         "image_size_limit": IMAGE_SIZE_LIMIT,
@@ -619,7 +637,7 @@ def create_app(state: SandboxState) -> FastAPI:
                 "registrations": False,
                 "approval_required": False,
                 "invites_enabled": False,
-                "configuration": {"statuses": _STATUS_CONFIGURATION},
+                "configuration": {"statuses": _status_configuration(state)},
                 "contact_account": None,
                 "rules": [],
             }
@@ -733,8 +751,10 @@ def _validate_status(state: SandboxState, params: dict[str, Any]) -> None:
     if not text.strip() and not params.get("media_ids"):
         raise SandboxError("invalid", 422, "Validation failed: Text can't be blank")
     total = countable_length(text) + countable_length(str(params.get("spoiler_text") or ""))
-    if total > MAX_CHARACTERS:
-        raise SandboxError("too_long", 422, f"Validation failed: Text character limit of {MAX_CHARACTERS} exceeded")
+    limit = max_characters(state)
+    if total > limit:
+        # StatusLengthValidator's words (locale statuses.over_character_limit), as Rails joins them.
+        raise SandboxError("too_long", 422, f"Validation failed: Text character limit of {limit} exceeded")
     visibility = params.get("visibility") or "public"
     if visibility not in VISIBILITIES:
         raise SandboxError("invalid", 422, "Validation failed: Visibility is not included in the list")

@@ -15,7 +15,7 @@ from atproto_client.exceptions import AtProtocolError, BadRequestError, RateLimi
 from atproto_server.auth.jwt import get_jwt_payload
 
 from koho.platforms.base import RetryPolicy
-from koho.platforms.bluesky import BlueskyHook
+from koho.platforms.bluesky import BlueskyHook, build_facets
 from koho.platforms.types import OutgoingPost
 from sandbox.platforms.bluesky import session_counts
 
@@ -99,6 +99,37 @@ def test_sdk_reads_what_the_koho_hook_wrote(sandbox, connect, city, client, pass
     data = record.value.text.encode("utf-8")
     slices = [data[f.index.byte_start : f.index.byte_end].decode() for f in record.value.facets]
     assert slices == ["https://www.city.example.jp/gomi", "#こほ市"]
+
+
+FACET_TEXTS = [
+    "ごみ収集日が変わります。詳しくは https://www.city.example.jp/kurashi/gomi/2026.html をご覧ください。#こほ市 #ごみ",
+    "🎉👨‍👩‍👧‍👦 お祭り https://example.jp/matsuri?x=1&y=2 、#夏祭り 🇯🇵",
+    "https://example.jp/gomiをご覧ください。#防災の日。備えを",
+    "（詳細：https://example.jp/a_(b)）＃防災 and #Koho2026 👍🏽",
+    "絵文字だけ😀😃😄 https://x.example/path#frag",
+]
+
+
+@pytest.mark.parametrize("text", FACET_TEXTS)
+def test_facet_byte_ranges_equal_the_sdk_text_builder_s(text):
+    """Koho finds links and tags itself (TextBuilder only numbers segments it is given); given
+    the same segments, the SDK's builder must put every facet at the same UTF-8 byte range."""
+    ours = build_facets(text)
+    builder, position = client_utils.TextBuilder(), 0
+    for facet in ours:
+        start, end = (len(text.encode("utf-8")[: facet["index"][k]].decode("utf-8")) for k in ("byteStart", "byteEnd"))
+        feature = facet["features"][0]
+        builder.text(text[position:start])
+        if feature["$type"].endswith("#link"):
+            builder.link(text[start:end], feature["uri"])
+        else:
+            builder.tag(text[start:end], feature["tag"])
+        position = end
+    builder.text(text[position:])
+    assert builder.build_text() == text
+    theirs = [(f.index.byte_start, f.index.byte_end) for f in builder.build_facets()]
+    assert theirs == [(f["index"]["byteStart"], f["index"]["byteEnd"]) for f in ours]
+    assert len(ours) >= 1
 
 
 def test_images_notifications_and_search(sandbox, client, city, password):

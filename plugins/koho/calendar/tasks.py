@@ -1,5 +1,5 @@
-"""Task bodies of the calendar DAGs (``calendar_sync``, ``calendar_retract``, ``newsletter_export``):
-glue between Airflow's task context and the calendar logic. DAG files stay wiring only."""
+"""Task bodies of the calendar DAGs (``calendar_sync``, ``calendar_retract``): glue between
+Airflow's task context and the calendar logic. DAG files stay wiring only."""
 
 from __future__ import annotations
 
@@ -178,20 +178,3 @@ def retract_report(params: dict[str, Any], results: list[dict[str, Any]] | None,
             "some posts could not be deleted:\n" + "\n".join(r["instruction"] for r in summary["failed"])
         )
     return summary
-
-
-# -- newsletter_export ------------------------------------------------------------------------
-
-
-def newsletter(params: dict[str, Any], logical_date: datetime | None) -> dict[str, Any]:
-    from koho.calendar.newsletter_export import export, mail_editors, previous_month
-    from koho.config import load_config
-    from koho.ledger.db import Ledger
-
-    year, month = params.get("year"), params.get("month")
-    if not (year and month):
-        year, month = previous_month(logical_date or utcnow())
-    config = load_config()
-    result = export(Ledger.from_airflow(), config, int(year), int(month))
-    result["mailed"] = mail_editors(result, config)
-    return result

@@ -130,7 +130,7 @@ def report_outcomes(ledger: Ledger, outcomes: list[dict[str, Any]], *, to: list[
             subject=f"{o['account_id']}: '{o['entry_id']}' "
             + ("was not published" if o["status"] == "failed" else "may not have been published"),
             severity="critical" if o["status"] == "failed" else "warning",
-            account_id=o["account_id"] if o["account_id"] != "website" else None,
+            account_id=o["account_id"] if _in_registry(o["platform"]) else None,
             detail={
                 "entry": o["entry_id"],
                 "platform": o["platform"],
@@ -153,3 +153,11 @@ def report_outcomes(ledger: Ledger, outcomes: list[dict[str, Any]], *, to: list[
     }
     log.info("publishing summary: %s", summary)
     return summary
+
+
+def _in_registry(platform: str) -> bool:
+    """Alerts name an account of accounts.yaml; a channel's pseudo-account is not one."""
+    from koho.delivery.publishers import capabilities_of
+
+    capabilities = capabilities_of(platform)
+    return capabilities is None or capabilities.registry_account

@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import tenacity
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from koho.config.emergency import DEFAULT_FEED_TITLES, EmergencySettings
 from koho.emergency.jma import (
-    DEFAULT_FEED_TITLES,
     MAX_DOCUMENT_BYTES,
-    EmergencySettings,
     JmaDocumentError,
     JmaWarning,
     Watch,
@@ -372,39 +372,49 @@ class JmaFeedTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         poller = self.poller()
         problems: list[str] = []  # bad bulletins met on the way, reported with the event
+        pause: float | None = None  # until the next poll; None once there is something to say
+
         async with self.session() as session:
-            while True:
+
+            async def look() -> PollResult:
+                nonlocal problems, pause
                 result = await poller.poll(session)
                 problems = [*problems, *result.problems][-50:]
-                if result.fatal:
-                    yield TriggerEvent({"kind": "error", "feed_url": self.feed_url, "message": result.fatal})
-                    return
-                if result.warnings:
-                    self.log.info(
-                        "JMA feed %s: %s new warning(s) for %s",
-                        self.feed_url,
-                        len(result.warnings),
-                        ", ".join(self.area_codes),
-                    )
-                    await self.before_firing()
-                    yield TriggerEvent(
-                        {
-                            "kind": "jma_warnings",
-                            "feed_url": self.feed_url,
-                            "warnings": result.warnings,
-                            "cancellations": result.cancellations,
-                            "problems": problems,
-                            "state": poller.state(),
-                        }
-                    )
-                    return
-                pause = self.next_pause()
-                if pause is None:
-                    yield TriggerEvent(
-                        {"kind": "window_end", "feed_url": self.feed_url, "problems": problems, "state": poller.state()}
-                    )
-                    return
-                await asyncio.sleep(pause)
+                pause = None if result.fatal or result.warnings else self.next_pause()
+                return result
+
+            # Poll again while nothing was found and the watch goes on; a poll never raises for
+            # network or server trouble (it is retried at the next poll), so this is the only loop.
+            result = await tenacity.AsyncRetrying(
+                retry=tenacity.retry_if_result(lambda _: pause is not None),
+                wait=lambda _: pause or 0.0,
+                sleep=asyncio.sleep,
+            )(look)
+            if result.fatal:
+                yield TriggerEvent({"kind": "error", "feed_url": self.feed_url, "message": result.fatal})
+                return
+            if result.warnings:
+                self.log.info(
+                    "JMA feed %s: %s new warning(s) for %s",
+                    self.feed_url,
+                    len(result.warnings),
+                    ", ".join(self.area_codes),
+                )
+                await self.before_firing()
+                yield TriggerEvent(
+                    {
+                        "kind": "jma_warnings",
+                        "feed_url": self.feed_url,
+                        "warnings": result.warnings,
+                        "cancellations": result.cancellations,
+                        "problems": problems,
+                        "state": poller.state(),
+                    }
+                )
+                return
+            yield TriggerEvent(
+                {"kind": "window_end", "feed_url": self.feed_url, "problems": problems, "state": poller.state()}
+            )
 
     async def before_firing(self) -> None:
         """Called with new warnings in hand, just before the event: nothing to wait for here."""

@@ -33,8 +33,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from koho.config.emergency import EmergencySettings
 from koho.emergency.drafts import EmergencyDraft, draft_post
-from koho.emergency.jma import EmergencySettings
 from koho.emergency.triggers import JmaFeedTrigger
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class JmaWatchOperator(BaseOperator):
         self.poll_interval = poll_interval
 
     def _settings(self) -> EmergencySettings:
-        from koho.emergency.jma import load_emergency_settings
+        from koho.config.emergency import load_emergency_settings
 
         return load_emergency_settings()
 
@@ -348,7 +348,7 @@ DraftApprovalOperator = _hitl_approval_class()
 
 def broadcast_conf(params: Mapping[str, Any], approval: Mapping[str, Any] | None) -> dict[str, Any]:
     """The emergency_broadcast form filled in from an approved draft (the approver's text wins)."""
-    from koho.posting.settings import load_posting_settings
+    from koho.config.posting import load_posting_settings
     from koho.posting.vocabulary import DEFAULT_TARGETS
 
     approval = approval or {}

@@ -52,6 +52,8 @@ DEFAULT_GRAPH_VERSION = "v21.0"
 TRANSIENT_CODES = frozenset({1, 2, -1, -2})
 #: 4 app, 17 user, 32 Page (user token), 613 custom; 80000-80014 Business Use Case throttles
 #: (80001 Pages, 80002 Instagram, ...).
+#: Container statuses that end the wait: ready, already out, or beyond repair.
+_SETTLED = frozenset({"FINISHED", "PUBLISHED", "ERROR", "EXPIRED"})
 THROTTLE_CODES = frozenset({4, 17, 32, 613, *range(80000, 80015)})
 AUTH_CODES = frozenset({102, 190})
 PERMISSION_CODES = frozenset({10, *range(200, 300)})
@@ -643,36 +645,37 @@ class ContainerHook(GraphHook):
 
     def _wait_until_finished(self, container_id: str, key: str | None = None, status: str | None = None) -> None:
         attempts, interval = self._poll()
-        detail = None
-        for attempt in range(1, attempts + 1):
-            if status is None:
-                status, detail = self.container_status(container_id)
-            if status == "FINISHED":
-                return
-            if status == "PUBLISHED":
-                raise UnknownOutcome(
-                    f"container {container_id} is already published; reconciling",
+        known = iter([(status, None)] if status is not None else [])
+
+        def check() -> tuple[str, str | None]:  # a status the caller already read counts as the first check
+            return next(known, None) or self.container_status(container_id)
+
+        status, detail = self.poll(
+            check, lambda answer: answer[0] in _SETTLED, checks=attempts, wait=lambda _check: interval
+        )
+        if status == "FINISHED":
+            return
+        if status == "PUBLISHED":
+            raise UnknownOutcome(
+                f"container {container_id} is already published; reconciling",
+                platform=self.platform,
+                account=self.account_label,
+            )
+        if status in ("ERROR", "EXPIRED"):
+            if key is not None:
+                self.containers.pop(key, None)
+            if status == "ERROR":
+                raise PermanentlyRejected(
+                    f"the media could not be processed ({secrets.redact(str(detail))})",
+                    kind="bad_media",
                     platform=self.platform,
                     account=self.account_label,
                 )
-            if status in ("ERROR", "EXPIRED"):
-                if key is not None:
-                    self.containers.pop(key, None)
-                if status == "ERROR":
-                    raise PermanentlyRejected(
-                        f"the media could not be processed ({secrets.redact(str(detail))})",
-                        kind="bad_media",
-                        platform=self.platform,
-                        account=self.account_label,
-                    )
-                raise TransientError(
-                    f"container {container_id} expired before publishing; a new one will be made",
-                    platform=self.platform,
-                    account=self.account_label,
-                )
-            if attempt < attempts:
-                self._sleep(interval)
-            status = None
+            raise TransientError(
+                f"container {container_id} expired before publishing; a new one will be made",
+                platform=self.platform,
+                account=self.account_label,
+            )
         raise TransientError(
             f"container {container_id} still processing after {attempts} checks; a later try reuses it",
             platform=self.platform,

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote, urlparse
 
 import requests
+import tenacity
 from airflow.providers.http.hooks.http import HttpHook, _process_extra_options_from_connection
 
 from koho import secrets
@@ -58,6 +59,7 @@ from koho.platforms.types import (
 )
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,11 @@ class RetryPolicy:
     max_wait: float = 900.0
 
     def backoff(self, attempt: int) -> float:
-        """Capped exponential backoff with full jitter (attempt counts from 1)."""
+        """Capped exponential backoff, jittered between half and all of the cap (attempt counts from 1).
+
+        Hand-written because tenacity's ``wait_random_exponential`` jitters from zero: a retry
+        could follow a 5xx at once, which is what backing off is for avoiding.
+        """
         ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
@@ -346,31 +352,73 @@ class PlatformHook(HttpHook):
             retry_unknown = method not in WRITE_METHODS
         bucket = self.rate_bucket(method, path)
         refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def attempt() -> requests.Response:
             self._wait_for_window(bucket, self.request_cost(method, path))
-            try:
-                return self.request(method, path, **kwargs)
-            except RateLimited as exc:
-                wait = exc.seconds_to_wait()
-                wait = self.retry.backoff(attempt) if wait is None else wait + 0.05
-                if attempt >= self.retry.max_attempts or wait > self.retry.max_wait:
-                    raise
-                self.log.info("%s rate limited; waiting %.1fs for the window to reset", self.platform, wait)
-                self._sleep(wait)
-            except UnknownOutcome:
-                if not retry_unknown or attempt >= self.retry.max_attempts:
-                    raise
-                self._sleep(self.retry.backoff(attempt))
-            except TransientError:
-                if attempt >= self.retry.max_attempts:
-                    raise
-                self._sleep(self.retry.backoff(attempt))
-            except AuthExpired:
+            return self.request(method, path, **kwargs)
+
+        def retryable(exc: BaseException) -> bool:
+            nonlocal refreshed
+            if isinstance(exc, AuthExpired):  # renewed once where the platform allows, at any attempt
                 if refreshed or not self.refresh_auth():
-                    raise
+                    return False
                 refreshed = True
+                return True
+            if isinstance(exc, UnknownOutcome):
+                return retry_unknown
+            return isinstance(exc, RateLimited | TransientError)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = _failure(state)
+            if isinstance(exc, AuthExpired):
+                return 0.0  # the renewed token is tried at once
+            announced = exc.seconds_to_wait() if isinstance(exc, RateLimited) else None
+            return self.retry.backoff(state.attempt_number) if announced is None else announced + 0.05
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            exc = _failure(state)
+            if isinstance(exc, AuthExpired):
+                return False
+            too_far = isinstance(exc, RateLimited) and (state.upcoming_sleep or 0.0) > self.retry.max_wait
+            return too_far or state.attempt_number >= self.retry.max_attempts
+
+        def announce(state: tenacity.RetryCallState) -> None:
+            if isinstance(_failure(state), RateLimited):
+                self.log.info(
+                    "%s rate limited; waiting %.1fs for the window to reset", self.platform, state.upcoming_sleep
+                )
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(retryable),
+            wait=wait,
+            stop=stop,
+            before_sleep=announce,
+            sleep=self._pause,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def poll(
+        self, check: Callable[[], T], done: Callable[[T], bool], *, checks: int, wait: Callable[[int], float]
+    ) -> T:
+        """``check()`` until ``done`` holds for its answer or ``checks`` checks were made; the last answer.
+
+        For a platform still processing something (media, containers): ``wait(n)`` is the pause
+        after the ``n``-th check, never after the last one. An exception from ``check`` ends it.
+        """
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_not_result(done),
+            stop=tenacity.stop_after_attempt(max(1, checks)),  # at least one look
+            wait=lambda state: wait(state.attempt_number),
+            sleep=self._pause,
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome is not None else None,
+        )
+        return retrying(check)
+
+    def _pause(self, seconds: float) -> None:
+        """The hook's ``sleep``, for waits that are waits (a renewed token is retried at once)."""
+        if seconds > 0:
+            self._sleep(seconds)
 
     def _budgeted_publish(self, post: OutgoingPost, idempotency_key: str) -> PublishedPost:
         """One publish attempt within the account's own posting budget (see :class:`WriteBudget`)."""
@@ -581,6 +629,7 @@ class PlatformHook(HttpHook):
                 self.log.info("%s: earlier attempt had landed as %s", self.platform, found.remote_id)
                 return found
         last: PlatformError | None = None
+        # A loop of its own, not tenacity's: between attempts it reconciles (reads the account).
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 return self._budgeted_publish(post, idempotency_key)
@@ -635,6 +684,11 @@ class PlatformHook(HttpHook):
                 platform=self.platform,
                 account=self.account_label,
             ) from exc
+
+
+def _failure(state: tenacity.RetryCallState) -> BaseException | None:
+    """The exception the attempt that ``state`` describes ended with."""
+    return state.outcome.exception() if state.outcome is not None else None
 
 
 def _never_sent(exc: requests.exceptions.ConnectionError) -> bool:

@@ -22,16 +22,14 @@ Remote ids are AT URIs (``at://did/app.bsky.feed.post/rkey``); the public URL of
 
 from __future__ import annotations
 
-import base64
-import dataclasses
 import hashlib
-import json
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grapheme
+import jwt
 import regex
 import requests
 
@@ -133,7 +131,11 @@ def _tags(text: str, taken: list[tuple[int, int, str]]) -> list[tuple[int, int, 
 
 
 def build_facets(text: str) -> list[dict[str, Any]]:
-    """Link and hashtag facets for ``text``, with byte offsets into its UTF-8 encoding."""
+    """Link and hashtag facets for ``text``, with byte offsets into its UTF-8 encoding.
+
+    Not atproto's ``TextBuilder``: it finds no links or tags (it numbers segments it is given)
+    and adds ``$type`` keys the app does not write; its byte ranges equal these (contract test).
+    """
     links = _links(text)
     facets = [_facet(text, s, e, {"$type": "app.bsky.richtext.facet#link", "uri": url}) for s, e, url in links]
     facets += [
@@ -158,12 +160,17 @@ def split_at_uri(uri: str) -> tuple[str, str, str]:
 
 
 def jwt_expiry(token: str | None) -> datetime | None:
-    """The ``exp`` claim of a JWT-shaped session token (read, not verified: the PDS verifies)."""
+    """The ``exp`` claim of a JWT-shaped session token (read, not verified: the PDS verifies).
+
+    PyJWT reads it; without the PDS's key the signature cannot be checked, and an expired
+    token must still be read (that is when the hook renews it), so no claim is verified.
+    """
+    if not isinstance(token, str):
+        return None
     try:
-        payload = token.split(".")[1]  # type: ignore[union-attr]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = jwt.decode(token, options={"verify_signature": False})
         return datetime.fromtimestamp(int(claims["exp"]), UTC)
-    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError, OverflowError, OSError):
         return None
 
 
@@ -390,7 +397,9 @@ class BlueskyHook(PlatformHook):
             return PermanentlyRejected(message, kind="forbidden", **kw)
         if name in AUTH_ERRORS or status == 401:
             return AuthExpired(message, **kw)
-        if "grapheme too big" in lowered or "longer than" in lowered or "too long" in lowered:
+        # The lexicon validator's words for maxGraphemes ("grapheme too big") and for maxLength,
+        # the 3,000 UTF-8 bytes ("string too big"); older PDS versions said "longer than".
+        if "too big" in lowered or "longer than" in lowered or "too long" in lowered:
             return PermanentlyRejected(message, kind="too_long", **kw)
         if name in ("BlobTooLarge", "BlobNotFound", "PayloadTooLarge") or status == 413:
             return PermanentlyRejected(message, kind="bad_media", **kw)
@@ -407,7 +416,15 @@ class BlueskyHook(PlatformHook):
     def verify_credentials(self) -> AccountInfo:
         session = self.call("GET", XRPC + "com.atproto.server.getSession").json()
         self._did, self._handle = session["did"], session["handle"]
-        profile = self._profile(self._did)
+        try:
+            profile = self._profile(self._did)
+        except TransientError as exc:
+            # The session answered, so the credentials are good; the profile is the AppView's,
+            # which the PDS proxies (502 while it is down): the profile is unknown, not the login.
+            self.log.warning(
+                "%s: profile of %s unavailable (%s); reported as unknown", self.platform, self._handle, exc
+            )
+            profile = {}
         return AccountInfo(
             remote_id=self._did,
             handle=self._handle,
@@ -515,9 +532,17 @@ class BlueskyHook(PlatformHook):
         maybe_sent_before: bool = False,
         since: datetime | None = None,
     ) -> PublishedPost:
-        # createdAt is what reconciliation matches on, so every attempt must send the same one.
+        """:meth:`PlatformHook.publish_once`, for a post that carries its planned ``created_at``.
+
+        The record key that makes a second copy impossible is minted from ``created_at`` and the
+        idempotency key (see :func:`tid_for`), and reconciliation matches ``createdAt``: a time
+        taken here would differ on every call, and two calls with one key would post twice.
+        """
         if post.created_at is None:
-            post = dataclasses.replace(post, created_at=datetime.now(UTC))
+            raise ValueError(
+                "a Bluesky post needs its planned created_at (fixed once, sent by every attempt): "
+                "without it one idempotency key cannot keep a second call from posting again"
+            )
         return super().publish_once(
             post, idempotency_key=idempotency_key, maybe_sent_before=maybe_sent_before, since=since
         )

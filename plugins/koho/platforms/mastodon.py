@@ -24,6 +24,8 @@ Status ``content`` is HTML; every text this hook returns is plain text.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -48,6 +50,7 @@ from koho.platforms.types import (
     PublishedPost,
     RemotePost,
 )
+from koho.text.rules import CHARACTERS_RESERVED_PER_URL, TextRule, count_mastodon, rules_for
 
 _PAGE_CAP = 10
 #: ``configuration.statuses.max_media_attachments`` and the default ``image_size_limit`` (16 MB)
@@ -100,6 +103,8 @@ class MastodonHook(PlatformHook):
         super().__init__(*args, **kwargs)
         #: Delivery key -> media ids already uploaded for it (see the module docstring).
         self._uploaded: dict[str, list[dict[str, Any]]] = {}
+        #: The instance's (max characters, characters per URL); ``False`` until read, ``None`` if unknown.
+        self._instance_limits: tuple[int, int] | bool | None = False
 
     # ----------------------------------------------------------------- connection
 
@@ -159,7 +164,9 @@ class MastodonHook(PlatformHook):
         lowered = detail.lower()
         if status == 401:
             return AuthExpired(f"{message}; issue a new access token for the connection", **kw)
-        if status == 422 and "character limit" in lowered:
+        # StatusLengthValidator says "character limit of 500 exceeded"; Rails' own length
+        # validator, which forks and other fields use, says "is too long (maximum is N characters)".
+        if status == 422 and ("character limit" in lowered or "is too long" in lowered):
             return PermanentlyRejected(message, kind="too_long", **kw)
         if status == 422 and "duplicate" in lowered:
             return PermanentlyRejected(message, kind="duplicate", **kw)
@@ -249,11 +256,14 @@ class MastodonHook(PlatformHook):
 
     def _processed(self, attachment: dict[str, Any]) -> dict[str, Any]:
         """The attachment once the instance has processed it (``url`` set), polling a bounded number of times."""
-        for attempt in range(1, MEDIA_POLLS + 1):
-            if attachment.get("url"):
-                return attachment
-            self._sleep(self.retry.backoff(attempt))
-            attachment = self.call("GET", f"/api/v1/media/{attachment['id']}").json()
+        answers = iter([attachment])
+
+        def check() -> dict[str, Any]:  # the upload's own answer first, then the media's
+            return next(answers, None) or self.call("GET", f"/api/v1/media/{attachment['id']}").json()
+
+        attachment = self.poll(
+            check, lambda media: bool(media.get("url")), checks=MEDIA_POLLS + 1, wait=self.retry.backoff
+        )
         if attachment.get("url"):
             return attachment
         raise TransientError(
@@ -356,10 +366,38 @@ class MastodonHook(PlatformHook):
         accounts = self.call("GET", "/api/v2/search", params=params).json().get("accounts") or []
         return [self._account_info(a) for a in accounts][:limit]
 
-    def max_characters(self) -> tuple[int, int]:
-        """(max characters, characters per URL) the instance announces in ``/api/v2/instance``."""
-        statuses = (self.call("GET", "/api/v2/instance").json().get("configuration") or {}).get("statuses") or {}
-        return int(statuses.get("max_characters", 500)), int(statuses.get("characters_reserved_per_url", 23))
+    def max_characters(self) -> tuple[int, int] | None:
+        """(max characters, characters per URL) the instance announces in ``/api/v2/instance``.
+
+        Read once per hook: the limit is the instance's, and instances differ (500 is only the
+        stock default; forks and admins set 1,000 or more). ``None`` when the instance does not
+        say (an old version, a failed read): the configured rule stands then.
+        """
+        if self._instance_limits is False:
+            try:
+                body = self.call("GET", "/api/v2/instance").json()
+            except (TransientError, PermanentlyRejected) as exc:
+                self.log.warning("mastodon: could not read the instance's limits (%s); using the configured ones", exc)
+                body = {}
+            statuses = ((body if isinstance(body, dict) else {}).get("configuration") or {}).get("statuses") or {}
+            try:
+                most = int(statuses["max_characters"])
+                per_url = int(statuses.get("characters_reserved_per_url", CHARACTERS_RESERVED_PER_URL))
+                self._instance_limits = (most, per_url) if most > 0 and per_url >= 0 else None
+            except (KeyError, TypeError, ValueError):
+                self._instance_limits = None
+        return self._instance_limits
+
+    def text_rule(self, configured: TextRule | None = None) -> TextRule:
+        """The length rule to fit this account's posts by: the instance's, when it announces one."""
+        rule = configured or rules_for(self.platform)
+        announced = self.max_characters()
+        if announced is None:
+            return rule
+        most, per_url = announced
+        return dataclasses.replace(
+            rule.with_limit(most), counter=functools.partial(count_mastodon, url_length=per_url), url_length=per_url
+        )
 
 
 def _id_key(value: str) -> tuple[int, str]:

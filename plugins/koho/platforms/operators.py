@@ -64,6 +64,19 @@ class PlatformOperator(BaseOperator):
         raise NotImplementedError
 
 
+def planned_created_at(context: Any) -> datetime:
+    """The post's ``created_at``: the run's ``run_after``, the same for every try of the task.
+
+    Platforms that reconcile by it (Bluesky) need one value per post across retries; the
+    moment a try starts would differ on each.
+    """
+    dag_run = context.get("dag_run")
+    moment = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
+    if moment is None:
+        raise ValueError("the task context has no dag_run with run_after: the post's created_at cannot be fixed")
+    return moment
+
+
 class PublishPostOperator(PlatformOperator):
     """Publish one post exactly once (the idempotency key must be stable across retries)."""
 
@@ -86,7 +99,13 @@ class PublishPostOperator(PlatformOperator):
         self.reply_to, self.idempotency_key = reply_to, idempotency_key
 
     def run(self, hook, context: Any) -> dict[str, Any]:
-        post = OutgoingPost(text=self.text, link=self.link, image_urls=tuple(self.image_urls), reply_to=self.reply_to)
+        post = OutgoingPost(
+            text=self.text,
+            link=self.link,
+            image_urls=tuple(self.image_urls),
+            reply_to=self.reply_to,
+            created_at=planned_created_at(context),
+        )
         maybe_sent = (context.get("ti").try_number if context.get("ti") else 1) > 1
         published = hook.publish_once(post, idempotency_key=self.idempotency_key, maybe_sent_before=maybe_sent)
         self.log.info("%s: published %s %s", self.platform, published.remote_id, published.url or "")

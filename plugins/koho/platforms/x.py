@@ -8,8 +8,9 @@ posts on behalf of a user:
   token refreshed outside Koho, wrong for a schedule that posts tomorrow.
 * OAuth 1.0a user context: set ``consumer_key``, ``consumer_secret`` and ``access_token_secret``
   in the extra (the access token stays in ``password``). These tokens do not expire, so this is
-  what a city's scheduled posting should use. Requests are signed here (HMAC-SHA1, RFC 5849)
-  rather than through requests-oauthlib, whose debug logging prints the access token.
+  what a city's scheduled posting should use. Requests are signed by requests-oauthlib
+  (HMAC-SHA1, RFC 5849); its debug logging, which prints the access token, goes through
+  :func:`koho.secrets.redact`.
 
 X has no idempotency key. After an unknown outcome Koho reads the account's own posts since the
 attempt and matches the text; X rewrites every URL (including ``example.com/x`` without a
@@ -31,18 +32,15 @@ every other URL.
 from __future__ import annotations
 
 import html
+import logging
 import re
-import secrets as pysecrets
-import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import requests
 import twitter_text
-from oauthlib.oauth1.rfc5849 import signature as oauth1_signature
-from oauthlib.oauth1.rfc5849.utils import escape as oauth1_escape
+from requests_oauthlib import OAuth1
 
 from koho import secrets
 from koho.platforms.base import PlatformHook, RateLimitInfo, normalized_text, parse_time
@@ -85,42 +83,16 @@ MAX_IMAGES = 4
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
 
-class _OAuth1(requests.auth.AuthBase):
-    """OAuth 1.0a HMAC-SHA1 request signing (RFC 5849 section 3), without logging anything.
+class _RedactSigning(logging.Filter):
+    """oauthlib and requests-oauthlib log each signed request at DEBUG, the access token in it."""
 
-    Only query and form parameters are signed; X's v2 bodies are JSON, which OAuth 1.0a leaves
-    out of the signature base string.
-    """
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = secrets.redact(record.getMessage()), ()
+        return True
 
-    def __init__(self, consumer_key: str, consumer_secret: str, token: str, token_secret: str) -> None:
-        self.consumer_key, self.consumer_secret = consumer_key, consumer_secret
-        self.token, self.token_secret = token, token_secret
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        oauth = {
-            "oauth_consumer_key": self.consumer_key,
-            "oauth_nonce": pysecrets.token_hex(16),
-            "oauth_signature_method": "HMAC-SHA1",
-            "oauth_timestamp": str(int(time.time())),
-            "oauth_token": self.token,
-            "oauth_version": "1.0",
-        }
-        url = request.url or ""
-        params = list(parse_qsl(urlsplit(url).query, keep_blank_values=True)) + list(oauth.items())
-        content_type = request.headers.get("Content-Type", "")
-        if content_type.startswith("application/x-www-form-urlencoded") and request.body:
-            body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
-            params += parse_qsl(body, keep_blank_values=True)
-        base = oauth1_signature.signature_base_string(
-            (request.method or "GET").upper(),
-            oauth1_signature.base_string_uri(url),
-            oauth1_signature.normalize_parameters(params),
-        )
-        oauth["oauth_signature"] = oauth1_signature.sign_hmac_sha1(base, self.consumer_secret, self.token_secret)
-        request.headers["Authorization"] = "OAuth " + ", ".join(
-            f'{oauth1_escape(k)}="{oauth1_escape(v)}"' for k, v in oauth.items()
-        )
-        return request
+for _logger in ("requests_oauthlib.oauth1_auth", "oauthlib.oauth1.rfc5849"):
+    logging.getLogger(_logger).addFilter(_RedactSigning())
 
 
 def _x_text(text: str) -> str:
@@ -165,10 +137,16 @@ class XHook(PlatformHook):
 
     # ----------------------------------------------------------------- auth
 
-    def _oauth1(self) -> _OAuth1 | None:
+    def _oauth1(self) -> OAuth1 | None:
+        """HMAC-SHA1 signing in the Authorization header (RFC 5849); X's JSON bodies are not signed."""
         extra = self.extras
         if extra.get("consumer_key") and extra.get("consumer_secret") and extra.get("access_token_secret"):
-            return _OAuth1(extra["consumer_key"], extra["consumer_secret"], self.token, extra["access_token_secret"])
+            return OAuth1(
+                extra["consumer_key"],
+                client_secret=extra["consumer_secret"],
+                resource_owner_key=self.token,
+                resource_owner_secret=extra["access_token_secret"],
+            )
         return None
 
     def auth_headers(self) -> dict[str, str]:

@@ -43,9 +43,9 @@ from koho.calendar.targets import resolve_targets
 from koho.calendar.timeparse import EXAMPLE, parse_publish_at
 from koho.config.loader import KohoConfig
 from koho.config.loader import media_dir as default_media_dir
+from koho.config.posting import PostingSettings
 from koho.config.schema import AccountConfig, InputLimits
 from koho.errors import HasProblems, KohoError, Problem, Where
-from koho.posting.settings import PostingSettings
 from koho.text.hygiene import link_problems, text_problems
 from koho.timeutil import holiday_name, to_local
 

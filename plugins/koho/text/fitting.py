@@ -53,6 +53,10 @@ DOMAIN = regex.compile(
     rf"(?<![A-Za-z0-9@./:_-])(?:[A-Za-z0-9-]+\.)+[A-Za-z]{{2,}}(?:/{_URL_CHARS}*)?(?<![.,:;!?'\)\]])"
 )
 _GRAPHEME = regex.compile(r"\X")
+#: Caps a platform sets on the UTF-8 encoding besides its length rule: app.bsky.feed.post's text
+#: has ``maxLength`` 3000 (bytes) as well as ``maxGraphemes`` 300, and emoji-heavy text (a family
+#: emoji is one grapheme of 25 bytes) reaches the bytes first. Every candidate must fit both.
+UTF8_BYTE_LIMITS: dict[str, int] = {"bluesky": 3000}
 
 
 class TextError(KohoError):
@@ -238,10 +242,28 @@ class _Job:
         return self.rule.max_length
 
     def fits(self, candidate: str) -> bool:
-        return self.rule.count(candidate) <= self.limit and _entity_problem(self.rule, candidate) is None
+        return (
+            self.rule.count(candidate) <= self.limit
+            and _bytes_over(self.rule, candidate) is None
+            and _entity_problem(self.rule, candidate) is None
+        )
 
     def too_long(self, message: str, candidate: str) -> TextDoesNotFit:
-        return TextDoesNotFit(message, platform=self.rule.name, length=self.rule.count(candidate), limit=self.limit)
+        length = self.rule.count(candidate)
+        over = _bytes_over(self.rule, candidate)
+        if length <= self.limit and over is not None:
+            size, most = over
+            return TextDoesNotFit(f"{message}: {size:,} UTF-8 bytes, at most {most:,}", platform=self.rule.name)
+        return TextDoesNotFit(message, platform=self.rule.name, length=length, limit=self.limit)
+
+
+def _bytes_over(rule: TextRule, text: str) -> tuple[int, int] | None:
+    """``(size, cap)`` when ``text``'s UTF-8 encoding is over the platform's byte cap, else ``None``."""
+    most = UTF8_BYTE_LIMITS.get(rule.name)
+    if most is None:
+        return None
+    size = len(text.encode("utf-8"))
+    return (size, most) if size > most else None
 
 
 def _thread(job: _Job, cuts: _Cuts) -> tuple[list[str], list[tuple[int, int]]]:
@@ -350,6 +372,11 @@ def _result(rule: TextRule, parts: list[str], strategy: str, spans: list[tuple[i
         problem = _entity_problem(rule, part)
         if problem:
             raise TextDoesNotFit(problem, platform=rule.name)
+        over = _bytes_over(rule, part)
+        if over is not None and rule.max_length is not None:  # a bug guard, as for the length below
+            raise TextDoesNotFit(
+                f"a fitted part came out {over[0]:,} UTF-8 bytes, at most {over[1]:,}", platform=rule.name
+            )
     lengths = [rule.count(p) for p in parts]
     if rule.max_length is not None:
         for length in lengths:

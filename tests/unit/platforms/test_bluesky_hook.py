@@ -226,6 +226,45 @@ def test_text_limit_is_300_graphemes_not_code_points(sandbox, hook):
     assert len(sandbox.posts("bluesky")) == 1
 
 
+def test_text_over_3000_utf8_bytes_is_too_long_in_the_pds_s_words(sandbox, hook):
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # 1 grapheme, 25 bytes
+    text = "防災" * 100 + family * 100  # 300 graphemes, 3,100 bytes
+    with pytest.raises(PermanentlyRejected) as exc:
+        hook.publish_once(OutgoingPost(text=text, created_at=at()), idempotency_key="bytes")
+    assert exc.value.kind == "too_long"
+    assert "string too big (maximum 3000, got 3100) at $.record.text" in str(exc.value)
+    assert sandbox.posts("bluesky") == []
+
+
+def test_verify_credentials_with_the_appview_down_reports_the_profile_unknown(sandbox, city, hook, waits):
+    sandbox.fault("bluesky", "server_error", operation="metrics", count=POLICY.max_attempts)
+    info = hook.verify_credentials()  # the login and getSession worked: the credentials are fine
+    assert (info.remote_id, info.handle) == (city["account_id"], HANDLE)
+    assert (info.display_name, info.followers) == (None, None)
+    assert len(waits) == POLICY.max_attempts - 1  # a passing fault was given its retries first
+
+
+def test_get_profile_answers_502_upstream_failure_when_the_appview_is_down(sandbox, city, hook):
+    hook.verify_credentials()
+    sandbox.fault("bluesky", "server_error", operation="metrics")
+    answer = requests.get(
+        f"{sandbox.url}/bluesky/xrpc/app.bsky.actor.getProfile",
+        params={"actor": HANDLE},
+        headers={"Authorization": f"Bearer {hook._access_token()}"},
+        timeout=5,
+    )
+    assert (answer.status_code, answer.json()["error"]) == (502, "UpstreamFailure")
+
+
+def test_publish_once_without_the_planned_created_at_is_refused_before_sending(sandbox, hook):
+    # A time taken per call would mint a new record key each time: one key, two posts.
+    with pytest.raises(ValueError, match="planned created_at"):
+        hook.publish_once(OutgoingPost(text="時刻のない投稿"), idempotency_key="no-time")
+    with pytest.raises(ValueError, match="planned created_at"):
+        hook.publish_once(OutgoingPost(text="時刻のない投稿"), idempotency_key="no-time")
+    assert sandbox.posts("bluesky") == []
+
+
 # --------------------------------------------------------------------------- sessions
 
 
@@ -252,6 +291,30 @@ def test_access_token_about_to_expire_is_refreshed_before_sending(sandbox, city,
     hook.account_metrics()
     assert counts(sandbox, city)["refreshes"] == 1
     assert jwt_expiry(hook._access) > datetime.now(UTC) + timedelta(hours=1)
+
+
+def _token(claims: dict, header: dict | None = None) -> str:
+    def part(data: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    return f"{part(header or {'typ': 'at+jwt', 'alg': 'ES256K'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "token, expected",
+    [
+        (_token({"exp": 1_900_000_000}), datetime.fromtimestamp(1_900_000_000, UTC)),
+        (_token({"exp": 1_000}), datetime.fromtimestamp(1_000, UTC)),  # expired: still read, to renew it
+        (_token({"sub": "did:plc:x"}), None),
+        (_token({"exp": "soon"}), None),
+        (_token({"exp": 10**20}), None),
+        ("not.a.jwt", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_jwt_expiry_reads_exp_without_verifying_and_never_raises(token, expected):
+    assert jwt_expiry(token) == expected
 
 
 def _forge_expiring(token: str) -> str:

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from koho.platforms.errors import AuthExpired, NotSupported, PermanentlyRejected, RateLimited, UnknownOutcome
+from koho.platforms.errors import (
+    AuthExpired,
+    NotSupported,
+    PermanentlyRejected,
+    RateLimited,
+    TransientError,
+    UnknownOutcome,
+)
 from koho.platforms.instagram import InstagramHook
 from koho.platforms.types import OutgoingPost
 from tests.unit.platforms.hook_helpers import errors_under_faults, sleep_until, wait_until
@@ -77,6 +84,15 @@ def test_container_is_polled_until_finished(sandbox, connect, waits):
     hook.publish_once(photo(), idempotency_key="i-3")
     assert waits == [3.0, 3.0]
     assert len(sandbox.posts(P)) == 1
+
+
+def test_a_container_still_processing_after_the_checks_is_left_for_a_later_try(sandbox, connect, waits):
+    slow = sandbox.add_account(P, "koho_stuck", extra={"container_polls": 50})
+    hook = InstagramHook(connect(P, slow, container_poll_seconds=3, container_poll_attempts=3), sleep=waits.append)
+    with pytest.raises(TransientError, match="still processing after 3 checks"):
+        hook.publish(photo(), idempotency_key="i-stuck")
+    assert waits == [3.0, 3.0]  # between the three checks, not after the last
+    assert sandbox.posts(P) == []
 
 
 def test_reels_and_carousels(sandbox, hook, waits):

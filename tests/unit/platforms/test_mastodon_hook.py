@@ -7,12 +7,17 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
+import requests_mock
 
 from koho.errors import InputError
 from koho.platforms.base import RetryPolicy
-from koho.platforms.errors import AuthExpired, PermanentlyRejected, PlatformError, UnknownOutcome
-from koho.platforms.mastodon import MastodonHook, plain_text
+from koho.platforms.errors import AuthExpired, PermanentlyRejected, PlatformError, TransientError, UnknownOutcome
+from koho.platforms.mastodon import MEDIA_POLLS, MastodonHook, plain_text
 from koho.platforms.types import OutgoingPost
+from koho.text.fitting import fit
+from koho.text.rules import rules_for
+from sandbox.platforms.mastodon import set_max_characters
 from tests.unit.platforms.hook_helpers import requests_seen, write_png
 
 NOTICE = "【幸保市】ごみ収集日の変更 <年末年始> & 資源ごみ\n詳しくは https://city.example.jp/gomi/2026/nenmatsu-nenshi.html #幸保市\n\n問い合わせ: 環境課"
@@ -186,6 +191,45 @@ def test_text_over_the_instance_limit_is_too_long(sandbox, make_hook):
     assert exc.value.kind == "too_long" and exc.value.status == 422
 
 
+def test_rails_is_too_long_wording_is_too_long_too(make_hook):
+    # Rails' generic length validator, which forks and other status fields answer with.
+    answer = requests.Response()
+    answer.status_code = 422
+    answer._content = json.dumps({"error": "Validation failed: Text is too long (maximum is 500 characters)"}).encode()
+    error = make_hook().classify_error(answer)
+    assert (error.kind, error.status) == ("too_long", 422)
+
+
+@pytest.mark.parametrize("limit", [1000, 300])
+def test_the_instance_s_own_limit_is_read_once_and_fits_the_text(sandbox, make_hook, limit):
+    set_max_characters(sandbox.state, limit)
+    hook = make_hook()
+    rule = hook.text_rule(rules_for("mastodon"))
+    assert (rule.max_length, hook.max_characters()) == (limit, (limit, 23))
+    set_max_characters(sandbox.state, 42)  # read once per hook: a later change is the next hook's
+    assert hook.text_rule().max_length == limit and make_hook().text_rule().max_length == 42
+
+    set_max_characters(sandbox.state, limit)
+    text = "お知らせです。" * 100  # 700 characters: whole on 1,000, a thread on 300
+    fitted = fit("mastodon", text, rule=rule)
+    assert fitted.strategy == ("as_is" if limit == 1000 else "thread")
+    for n, part in enumerate(fitted.parts):
+        assert hook.publish(OutgoingPost(part), idempotency_key=f"part-{n}").remote_id
+    with pytest.raises(PermanentlyRejected) as exc:
+        hook.publish(OutgoingPost("あ" * (limit + 1)), idempotency_key="over")
+    assert exc.value.kind == "too_long" and f"Text character limit of {limit} exceeded" in str(exc.value)
+
+
+@pytest.mark.parametrize("answer", [{"status_code": 503, "json": {"error": "down"}}, {"json": {"version": "3.5.0"}}])
+def test_an_instance_that_does_not_say_leaves_the_configured_rule(sandbox, make_hook, waits, answer):
+    hook = make_hook()
+    with requests_mock.Mocker(real_http=True) as mock:
+        asked = mock.get(f"{sandbox.url}/mastodon/api/v2/instance", **answer)
+        assert hook.max_characters() is None
+        assert hook.text_rule(rules_for("mastodon", {"mastodon": 450})).max_length == 450
+    assert asked.call_count == (4 if answer.get("status_code") else 1)  # retried, then read no more
+
+
 def test_duplicate_fault_is_permanently_rejected(sandbox, make_hook):
     sandbox.fault("mastodon", "duplicate", operation="publish")
     with pytest.raises(PermanentlyRejected) as exc:
@@ -252,6 +296,15 @@ def test_media_still_processing_is_waited_for(sandbox, make_hook, tmp_path, wait
     assert len(waits) == 3  # 202 on upload, 206 on two polls, 200 on the third
     status = hook.call("GET", f"/api/v1/statuses/{published.remote_id}").json()
     assert status["media_attachments"][0]["url"]
+
+
+def test_media_that_never_finishes_is_left_for_a_later_try_after_bounded_polls(sandbox, make_hook, tmp_path, waits):
+    slow = sandbox.add_account("mastodon", "koho_stuck", extra={"media_processing_reads": 100})
+    hook = make_hook(slow)
+    with pytest.raises(TransientError, match="still processing"):
+        hook.publish(OutgoingPost("処理中", image_urls=(write_png(tmp_path / "a.png"),)), idempotency_key="d-1")
+    assert len(waits) == MEDIA_POLLS  # one pause before each of the polls, none after the last
+    assert sandbox.posts("mastodon") == []
 
 
 def test_unknown_or_reused_media_ids_are_refused_as_mastodon_does(sandbox, make_hook, tmp_path):

@@ -1,4 +1,4 @@
-"""The ad-hoc and emergency forms apply the same text rules as the calendar, field by field."""
+"""The ad-hoc form applies the same text rules as the calendar, field by field."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import pytest
 
 from tests.unit.posting.conftest import counts
 from tests.unit.posting.test_posting_adhoc_form import BASE
-from tests.unit.posting.test_posting_emergency import check, city  # noqa: F401 - city is a fixture
 
 HOSTILE = [
     ("control character", {"text": "お知らせ\x0bです"}, "text", "U+000B"),
@@ -28,21 +27,6 @@ def test_adhoc_form_refuses_hostile_text_where_it_is(submit, ledger, changes, fi
         str(p) for p in result.check.errors
     ]
     assert counts(ledger) == (0, 0)
-
-
-@pytest.mark.parametrize(
-    ("changes", "field", "reason"),
-    [
-        ({"message": "避難してください\x07"}, "message", "U+0007"),
-        ({"message": "避難所 \u202eA-21"}, "message", "U+202E"),
-        ({"message": "\u200b\u3164"}, "message", "no visible character"),
-        ({"link": "https://city.example.jp@evil.example/"}, "link", "goes to 'evil.example'"),
-    ],
-)
-def test_emergency_form_refuses_hostile_text(city, settings, changes, field, reason):  # noqa: F811
-    result = check(city, settings, **changes)
-    assert not result.ok
-    assert any(p.where.field == field and reason in p.message for p in result.errors), [str(p) for p in result.errors]
 
 
 def test_adhoc_form_refuses_a_flood_of_text_before_fitting(submit):

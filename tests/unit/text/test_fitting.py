@@ -294,3 +294,28 @@ def test_emergency_on_a_platform_without_replies_needs_more_url():
 def test_emergency_text_that_fits_is_sent_unchanged():
     fitted = fit("bluesky", BOUSAI, mode="emergency", hashtags=["防災"])
     assert fitted.parts == [BOUSAI] and fitted.strategy == "as_is"
+
+
+# ----------------------------------------------------------------------------- Bluesky's byte cap
+
+FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # one grapheme, 25 UTF-8 bytes
+
+
+def test_bluesky_fits_by_graphemes_and_by_utf8_bytes():
+    # 300 graphemes, 3,100 bytes: within maxGraphemes, over the record's maxLength of 3,000 bytes.
+    text = "防災" * 100 + FAMILY * 100
+    assert count("bluesky", text) == 300 and len(text.encode("utf-8")) == 3100
+    fitted = fit("bluesky", text)
+    assert fitted.strategy == "thread"
+    assert all(len(p.encode("utf-8")) <= 3000 and grapheme.length(p) <= 300 for p in fitted.parts)
+    assert "".join(text[a:b] for a, b in fitted.spans) == text
+
+
+def test_bluesky_text_over_the_bytes_without_a_way_out_says_bytes():
+    with pytest.raises(TextDoesNotFit, match=r"3,100 UTF-8 bytes, at most 3,000"):
+        fit("bluesky", "防災" * 100 + FAMILY * 100, allow_thread=False)
+
+
+def test_byte_cap_is_bluesky_s_alone():
+    text = FAMILY * 150  # 3,750 bytes: Mastodon counts 150 graphemes and takes it whole
+    assert fit("mastodon", text).strategy == "as_is"

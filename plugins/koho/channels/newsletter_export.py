@@ -20,7 +20,7 @@ from koho.config.loader import KohoConfig
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry as LedgerEntry
 from koho.ledger.models import EntryStatus
-from koho.timeutil import to_local
+from koho.timeutil import to_local, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +111,23 @@ def mail_editors(result: dict[str, Any], config: KohoConfig) -> bool:
         city_name=city,
     )
     return True
+
+
+def run_export(
+    params: dict[str, Any],
+    logical_date: datetime | None,
+    *,
+    ledger: Ledger | None = None,
+    config: KohoConfig | None = None,
+) -> dict[str, Any]:
+    """The newsletter_export task: the month the form names (``year``, ``month``), else the one
+    before the run; the export is written and the editors are mailed."""
+    from koho.config import load_config
+
+    year, month = params.get("year"), params.get("month")
+    if not (year and month):
+        year, month = previous_month(logical_date or utcnow())
+    config = config or load_config()
+    result = export(ledger or Ledger.from_airflow(), config, int(year), int(month))
+    result["mailed"] = mail_editors(result, config)
+    return result

@@ -119,8 +119,8 @@ def test_drafts_are_recorded_once_per_key(ledger):
     assert request["conf"]["message"].startswith("【こほ市】")
 
 
-def test_approved_text_wins_and_the_form_is_confirmed(settings, monkeypatch):
-    monkeypatch.setattr("koho.posting.settings.load_posting_settings", lambda: settings)
+def test_approved_text_wins_and_the_form_is_confirmed(posting_settings, monkeypatch):
+    monkeypatch.setattr("koho.config.posting.load_posting_settings", lambda: posting_settings)
     params = {"entry_id": "jma-draft-1", "message": "下書き", "severity": "critical", "link": None}
     conf = broadcast_conf(
         params,
@@ -130,7 +130,7 @@ def test_approved_text_wins_and_the_form_is_confirmed(settings, monkeypatch):
             "responded_by_user": {"id": "3", "name": "crisis"},
         },
     )
-    assert conf["message"] == "修正後の本文" and conf["confirmation"] == settings.emergency_confirmation
+    assert conf["message"] == "修正後の本文" and conf["confirmation"] == posting_settings.emergency_confirmation
     assert conf["draft_of"] == "jma-draft-1" and conf["targets"] == ["all", "website"]
     assert conf["requested_by"] == "crisis (approved draft)"
 

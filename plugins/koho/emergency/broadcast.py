@@ -25,20 +25,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin
 
 from sqlalchemy import select
 
 from koho.calendar.schema import check_https
 from koho.calendar.targets import READ_ONLY_PLATFORMS, resolve_targets
+from koho.channels.registry import CHANNELS, channel_class, channels_in
 from koho.config.loader import KohoConfig
+from koho.config.posting import PostingSettings
 from koho.config.schema import AccountConfig
 from koho.errors import HasProblems, KohoError, Problem, Where
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting.form import looks_like_html
-from koho.posting.settings import PostingSettings
-from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, KINDS, SEVERITIES, WEBSITE_TARGET
+from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, KINDS, SEVERITIES
 from koho.text.hygiene import link_problems, text_problems
 from koho.timeutil import to_local, utcnow
 
@@ -81,7 +81,7 @@ class EmergencyCheck(HasProblems):
     kind: str
     title: str
     accounts: list[AccountConfig]
-    website: bool
+    channels: list[str]  # the channels Koho writes itself that it goes to (the website)
     images: list[str]
     image_platforms: list[str]
     follow_up_of: str | None
@@ -95,7 +95,7 @@ class EmergencyCheck(HasProblems):
         return not self.errors
 
     def payload(self) -> dict[str, Any]:
-        channels = ["social", "website"] if self.website else ["social"]
+        channels = ["social", *self.channels]
         return {
             "id": self.entry_id,
             "title": self.title,
@@ -201,8 +201,8 @@ def validate_emergency(
     if not isinstance(raw_targets, list) or not all(isinstance(t, str) for t in raw_targets):
         error("targets", f"expected a list of account ids or groups, got {raw_targets!r}")
         raw_targets = []
-    website = any(t.strip().lower() == WEBSITE_TARGET for t in raw_targets)
-    social = [t for t in raw_targets if t.strip().lower() != WEBSITE_TARGET]
+    channels = channels_in(raw_targets)
+    social = [t for t in raw_targets if not channels_in([t])]
     accounts: list[AccountConfig] = []
     if social:
         accounts, found = resolve_targets(social, config, where=lambda i: Where(field=f"targets[{i}]"))
@@ -211,10 +211,15 @@ def validate_emergency(
                 problems.append(problem)
             else:  # a retired or suspended account named explicitly: left out, said in the summary
                 problems.append(Problem(problem.where, problem.message, "warning"))
-    if not accounts and not website:
-        error("targets", "no account and no website to post to; the default is every active account and the website")
-    if website and not (config.policy and config.policy.channels.website):
-        error("targets", "the website channel is not configured (policy.yaml channels.website)")
+    if not accounts and not channels:
+        defaults = " and ".join(f"the {t}" for t in DEFAULT_TARGETS if t in CHANNELS)
+        error(
+            "targets",
+            f"no account and no {' or '.join(CHANNELS)} to post to; the default is every active account and {defaults}",
+        )
+    for name in channels:
+        if reason := channel_class(name).unavailable(config):
+            error("targets", reason)
 
     images = form.get("images") or []
     if isinstance(images, str):
@@ -225,7 +230,7 @@ def validate_emergency(
         images = [settings.emergency_image]
         image_platforms = sorted({a.platform for a in needs_image})
     elif images:
-        image_platforms = sorted({a.platform for a in accounts if _takes_images(a.platform)} | {WEBSITE_TARGET})
+        image_platforms = sorted({a.platform for a in accounts if _takes_images(a.platform)} | set(channels))
     label = KIND_LABELS.get(kind, KIND_LABELS["alert"])
     first = next((line.strip() for line in message.splitlines() if line.strip()), "")
     title = f"【{label}】{first[:60]}" if first else f"【{label}】"
@@ -237,7 +242,7 @@ def validate_emergency(
         kind=kind,
         title=title,
         accounts=accounts,
-        website=website,
+        channels=channels,
         images=list(images),
         image_platforms=image_platforms,
         follow_up_of=follow_up_of,
@@ -269,14 +274,10 @@ def lookup_in(ledger: Ledger) -> Callable[[str], Original | None]:
     return lookup
 
 
-def website_url(config: KohoConfig, entry_id: str) -> str | None:
-    """Where the website channel publishes the entry's full text (the "more" link of shortened posts)."""
-    from koho.channels.website import NEWS_DIR, slug_for
-
-    if not config.policy:
-        return None
-    base = str(config.policy.channels.website.base_url)
-    return urljoin(base if base.endswith("/") else base + "/", f"{NEWS_DIR}/{slug_for(entry_id)}.html")
+def full_text_url(config: KohoConfig, check: EmergencyCheck) -> str | None:
+    """Where a channel of the broadcast publishes the full text (the "more" link of shortened posts)."""
+    urls = (channel_class(name)(config).full_text_url(check.entry_id) for name in check.channels)
+    return next((url for url in urls if url), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,20 +301,18 @@ def plan(
 ) -> tuple[list[tuple[int, ...]], dict[str, AccountResult]]:
     """Record the entry and plan every delivery in one transaction; returns the chains to send
     and the accounts that got nothing (with the reason). Planning twice is a no-op."""
-    from koho.delivery.planner import WEBSITE, ensure_website_account, fitted_parts, supports_replies
+    from koho.channels.registry import channel_accounts
+    from koho.delivery.planner import fitted_parts, supports_replies
     from koho.ledger import repo
     from koho.posting.adhoc import sync_accounts
 
     limits = dict(config.policy.platform_limits) if config.policy else {}
-    more_url = website_url(config, check.entry_id) if check.website else None
+    more_url = full_text_url(config, check)
     skipped: dict[str, AccountResult] = {}
     chains: list[tuple[int, ...]] = []
     with ledger.session() as session:
         sync_accounts(session, config, [a.id for a in check.accounts])
-        if check.website and config.policy:
-            ensure_website_account(
-                session, department=config.policy.pr_department, base_url=str(config.policy.channels.website.base_url)
-            )
+        repo.upsert_accounts(session, channel_accounts(config, check.channels))
         payload = check.payload()
         row = repo.upsert_entry(
             session,
@@ -360,9 +359,9 @@ def plan(
                 )
                 chain.append(result.delivery.id)
             chains.append(tuple(chain))
-        if check.website:
+        for name in check.channels:  # the full text, never fitted: the page the shortened posts link to
             result = repo.plan_delivery(
-                session, entry_id=row.id, account_id=WEBSITE, revision=row.revision, due_at=now, text=check.message
+                session, entry_id=row.id, account_id=name, revision=row.revision, due_at=now, text=check.message
             )
             chains.append((result.delivery.id,))
     return chains, skipped
