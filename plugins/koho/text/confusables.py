@@ -40,12 +40,28 @@ def _prototype(char: str) -> str:
     return min(group, key=lambda c: (-len(confusables_data.get(c, ())), ord(c)))
 
 
+@cache
+def _settled(char: str) -> str:
+    """Follow prototypes until they stop (the data chains some: Lisu ``ꓵ`` -> Armenian ``ո`` -> ``n``)."""
+    seen = {char}
+    while (following := _prototype(char)) not in seen:
+        seen.add(following)
+        char = following
+    return char
+
+
 def skeleton(text: str) -> str:
     """TR #39 skeleton: NFD, each character mapped to its prototype, NFD again; lower-cased
-    (case does not matter in the host names this is used for)."""
-    decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", text).casefold())
-    mapped = "".join(_prototype(_prototype(c)) for c in decomposed)
-    return unicodedata.normalize("NFD", mapped).casefold()
+    (case does not matter in the host names this is used for). Repeated until it no longer
+    changes, so that the skeleton of a skeleton is itself."""
+    shape = text
+    for _ in range(8):
+        decomposed = unicodedata.normalize("NFD", unicodedata.normalize("NFKC", shape).casefold())
+        settled = unicodedata.normalize("NFD", "".join(_settled(c) for c in decomposed)).casefold()
+        if settled == shape:
+            break
+        shape = settled
+    return shape
 
 
 def scripts(text: str) -> set[str]:

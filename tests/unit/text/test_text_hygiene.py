@@ -126,3 +126,10 @@ def test_any_text_becomes_a_cell_openpyxl_writes_and_excel_shows_as_text(text):
     cell = Workbook().active.cell(row=1, column=1, value=safe_cell(text))
     assert cell.data_type != "f"
     assert formula_problem(str(cell.value or "")) is None or str(cell.value).startswith("'")
+
+
+def test_the_skeleton_is_stable_for_every_character_of_the_confusables_data():
+    from confusable_homoglyphs.confusables import confusables_data
+
+    unstable = [c for c in confusables_data if skeleton(skeleton(c)) != skeleton(c)]
+    assert unstable == []
