@@ -120,6 +120,7 @@ class SyncReport:
 
     directory: str
     files: list[str] = field(default_factory=list)
+    sheets: dict[str, str] = field(default_factory=dict)  # workbook -> the worksheet that was read
     entries: int = 0
     created: list[str] = field(default_factory=list)
     revised: list[str] = field(default_factory=list)
@@ -161,8 +162,10 @@ def sync_calendar(
     directory = Path(directory or calendar_dir())
     lead = deadline_lead() if approval_lead is None else approval_lead
     report = SyncReport(directory=str(directory))
-    reads = [read_source(path) for path in calendar_files(directory)]
+    limits = config.policy.limits if config.policy else None
+    reads = [read_source(path, limits=limits) for path in calendar_files(directory)]
     report.files = [r.file for r in reads]
+    report.sheets = {r.file: r.sheet for r in reads if r.sheet}
 
     with ledger.session() as session:
         # The registry first, so that a newly added account can be planned right away.
@@ -173,7 +176,9 @@ def sync_calendar(
 
     load = validate_sources(reads, config, now=now, existing=existing, media_dir=media_dir, published=past)
     report.entries = len(load.entries)
-    named = _entry_namer(reads)
+    loaded = {e.id for e in load.entries}
+    kept = {i: k.status for i, k in known.items() if i not in loaded}
+    named = _entry_namer(reads, kept)
     for problem in load.problems:
         (report.errors if problem.severity == "error" else report.warnings).append(named(problem))
 
@@ -194,10 +199,12 @@ def sync_calendar(
     return report
 
 
-def _entry_namer(reads: list[SourceRead]):
+def _entry_namer(reads: list[SourceRead], kept: dict[str, str]):
     """A function giving ``problem`` as text, followed by ``[entry '<id>']`` when the entry's id can be read.
 
-    Validation messages name the place (file, line, field); staff also want the entry's id.
+    Validation messages name the place (file, line, field); staff also want the entry's id. An
+    error about an entry the ledger already holds (``kept``: id -> status) also says that the
+    entry is not planned from the broken content and keeps what it had.
     """
     starts: dict[str, list[tuple[int, str]]] = {}
     for read in reads:
@@ -215,7 +222,14 @@ def _entry_namer(reads: list[SourceRead]):
         for line, entry_id in starts.get(where.file or "", []):
             if where.line and line <= where.line:
                 found = entry_id
-        return f"{problem} [entry '{found}']" if found else str(problem)
+        if not found:
+            return str(problem)
+        if problem.severity == "error" and found in kept:
+            return (
+                f"{problem} [entry '{found}']; not planned from this content: the entry keeps what the "
+                f"ledger had ({kept[found]}) until the file is corrected"
+            )
+        return f"{problem} [entry '{found}']"
 
     return name
 

@@ -10,8 +10,9 @@ Why some details matter:
 * **Months are Japan months.** A post at 00:30 JST on 1 December is 15:30 UTC on 30 November
   and belongs to the December issue; bounds are computed in Asia/Tokyo, then converted.
 * **Formula injection.** Post texts and titles come from staff and may start with ``=``, ``+``,
-  ``-`` or ``@``; Excel would run such a cell as a formula. Such cells are written with a
-  leading apostrophe (OWASP's advice for CSV/spreadsheet export), in the workbook and the CSV.
+  ``-`` or ``@``; Excel would run such a cell as a formula. Every cell goes through
+  :func:`koho.text.cells.safe_cell` (leading apostrophe, no characters XML cannot hold), in
+  the workbook and the CSV.
 * **Length.** Texts are trimmed to ``max_item_chars`` at a sentence end (。！？) with "…", so an
   editor never gets half a sentence unless a single sentence is longer than half the space.
 """
@@ -32,13 +33,13 @@ from typing import Any
 from koho.channels._common import atomic_write_bytes, atomic_write_text, is_web_url, resolve_output_dir
 from koho.config.schema import NewsletterChannel
 from koho.templating import render_html
+from koho.text.cells import XML_ILLEGAL, safe_cell
 from koho.timeutil import local_zone, to_local
 
 log = logging.getLogger(__name__)
 
 UNCATEGORISED = "その他"
 SUMMARY_SHEET = "概要"
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 SENTENCE_ENDS = "。！？"
 ELLIPSIS = "…"
 COLUMNS = ("公開日時（JST）", "タイトル", "本文", "掲載先", "URL", "エントリーID")
@@ -88,10 +89,8 @@ def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
 
 
 def neutralise(value: Any) -> Any:
-    """A cell value Excel will show as text: formula-like strings get a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
-        return "'" + value
-    return value
+    """A cell value Excel will show as text (see :func:`koho.text.cells.safe_cell`)."""
+    return safe_cell(value)
 
 
 def trim_text(text: str, max_chars: int) -> str:
@@ -321,7 +320,7 @@ def _sheet_names(categories: list[str]) -> list[str]:
     used = {SUMMARY_SHEET.lower(), "history"}
     names = []
     for category in categories:
-        base = re.sub(r"[\[\]:*?/\\]", "_", category).strip("'").strip() or UNCATEGORISED
+        base = re.sub(r"[\[\]:*?/\\]", "_", XML_ILLEGAL.sub("", category)).strip("'").strip() or UNCATEGORISED
         base = base[:31]
         name, n = base, 2
         while name.lower() in used:

@@ -38,6 +38,7 @@ from koho.ledger.db import Ledger
 from koho.ledger.models import Delivery
 from koho.posting.form import looks_like_html
 from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, KINDS, SEVERITIES
+from koho.text.hygiene import link_problems, text_problems
 from koho.timeutil import to_local, utcnow
 
 log = logging.getLogger(__name__)
@@ -156,11 +157,16 @@ def validate_emergency(
             "message",
             f"contains markup that looks like HTML ({markup!r}); the text is posted as plain text, remove the tags",
         )
+    own_domains = config.policy.genuine_domains() if config.policy else []
+    for reason in text_problems(message, own_domains=own_domains):
+        error("message", reason)
     link = form.get("link") or None
     if link is not None:
         try:
             check_https(str(link).strip(), what="link")
             link = str(link).strip()
+            for reason in link_problems(link, own_domains=own_domains):
+                error("link", reason)
         except ValueError as exc:
             error("link", str(exc))
             link = None
