@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -47,10 +47,12 @@ class AccountRead:
     skipped: list[str] = field(default_factory=list)
     quota: QuotaUse | None = None
     records: list[Any] = field(default_factory=list, repr=False)
+    exception: BaseException | None = field(default=None, repr=False)  # what ``error`` says, for operators
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("records")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("records", "exception")}
+        data["skipped"] = list(self.skipped)
+        data["quota"] = self.quota.as_dict() if self.quota else None
         return data
 
 
@@ -111,10 +113,11 @@ def collect_account(
                 if batch.cursor is not None:
                     repo.set_cursor(session, account.id, reader.stream, batch.cursor)
     except PlatformError as exc:
-        result.error = f"account {account.id}: {exc}"
+        result.error, result.exception = f"account {account.id}: {exc}", exc
     except Exception as exc:  # a bug in one hook or store must not stop the other accounts
         log.exception("collecting %s for account %s failed", reader.stream, account.id)
         result.error = f"account {account.id}: {type(exc).__name__}: {secrets.redact(str(exc))}"
+        result.exception = exc
     else:
         result.records, result.read, result.cursor = batch.records, len(batch.records), batch.cursor
         result.complete, result.stopped, result.skipped = batch.complete, batch.stopped, batch.skipped
