@@ -3,30 +3,18 @@ platform operators as its doc says: one mapped task per account on the collectio
 
 from __future__ import annotations
 
-import socket
-import sqlite3
 from pathlib import Path
 
 import pytest
+
+from tests.dags.dag_parsing import parse_without_io
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
 
 @pytest.fixture(scope="module")
 def example():
-    from airflow.dag_processing.dagbag import DagBag
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"DAG parsing attempted I/O: {args[:2]}")
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(socket.socket, "connect", refuse)
-    mp.setattr(socket, "create_connection", refuse)
-    mp.setattr(sqlite3, "connect", refuse)
-    try:
-        bag = DagBag(dag_folder=str(EXAMPLES / "own_dag.py"), safe_mode=False)
-    finally:
-        mp.undo()
+    bag = parse_without_io(EXAMPLES / "own_dag.py")
     assert bag.import_errors == {}
     return bag.dags["example_own_dag"]
 
