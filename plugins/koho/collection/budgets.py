@@ -123,8 +123,12 @@ class AnnouncedWindows:
         seconds = reset_at.timestamp() - self.clock()
         if seconds <= 0:
             return
+        expiry = max(1, math.ceil(seconds))
         self.storage.clear(key)
-        self.storage.incr(key, max(1, math.ceil(seconds)), amount=max(0, remaining) + 1)
+        self.storage.incr(key, expiry, amount=max(0, remaining) + 1)
+        # The reset to the millisecond beside it: a storage's own expiry may be whole seconds (Redis).
+        self.storage.clear(f"{key}/reset")
+        self.storage.incr(f"{key}/reset", expiry, amount=round(reset_at.timestamp() * 1000))
 
     def take(self, key: str, cost: int = 1) -> datetime | None:
         """Take ``cost`` calls from the announced window; ``None`` to go ahead, else when it resets."""
@@ -136,4 +140,5 @@ class AnnouncedWindows:
         if storage.incr(key, 1, amount=-cost) >= 1:
             return None
         storage.incr(key, 1, amount=cost)  # give it back: the window cannot take this call
-        return datetime.fromtimestamp(storage.get_expiry(key), UTC)
+        reset_ms = storage.get(f"{key}/reset")
+        return datetime.fromtimestamp(reset_ms / 1000 if reset_ms else storage.get_expiry(key), UTC)
