@@ -69,6 +69,7 @@ class SQLiteStorage(Storage, MovingWindowSupport):
         if self._conn is None or self._pid != os.getpid():
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # windows need no fsync per commit: a lost second is harmless
             for statement in _SCHEMA:
                 conn.execute(statement)
             self._conn, self._pid = conn, os.getpid()
