@@ -57,6 +57,8 @@ class WriteBudgetConfig(Strict):
     platforms that announce no limits in their responses (LINE) and before the first response of a
     task has told the hook the real numbers. A retry counts as an attempt: it reaches the platform
     too. The window is at most a day: platforms' posting windows are no longer (Instagram: 24 h).
+    Every process posting to the account shares the window (koho.collection.budgets), which counts
+    whole seconds: a fraction is rounded up.
     """
 
     posts: int = Field(ge=1, le=10_000)
