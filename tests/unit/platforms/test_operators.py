@@ -3,6 +3,9 @@ they read and spent, keep comments out of XCom on request, and map errors onto r
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -88,7 +91,8 @@ def test_publish_with_an_account_id_draws_on_the_accounts_budget(sandbox, city):
         task_id="p", platform="line", conn_id="koho_city_line", account_id="city-line", text="t", idempotency_key="k"
     )
     assert line.hook._budget is not None and line.hook._budget.calls == 50
-    result = op.execute({})
+    run = SimpleNamespace(run_after=datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+    result = op.execute({"ti": SimpleNamespace(try_number=1), "dag_run": run})
     assert result["remote_id"] and len(sandbox.posts("mastodon")) == 1
 
 
