@@ -30,6 +30,17 @@ log = logging.getLogger(__name__)
 #: moves the cursor. The read-side features (metrics, feedback) bring their own.
 Store = Callable[[Session, AccountRef, list[Any]], None]
 HookFactory = Callable[..., Any]
+#: The longest a read waits for a rate-limit window in-process. A reset further away is the
+#: account's error for this run (Airflow retries a mapped task later): a long wait would hold the
+#: other accounts of a loop, or a ``koho_collect`` pool slot.
+MAX_WAIT_SECONDS = 30.0
+
+
+def collection_hook(platform: str, conn_id: str) -> Any:
+    """A hook for reading: the platform's own, with waits capped at :data:`MAX_WAIT_SECONDS`."""
+    from koho.platforms.base import RetryPolicy  # imports Airflow's HTTP provider: only when reading
+
+    return hook_for(platform, conn_id, retry=RetryPolicy(max_wait=MAX_WAIT_SECONDS))
 
 
 @dataclass
@@ -132,7 +143,7 @@ def collect(
     accounts: Iterable[AccountRef],
     reader: Reader,
     *,
-    hook_factory: HookFactory = hook_for,
+    hook_factory: HookFactory = collection_hook,
     quotas: Mapping[str, ReadQuotaConfig] | None = None,
     store: Store | None = None,
 ) -> CollectionResult:

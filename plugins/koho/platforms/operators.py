@@ -179,6 +179,12 @@ class CollectOperator(PlatformOperator):
         """The posts the read is about (comments per post, post counters); none by default."""
         return ()
 
+    @property
+    def hook(self):
+        from koho.collection.run import collection_hook
+
+        return collection_hook(self.platform, self.conn_id)
+
     def store(self, session: Any, account: AccountRef, records: list[Any]) -> None:
         """Keep the records in the ledger transaction that moves the cursor; the default keeps none."""
 

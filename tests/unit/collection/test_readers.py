@@ -3,12 +3,13 @@ beside good ones, and a read quota running out mid-run."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from koho.collection.readers import AccountMetricsReader, AccountRef, CommentsReader, PostMetricsReader
-from koho.collection.run import collect
+from koho.collection.run import MAX_WAIT_SECONDS, collect
 from koho.config.schema import ReadQuotaConfig
 from koho.ledger import repo
 from koho.ledger.collection import recent_post_ids
@@ -183,3 +184,20 @@ def test_recent_posts_come_from_published_deliveries(ledger, days, expected):
             )
     with ledger.session(readonly=True) as session:
         assert recent_post_ids(session, "city-x", now - timedelta(days=days)) == expected
+
+
+def test_a_window_that_resets_far_away_stops_its_account_instead_of_holding_the_run(sandbox, connect, ledger):
+    """One request per hour per account: each account's first read lands, its second would wait an
+    hour. The default hooks cap in-process waits, so each account stops with the reason (its cursor
+    kept) and the run goes on to the next account at once."""
+    accounts = [official(sandbox, connect, ledger, f"acct-{n}", f"koho_{n}") for n in range(2)]
+    for n in range(2):
+        sandbox.comment("mastodon", f"koho_{n}", "shimin", f"{n}")
+    sandbox.limit("mastodon", "api", 1, 3600)
+    started = time.monotonic()
+    result = collect(ledger, accounts, CommentsReader())
+    assert time.monotonic() - started < MAX_WAIT_SECONDS
+    for read in result.accounts:
+        assert (read.read, read.complete, read.error) == (1, False, None)
+        assert "used up until" in read.stopped and read.stopped.startswith(f"account {read.account_id}:")
+    assert sandbox.admin("GET", "/stats")["rate_limited"] == []  # the hour's window was never overdrawn
