@@ -855,8 +855,8 @@ class DistributedAirflow:
             return self._pg_url(value, self.metadata_db)
         if key == "AIRFLOW__CELERY__RESULT_BACKEND":
             return self._pg_url(value, self.metadata_db)
-        if key == "AIRFLOW__CELERY__BROKER_URL":
-            return self.broker_url
+        if key in ("AIRFLOW__CELERY__BROKER_URL", "KOHO_BUDGET_STORAGE"):
+            return self.broker_url  # the run's own Redis database (claimed, flushed at the end)
         if key == "AIRFLOW_CONN_KOHO_DB" and not value.lstrip().startswith("{"):
             return self._pg_url(value, self.ledger_db)
         if key.startswith("AIRFLOW_CONN_"):

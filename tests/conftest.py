@@ -69,6 +69,15 @@ def connect(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxServer) -> Callable
     return _connect
 
 
+@pytest.fixture(autouse=True)
+def budget_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A shared budget store of the test's own (a SQLite file): windows announced and budgets used
+    in one test must not hold up the next, whose sandbox starts empty."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('budgets') / 'budgets.sqlite'}"
+    monkeypatch.setenv("KOHO_BUDGET_STORAGE", uri)
+    return uri
+
+
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
     """A real SMTP server on loopback: (the messages it received, its port)."""

@@ -4,11 +4,11 @@ metadata operators rely on in the UI (owner, tags, docs, retries, no catch-up)."
 from __future__ import annotations
 
 import json
-import socket
-import sqlite3
 from pathlib import Path
 
 import pytest
+
+from tests.dags.dag_parsing import parse_without_io
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p.name for p in DAGS.glob("*.py"))
@@ -17,20 +17,7 @@ DAG_FILES = sorted(p.name for p in DAGS.glob("*.py"))
 @pytest.fixture(scope="module")
 def dagbag():
     """Parse dags/ with sockets and SQLite connects forbidden: parsing must not do I/O."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"DAG parsing attempted I/O: {args[:2]}")
-
-    mp = pytest.MonkeyPatch()
-    mp.setattr(socket.socket, "connect", refuse)
-    mp.setattr(socket, "create_connection", refuse)
-    mp.setattr(sqlite3, "connect", refuse)
-    try:
-        bag = DagBag(dag_folder=str(DAGS), safe_mode=False)  # examples are off via AIRFLOW__CORE__LOAD_EXAMPLES
-    finally:
-        mp.undo()
-    return bag
+    return parse_without_io(DAGS)
 
 
 def test_dag_files_exist():

@@ -57,10 +57,36 @@ class WriteBudgetConfig(Strict):
     platforms that announce no limits in their responses (LINE) and before the first response of a
     task has told the hook the real numbers. A retry counts as an attempt: it reaches the platform
     too. The window is at most a day: platforms' posting windows are no longer (Instagram: 24 h).
+    Every process posting to the account shares the window (koho.collection.budgets), which counts
+    whole seconds: a fraction is rounded up.
     """
 
     posts: int = Field(ge=1, le=10_000)
     per_seconds: float = Field(gt=0, le=24 * 3600)
+
+
+ReadMethod = Literal["post_metrics", "account_metrics", "comments_since", "search_accounts"]
+
+
+class ReadQuotaConfig(Strict):
+    """A platform's read quota, which collection spends and reports: at most ``units`` per ``per_seconds``.
+
+    Each API request a read makes costs ``costs[method]`` units (``default_cost`` for methods not
+    listed): YouTube charges 1 unit per list request and 100 per search. ``shared_by: app`` when the
+    quota belongs to the API project rather than to each account (YouTube's 10,000 daily units,
+    X's paid reads); ``usd_per_unit`` prices paid reads, so a run says what it cost.
+    """
+
+    units: int = Field(ge=1, le=10_000_000)
+    per_seconds: int = Field(ge=1, le=31 * 24 * 3600)
+    costs: dict[ReadMethod, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    default_cost: int = Field(default=1, ge=0)
+    shared_by: Literal["account", "app"] = "account"
+    usd_per_unit: float | None = Field(default=None, ge=0)
+
+    def cost_of(self, method: str) -> int:
+        """Units one API request of ``method`` costs."""
+        return self.costs.get(method, self.default_cost)  # type: ignore[call-overload]
 
 
 class Caps(Strict):
@@ -219,6 +245,8 @@ class Policy(Strict):
     #: Default posting budgets per platform, for accounts whose caps set none: where a platform
     #: announces no limits (LINE), this is what keeps Koho under them.
     write_budgets: dict[Platform, WriteBudgetConfig] = Field(default_factory=dict)
+    #: Read quotas per platform, spent and reported by collection (koho.collection).
+    read_quotas: dict[Platform, ReadQuotaConfig] = Field(default_factory=dict)
     texts: Texts
     review: ReviewWeights = ReviewWeights()
     channels: Channels

@@ -147,8 +147,9 @@ class Sender:
         This is where every publishing path (calendar slots, ad-hoc posts, emergency broadcasts)
         gets its publisher — the platform's hook or the channel's adapter — so the account's
         settings from the configuration are applied here once: its posting budget
-        (``caps.write_budget``, else the policy's default for the platform). The budget lives in
-        the hook, so it spans the task's deliveries for the account.
+        (``caps.write_budget``, else the policy's default for the platform). The budget's window
+        is in the shared budget store, so it spans every process posting to the account, not only
+        this task's deliveries.
         """
         with self._locks_lock:
             lock = self._hook_locks[account.id]

@@ -21,7 +21,6 @@ from __future__ import annotations
 import mimetypes
 import random
 import re
-import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable
@@ -37,6 +36,7 @@ import tenacity
 from airflow.providers.http.hooks.http import HttpHook, _process_extra_options_from_connection
 
 from koho import secrets
+from koho.collection.budgets import AnnouncedWindows, Window, budget_key
 from koho.platforms.catalog import PLATFORMS as CATALOG
 from koho.platforms.errors import (
     AuthExpired,
@@ -103,34 +103,32 @@ class WriteBudget:
     when set, as the operator's per-connection override (e.g. a token on a lower access tier);
     else the one the caller passes, which the sender takes from ``accounts.yaml`` ``caps.write_budget``
     or policy.yaml's per-platform ``write_budgets``; else none.
+
+    The window is kept in the shared budget store (:mod:`koho.collection.budgets`) under the
+    hook's platform and connection, so every process posting to the account draws on the same
+    one. A write counts from when it is allowed (the request's transit is one reason a budget is
+    set below the limit); ``seconds`` is rounded up to whole seconds.
     """
 
-    def __init__(self, calls: int, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, calls: int, seconds: float, *, storage: Any = None, clock: Callable[[], float] = time.time
+    ) -> None:
         if calls < 1 or seconds <= 0:
             raise ValueError("a write budget needs calls >= 1 and seconds > 0")
-        self.calls, self.seconds, self._clock = calls, seconds, clock
-        self._sent: list[float] = []
-        self._lock = threading.Lock()
+        self.calls, self.seconds = calls, seconds
+        self._storage, self._clock = storage, clock
+        self._window: Window | None = None
+
+    def bind(self, key: str) -> None:
+        """Count this budget under ``key`` (the hook's account); the first binding stays."""
+        if self._window is None:
+            self._window = Window(key, self.calls, self.seconds, self._storage, self._clock)
 
     def delay(self) -> float:
         """Seconds to wait before the next write fits; records the write when it is 0."""
-        with self._lock:
-            now = self._clock()
-            self._sent = [t for t in self._sent if now - t < self.seconds]
-            if len(self._sent) < self.calls:
-                self._sent.append(now)
-                return 0.0
-            return self._sent[0] + self.seconds - now
-
-    def settle(self) -> None:
-        """Move the latest write's time to now, when its request has actually reached the platform.
-
-        The platform counts a post when it arrives, not when the budget allowed it; without this
-        the budget would reopen each window a little before the platform does.
-        """
-        with self._lock:
-            if self._sent:
-                self._sent[-1] = max(self._sent[-1], self._clock())
+        if self._window is None:
+            raise RuntimeError("a write budget counts for an account: bind() it to the account's key first")
+        return self._window.acquire()
 
 
 _URL = re.compile(r"https?://\S+")
@@ -196,6 +194,7 @@ class PlatformHook(HttpHook):
         self._sleep = sleep
         self._session: requests.Session | None = None
         self._windows: dict[str, RateLimitInfo] = {}
+        self._announced = AnnouncedWindows()
         self._budget = write_budget
 
     # ----------------------------------------------------------------- connection
@@ -232,6 +231,8 @@ class PlatformHook(HttpHook):
             if self.extras.get("write_budget"):  # the connection's override wins (see WriteBudget)
                 calls, seconds = self.extras["write_budget"]
                 self._budget = WriteBudget(int(calls), float(seconds))
+            if self._budget is not None:
+                self._budget.bind(budget_key(self.platform, self.koho_conn_id, "write"))
         return self._session
 
     def _set_base_url(self, connection) -> None:
@@ -324,7 +325,10 @@ class PlatformHook(HttpHook):
             ) from exc
         info = self.parse_rate_limit(response)
         if info is not None:
-            self._windows[self.rate_bucket(method, path)] = info
+            bucket = self.rate_bucket(method, path)
+            self._windows[bucket] = info
+            if info.remaining is not None and info.reset_at is not None:
+                self._announced.note(self._window_key(bucket), info.remaining, info.reset_at)
         if response.status_code >= 400:
             error = self.classify_error(response)
             if write and isinstance(error, TransientError) and not isinstance(error, UnknownOutcome):
@@ -423,30 +427,32 @@ class PlatformHook(HttpHook):
     def _budgeted_publish(self, post: OutgoingPost, idempotency_key: str) -> PublishedPost:
         """One publish attempt within the account's own posting budget (see :class:`WriteBudget`)."""
         self.get_conn()  # settles which budget applies (the connection extra overrides the given one)
-        if self._budget is None:
-            return self.publish(post, idempotency_key=idempotency_key)
-        while (delay := self._budget.delay()) > 0:
-            self._sleep(delay)
-        try:
-            return self.publish(post, idempotency_key=idempotency_key)
-        finally:
-            self._budget.settle()
+        if self._budget is not None:
+            while (delay := self._budget.delay()) > 0:
+                self._sleep(delay)
+        return self.publish(post, idempotency_key=idempotency_key)
+
+    def _window_key(self, bucket: str) -> str:
+        return budget_key(self.platform, self.koho_conn_id, "window", bucket)
 
     def _wait_for_window(self, bucket: str, cost: int = 1) -> None:
-        """Wait, before sending, for a window the platform said cannot take this request's cost."""
-        info = self._windows.get(bucket)
-        if info and info.remaining is not None and info.remaining < cost and info.reset_at:
-            wait = (info.reset_at - datetime.now(UTC)).total_seconds()
-            if wait > self.retry.max_wait:
-                raise RateLimited(
-                    f"window '{bucket}' used up until {info.reset_at.isoformat()}",
-                    reset_at=info.reset_at,
-                    platform=self.platform,
-                    account=self.account_label,
-                )
-            if wait > 0:
-                self._sleep(wait + 0.05)
-            self._windows.pop(bucket, None)
+        """Wait, before sending, for a window the platform said cannot take this request's cost.
+
+        The window is shared (:class:`AnnouncedWindows`): a call another process made counts too.
+        """
+        reset_at = self._announced.take(self._window_key(bucket), cost)
+        if reset_at is None:
+            return
+        wait = (reset_at - datetime.now(UTC)).total_seconds()
+        if wait > self.retry.max_wait:
+            raise RateLimited(
+                f"window '{bucket}' used up until {reset_at.isoformat()}",
+                reset_at=reset_at,
+                platform=self.platform,
+                account=self.account_label,
+            )
+        if wait > 0:
+            self._sleep(wait + 0.05)
 
     @property
     def write_budget(self) -> WriteBudget | None:

@@ -1,17 +1,21 @@
 """Thin operators over the platform hooks, one per operation; the platform is a parameter.
 
-Each operator resolves its hook from :mod:`koho.platforms.registry`, calls one hook method and
-pushes a JSON-safe result. Errors follow the taxonomy: what retrying cannot fix (rejected
-content, an expired token, an operation the platform lacks) fails the task without retries;
-rate limits and transient failures let Airflow's retries (with backoff) take over.
+Each operator resolves its hook from :mod:`koho.platforms.registry`, calls one hook method (the
+read operators through :mod:`koho.collection`: cursors, read quotas, a per-account report) and
+pushes a JSON-safe result. All arguments are keyword-only and the ids, texts and cursors are
+templated, so a city's own DAG maps them over its accounts (``docs/examples/own_dag.py``).
+
+Errors follow the taxonomy: what retrying cannot fix (rejected content, an expired token, an
+operation the platform lacks) fails the task without retries; rate limits (a read quota used up
+too) and transient failures let Airflow's retries (with backoff) take over.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -19,6 +23,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from koho.platforms.errors import AuthExpired, NotSupported, PermanentlyRejected, PlatformError
 from koho.platforms.registry import PLATFORMS, hook_for
 from koho.platforms.types import OutgoingPost
+from koho.timeutil import utcnow
+
+if TYPE_CHECKING:  # the collection, config and ledger load when a task runs, not when a DAG is parsed
+    from koho.collection.readers import AccountRef, Reader
+    from koho.config.schema import ReadQuotaConfig
+    from koho.ledger.db import Ledger
 
 
 def _jsonable(value: Any) -> Any:
@@ -36,17 +46,23 @@ def as_xcom(dataclass_value: Any) -> dict[str, Any]:
 
 
 class PlatformOperator(BaseOperator):
-    """Base: validates the platform early and maps taxonomy errors onto Airflow's retry semantics."""
+    """Base: validates the platform early and maps taxonomy errors onto Airflow's retry semantics.
 
-    template_fields: Sequence[str] = ("conn_id",)
+    ``account_id`` names the Koho account (accounts.yaml) the connection belongs to: every operator
+    takes it, so one list of ``{platform, conn_id, account_id}`` maps any of them over the accounts
+    (:func:`koho.collection.targets.collection_targets`); the ones that use it say how.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "account_id")
     ui_color = "#e8f1fb"
 
-    def __init__(self, *, platform: str, conn_id: str, **kwargs: Any) -> None:
+    def __init__(self, *, platform: str, conn_id: str, account_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if platform not in PLATFORMS:
             raise ValueError(f"unknown platform '{platform}'; expected one of {', '.join(PLATFORMS)}")
         self.platform = platform
         self.conn_id = conn_id
+        self.account_id = account_id
 
     @property
     def hook(self):
@@ -78,9 +94,22 @@ def planned_created_at(context: Any) -> datetime:
 
 
 class PublishPostOperator(PlatformOperator):
-    """Publish one post exactly once (the idempotency key must be stable across retries)."""
+    """Publish one post exactly once (the idempotency key must be stable across retries).
 
-    template_fields: Sequence[str] = ("conn_id", "text", "link", "image_urls", "reply_to", "idempotency_key")
+    With ``account_id`` the account's posting budget from the configuration applies, in the same
+    shared window as Koho's own deliveries to it, so a city's DAG and the calendar never exceed it
+    together.
+    """
+
+    template_fields: Sequence[str] = (
+        "conn_id",
+        "account_id",
+        "text",
+        "link",
+        "image_urls",
+        "reply_to",
+        "idempotency_key",
+    )
 
     def __init__(
         self,
@@ -97,6 +126,19 @@ class PublishPostOperator(PlatformOperator):
             raise ValueError("an idempotency key is required: it is what makes a retry safe")
         self.text, self.link, self.image_urls = text, link, list(image_urls)
         self.reply_to, self.idempotency_key = reply_to, idempotency_key
+
+    @property
+    def hook(self):
+        budget = None
+        if self.account_id:
+            from koho.config import load_config
+
+            budget = load_config().write_budget_for(self.account_id)
+        if budget is None:
+            return hook_for(self.platform, self.conn_id)
+        from koho.platforms.base import WriteBudget
+
+        return hook_for(self.platform, self.conn_id, write_budget=WriteBudget(budget.posts, budget.per_seconds))
 
     def run(self, hook, context: Any) -> dict[str, Any]:
         post = OutgoingPost(
@@ -115,7 +157,7 @@ class PublishPostOperator(PlatformOperator):
 class DeletePostOperator(PlatformOperator):
     """Delete a post; where the API cannot, say so and name the post for staff to delete by hand."""
 
-    template_fields: Sequence[str] = ("conn_id", "remote_id")
+    template_fields: Sequence[str] = ("conn_id", "account_id", "remote_id")
 
     def __init__(self, *, remote_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -131,33 +173,111 @@ class DeletePostOperator(PlatformOperator):
         return {"remote_id": self.remote_id, "deleted": True, "manual": False}
 
 
-class FetchPostMetricsOperator(PlatformOperator):
-    template_fields: Sequence[str] = ("conn_id", "remote_ids")
+class CollectOperator(PlatformOperator):
+    """Base of the read operators: one account's read through :mod:`koho.collection`.
 
-    def __init__(self, *, remote_ids: Sequence[str], **kwargs: Any) -> None:
+    The read spends the platform's read quota from policy.yaml (``read_quotas``) in the shared
+    budget store, and the result says what was read, whether the read was complete and how much
+    of the quota it used. With ``account_id`` (the Koho account, as in accounts.yaml) the cursor
+    lives in the ledger: read from it, and moved in the same transaction as :meth:`store`, which
+    the read side's DAGs override to keep the records. Without it, ``cursor`` is used and the new
+    one is returned. ``push_records=False`` keeps the records out of XCom: residents' comments are
+    personal data, and a DAG that stores them in the ledger has no reason to copy them there.
+    """
+
+    template_fields: Sequence[str] = ("conn_id", "account_id", "cursor")
+
+    def __init__(self, *, cursor: str | None = None, push_records: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.remote_ids = list(remote_ids)
+        self.cursor, self.push_records = cursor, push_records
 
-    def run(self, hook, context: Any) -> list[dict[str, Any]]:
-        return [as_xcom(hook.post_metrics(remote_id)) for remote_id in self.remote_ids]
+    def reader(self) -> Reader:  # pragma: no cover - abstract
+        raise NotImplementedError
 
+    def recent_post_ids(self, ledger: Ledger | None) -> tuple[str, ...]:
+        """The posts the read is about (comments per post, post counters); none by default."""
+        return ()
 
-class FetchAccountMetricsOperator(PlatformOperator):
+    @property
+    def hook(self):
+        from koho.collection.run import collection_hook
+
+        return collection_hook(self.platform, self.conn_id)
+
+    def store(self, session: Any, account: AccountRef, records: list[Any]) -> None:
+        """Keep the records in the ledger transaction that moves the cursor; the default keeps none."""
+
     def run(self, hook, context: Any) -> dict[str, Any]:
-        return as_xcom(hook.account_metrics())
+        from koho.collection.readers import AccountRef
+        from koho.collection.run import collect_account
+        from koho.ledger.db import Ledger
+
+        ledger = Ledger.from_airflow() if self.account_id else None
+        account = AccountRef(
+            self.account_id or self.conn_id, self.platform, self.conn_id, recent_post_ids=self.recent_post_ids(ledger)
+        )
+        quota = read_quota(self.platform)
+        result = collect_account(
+            ledger, account, self.reader(), hook=hook, quota=quota, store=self.store, cursor=self.cursor or None
+        )
+        if result.exception is not None:
+            raise result.exception
+        if result.stopped:
+            self.log.warning("%s", result.stopped)
+        self.log.info("%s: read %d %s (quota used: %s)", account.id, result.read, result.stream, result.quota)
+        pushed = result.as_dict()
+        if self.push_records:
+            pushed["records"] = [as_xcom(record) for record in result.records]
+        return pushed
 
 
-class FetchCommentsOperator(PlatformOperator):
-    """Comments newer than ``cursor``; returns them with the cursor to store for next time."""
+def read_quota(platform: str) -> ReadQuotaConfig | None:
+    """The platform's read quota from policy.yaml (none when the policy does not load or sets none)."""
+    from koho.config import load_config
 
-    template_fields: Sequence[str] = ("conn_id", "cursor")
+    policy = load_config().policy
+    return policy.read_quotas.get(platform) if policy else None
 
-    def __init__(self, *, cursor: str | None = None, **kwargs: Any) -> None:
+
+class FetchPostMetricsOperator(CollectOperator):
+    """Counters of posts: ``remote_ids``, else the account's posts of the last ``recent_days`` (ledger)."""
+
+    template_fields: Sequence[str] = (*CollectOperator.template_fields, "remote_ids")
+
+    def __init__(self, *, remote_ids: Sequence[str] = (), recent_days: int = 7, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.cursor = cursor
+        self.remote_ids, self.recent_days = list(remote_ids), recent_days
 
-    def run(self, hook, context: Any) -> dict[str, Any]:
-        return as_xcom(hook.comments_since(self.cursor or None))
+    def reader(self) -> Reader:
+        from koho.collection.readers import PostMetricsReader
+
+        return PostMetricsReader()
+
+    def recent_post_ids(self, ledger: Ledger | None) -> tuple[str, ...]:
+        if self.remote_ids or ledger is None or self.account_id is None:
+            return tuple(self.remote_ids)
+        from koho.ledger.collection import recent_post_ids
+
+        with ledger.session(readonly=True) as session:
+            return recent_post_ids(session, self.account_id, utcnow() - timedelta(days=self.recent_days))
+
+
+class FetchAccountMetricsOperator(CollectOperator):
+    """The account's counters now (followers, posts, views)."""
+
+    def reader(self) -> Reader:
+        from koho.collection.readers import AccountMetricsReader
+
+        return AccountMetricsReader()
+
+
+class FetchCommentsOperator(CollectOperator):
+    """Replies, comments and mentions newer than the cursor, each once, catching up after an outage."""
+
+    def reader(self) -> Reader:
+        from koho.collection.readers import CommentsReader
+
+        return CommentsReader()
 
 
 class VerifyCredentialsOperator(PlatformOperator):
@@ -165,14 +285,16 @@ class VerifyCredentialsOperator(PlatformOperator):
         return as_xcom(hook.verify_credentials())
 
 
-class SearchAccountsOperator(PlatformOperator):
+class SearchAccountsOperator(CollectOperator):
     """Accounts whose names resemble ``query`` (impersonation checks)."""
 
-    template_fields: Sequence[str] = ("conn_id", "query")
+    template_fields: Sequence[str] = (*CollectOperator.template_fields, "query")
 
     def __init__(self, *, query: str, limit: int = 20, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.query, self.limit = query, limit
 
-    def run(self, hook, context: Any) -> list[dict[str, Any]]:
-        return [as_xcom(found) for found in hook.search_accounts(self.query, limit=self.limit)]
+    def reader(self) -> Reader:
+        from koho.collection.readers import SearchAccountsReader
+
+        return SearchAccountsReader([self.query], limit=self.limit)

@@ -1,5 +1,5 @@
-"""The client-side posting budget: a window of N writes, settled at the time a write arrives, and
-configured per account in accounts.yaml (or per platform in policy.yaml) for the hooks that publish."""
+"""The client-side posting budget: a window of N writes in the shared budget store, configured per
+account in accounts.yaml (or per platform in policy.yaml) for the hooks that publish."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
+from koho.collection.sqlite_storage import SQLiteStorage
 from koho.config import KohoConfig, load_config
 from koho.config.loader import include_dir
 from koho.delivery.sender import Sender
@@ -26,9 +29,17 @@ class Clock:
         return self.now
 
 
-def test_budget_allows_n_writes_per_window_then_says_how_long_to_wait():
+def clocked_budget(tmp_path: Path, calls: int, seconds: float, clock: Clock) -> WriteBudget:
+    budget = WriteBudget(
+        calls, seconds, storage=SQLiteStorage(f"sqlite:///{tmp_path}/b.sqlite", clock=clock), clock=clock
+    )
+    budget.bind("test/line/conn/write")
+    return budget
+
+
+def test_budget_allows_n_writes_per_window_then_says_how_long_to_wait(tmp_path):
     clock = Clock()
-    budget = WriteBudget(2, 10.0, clock=clock)
+    budget = clocked_budget(tmp_path, 2, 10.0, clock)
     assert budget.delay() == 0 and budget.delay() == 0
     clock.now = 103.0
     assert budget.delay() == 7.0  # the first write leaves the window at 110
@@ -36,14 +47,34 @@ def test_budget_allows_n_writes_per_window_then_says_how_long_to_wait():
     assert budget.delay() == 0
 
 
-def test_settle_moves_the_window_to_when_the_write_reached_the_platform():
+def test_a_window_of_a_fraction_of_a_second_counts_as_a_whole_second(tmp_path):
+    """The store counts whole seconds: 0.6 s becomes 1 s, never looser than configured."""
     clock = Clock()
-    budget = WriteBudget(1, 10.0, clock=clock)
-    assert budget.delay() == 0  # allowed at 100
-    clock.now = 100.4  # ...but the request arrived (and was counted) at 100.4
-    budget.settle()
-    clock.now = 110.1
-    assert abs(budget.delay() - 0.3) < 1e-9  # the window reopens at 110.4, not at 110.0
+    budget = clocked_budget(tmp_path, 1, 0.6, clock)
+    assert budget.delay() == 0
+    clock.now = 100.7
+    assert abs(budget.delay() - 0.3) < 1e-9
+    clock.now = 101.0
+    assert budget.delay() == 0
+
+
+def test_an_unbound_budget_refuses_to_count(tmp_path):
+    with pytest.raises(RuntimeError, match="bind"):
+        WriteBudget(1, 1.0).delay()
+
+
+def test_two_budgets_bound_to_one_account_share_one_window(tmp_path):
+    """Two hooks (two processes, in production) with the same account's key: one window between them."""
+    clock = Clock()
+    storage = SQLiteStorage(f"sqlite:///{tmp_path}/b.sqlite", clock=clock)
+    first, second = (
+        WriteBudget(2, 10.0, storage=storage, clock=clock),
+        WriteBudget(2, 10.0, storage=storage, clock=clock),
+    )
+    first.bind("koho/line/conn/write")
+    second.bind("koho/line/conn/write")
+    assert first.delay() == 0 and second.delay() == 0
+    assert first.delay() == 10.0 and second.delay() == 10.0
 
 
 # --------------------------------------------------------------------------- from configuration to hook
