@@ -2,216 +2,38 @@
 
 For every revision in the Alembic history the test builds the schema at that revision, writes
 the representative rows of every revision up to it with plain SQL (as that revision's code
-would have written them), upgrades to head, and reads every row back through the models. A
-new migration adds its rows to ``SEEDS``: the test fails for a revision without any.
+would have written them, ``revision_seeds.SEEDS``), upgrades to head, and reads every row back
+through the models.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Any
-
 import pytest
-import sqlalchemy as sa
 from alembic import command
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import inspect
 
 from koho.ledger.db import alembic_config, get_engine, migrate
-from koho.ledger.models import VERSION_TABLE, Base
+from koho.ledger.models import VERSION_TABLE
+from tests.unit.ledger.revision_seeds import SEEDS, history, read_back, seed_up_to
 from tests.unit.ledger.schema_compare import schema_differences
-
-T = datetime(2026, 11, 25, 0, 30, 15, 123456, tzinfo=UTC)
-LATER = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-
-#: revision -> {table: rows}, in the column names and values that revision knew.
-SEEDS: dict[str, dict[str, list[dict[str, Any]]]] = {
-    "0001": {
-        "accounts": [
-            {
-                "id": "city-x",
-                "platform": "x",
-                "handle": "koho_city",
-                "display_name": "広報こほ市",
-                "kind": "general",
-                "topic": None,
-                "department": "kouhou",
-                "status": "active",
-                "connection_id": "x_city",
-                "settings": {"caps": {"per_day": 8}, "メモ": "市の公式"},
-                "token_expires_at": LATER,
-                "last_verified_at": T,
-                "verify_error": None,
-                "created_at": T,
-                "updated_at": T,
-            }
-        ],
-        "calendar_entries": [
-            {
-                "id": "2026-12-festival",
-                "origin": "calendar",
-                "source": "demo.yaml",
-                "source_line": 12,
-                "title": "冬まつりのお知らせ",
-                "publish_at": LATER,
-                "payload": {"text": "冬まつりを開催します。", "hashtags": ["こほ市"]},
-                "approval_required": True,
-                "revision": 2,
-                "content_hash": "abc123",
-                "status": "approved",
-                "created_by": "staff",
-                "created_at": T,
-                "updated_at": T,
-            }
-        ],
-        "deliveries": [
-            {
-                "id": 1,
-                "entry_id": "2026-12-festival",
-                "account_id": "city-x",
-                "revision": 2,
-                "idempotency_key": "k-0001",
-                "part_index": 0,
-                "parent_delivery_id": None,
-                "due_at": LATER,
-                "status": "published",
-                "text": "冬まつりを開催します。#こほ市",
-                "planned_created_at": LATER,
-                "attempts": 1,
-                "sending_since": None,
-                "remote_id": "1899",
-                "remote_url": "https://x.com/koho_city/status/1899",
-                "published_at": LATER,
-                "last_error": None,
-                "dag_run_id": "scheduled__2026-12-01",
-                "created_at": T,
-                "updated_at": T,
-            }
-        ],
-        "post_metrics": [
-            {
-                "id": 1,
-                "account_id": "city-x",
-                "delivery_id": 1,
-                "remote_id": "1899",
-                "collected_at": LATER,
-                "impressions": 12_000_000_000,
-                "likes": 5,
-                "reposts": 2,
-                "replies": 1,
-                "quotes": 0,
-                "clicks": None,
-                "extra": {"bookmarks": 3},
-            }
-        ],
-        "account_metrics": [
-            {
-                "id": 1,
-                "account_id": "city-x",
-                "collected_at": LATER,
-                "followers": 4321,
-                "posts": 100,
-                "views": None,
-                "extra": {},
-            }
-        ],
-        "feedback_items": [
-            {
-                "id": 1,
-                "account_id": "city-x",
-                "platform": "x",
-                "remote_id": "r-1",
-                "post_remote_id": "1899",
-                "author": "住民A",
-                "text": "駐車場はありますか？",
-                "url": None,
-                "created_at": LATER,
-                "collected_at": LATER,
-                "department": "kouhou",
-                "route_reason": "キーワード: 駐車場",
-                "hostile": False,
-                "digest_sent_at": None,
-            }
-        ],
-        "cursors": [{"account_id": "city-x", "stream": "mentions", "cursor": "c-42", "updated_at": T}],
-        "alerts": [
-            {
-                "id": 1,
-                "kind": "token_expiring",
-                "severity": "warning",
-                "account_id": "city-x",
-                "subject": "トークンの期限が近づいています",
-                "detail": {"days": 6},
-                "dedup_key": "token_expiring:city-x",
-                "created_at": T,
-                "notified_at": None,
-                "resolved_at": None,
-            }
-        ],
-    },
-}
-
-
-def _history() -> list[str]:
-    """Revisions from the first to head."""
-    script = ScriptDirectory.from_config(alembic_config())
-    return [rev.revision for rev in reversed(list(script.walk_revisions()))]
-
-
-def _bind(dialect: str, value: Any) -> Any:
-    """A Python value as plain SQL of that revision stores it (SQLite: naive UTC text)."""
-    if isinstance(value, datetime):
-        if dialect == "sqlite":
-            return value.astimezone(UTC).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-        return value.isoformat()
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return value
-
-
-def _insert(conn: Connection, table: str, row: dict[str, Any]) -> None:
-    columns = ", ".join(row)
-    params = ", ".join(f":{name}" for name in row)
-    values = {name: _bind(conn.dialect.name, value) for name, value in row.items()}
-    conn.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({params})"), values)  # noqa: S608 - names are ours
-
-
-def _seed_up_to(conn: Connection, revision: str) -> list[tuple[str, dict[str, Any]]]:
-    written = []
-    for rev in _history():
-        for table, rows in SEEDS[rev].items():
-            for row in rows:
-                _insert(conn, table, row)
-                written.append((table, row))
-        if rev == revision:
-            break
-    return written
-
-
-def _read_back(conn: Connection, table_name: str, row: dict[str, Any]) -> dict[str, Any]:
-    table = Base.metadata.tables[table_name]
-    key = sa.and_(*(column == row[column.name] for column in table.primary_key.columns))
-    found = conn.execute(sa.select(table).where(key)).mappings().one()
-    return {name: found[name] for name in row}
 
 
 def test_every_revision_has_seed_data() -> None:
-    missing = [rev for rev in _history() if rev not in SEEDS]
+    missing = [rev for rev in history() if rev not in SEEDS]
     assert missing == [], f"add representative rows for revision(s) {missing} to SEEDS"
 
 
-@pytest.mark.parametrize("start", _history())
+@pytest.mark.parametrize("start", history())
 def test_upgrade_from_each_revision_keeps_the_data(fresh_url: str, start: str) -> None:
     migrate(fresh_url, start)
     engine = get_engine(fresh_url)
     with engine.begin() as conn:
-        written = _seed_up_to(conn, start)
+        written = seed_up_to(conn, start)
     migrate(fresh_url)
     with engine.connect() as conn:
         assert schema_differences(conn) == []
         for table, row in written:
-            assert _read_back(conn, table, row) == row, table
+            assert read_back(conn, table, row) == row, table
 
 
 def test_downgrade_to_base_and_back(fresh_url: str) -> None:
