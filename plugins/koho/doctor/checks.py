@@ -103,7 +103,16 @@ def expected_pools(pools_file: Path) -> list[str]:
 
 def check_pools(api: AirflowApi | None, pools_file: Path) -> list[Finding]:
     """The pools in deploy/pools.json exist in Airflow (else the publishing tasks never start)."""
-    wanted = expected_pools(pools_file)
+    try:
+        wanted = expected_pools(pools_file)
+    except (OSError, ValueError) as exc:
+        return [
+            Finding(
+                POOLS,
+                Status.ERROR,
+                f"{pools_file} を読めません（{type(exc).__name__}）。KOHO_POOLS_FILE を確認してください。",
+            )
+        ]
     if api is None or not api.can_log_in:
         return [
             Finding(

@@ -51,7 +51,7 @@ class DoctorSettings:
             max_clock_skew=timedelta(seconds=_env_float("KOHO_DOCTOR_MAX_CLOCK_SKEW_SECONDS", 5.0)),
             smtp_timeout_s=_env_float("KOHO_DOCTOR_SMTP_TIMEOUT_SECONDS", 10.0),
             api_conn_id=os.environ.get("KOHO_AIRFLOW_API_CONN_ID", "koho_airflow_api"),
-            api_base_url=os.environ.get("AIRFLOW__API__BASE_URL"),
+            api_base_url=os.environ.get("KOHO_AIRFLOW_API_URL") or os.environ.get("AIRFLOW__API__BASE_URL"),
             pools_file=Path(os.environ.get("KOHO_POOLS_FILE") or ROOT / "deploy" / "pools.json"),
         )
 

@@ -264,3 +264,8 @@ def test_the_task_mails_the_pr_section_once_a_day_and_fails_in_japanese(installa
     with pytest.raises(AirflowFailException):
         run_doctor(installation)
     assert len(box.messages) == 1  # the same findings the same day are not mailed again
+
+
+def test_an_unreadable_pools_file_is_named(api: AirflowApiStub, tmp_path: Path) -> None:
+    (finding,) = c.check_pools(AirflowApi(api.url, "admin", SECRET), tmp_path / "pools.json")
+    assert finding.status is Status.ERROR and "pools.json を読めません" in finding.message
