@@ -129,27 +129,27 @@ def _form(label: str) -> dict[str, Any]:
 def _direct(stack, number: int) -> dict[str, Any]:
     """The broadcast without Airflow: validation, planning, parallel send, summary, in this process."""
     from koho.config import load_config
+    from koho.config.posting import load_posting_settings
+    from koho.emergency import broadcast
     from koho.ledger.db import Ledger
-    from koho.posting import emergency
-    from koho.posting.settings import load_posting_settings
 
     config, settings, ledger = load_config(), load_posting_settings(), Ledger(stack.ledger_url)
     started = time.monotonic()
-    check = emergency.validate_emergency(
+    check = broadcast.validate_emergency(
         _form(f"baseline {number + 1}"),
         config,
         settings,
         entry_id=f"bench-baseline-{number}-{os.getpid()}",
         triggered_by="bench",
-        lookup=emergency.lookup_in(ledger),
+        lookup=broadcast.lookup_in(ledger),
     )
-    result = emergency.send_all(ledger, check, config, settings, run_id=None)
+    result = broadcast.send_all(ledger, check, config, settings, run_id=None)
     seconds = time.monotonic() - started
     return {"seconds": seconds, "published": result["published"], "total": result["total"]}
 
 
 def _entry_id(run: dict[str, Any]) -> str:
-    from koho.posting.emergency import emergency_entry_id
+    from koho.emergency.broadcast import emergency_entry_id
 
     run_after = datetime.fromisoformat(run["run_after"].replace("Z", "+00:00"))
     return emergency_entry_id(run["dag_run_id"], run_after)

@@ -26,19 +26,11 @@ from datetime import timedelta
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import dag, get_current_context, task
 
+from koho.access import ADHOC_ACCESS
+from koho.config.posting import settings_for_parse
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
 from koho.delivery.operators import SendSlotOperator
-from koho.posting.access import ADHOC_ACCESS
 from koho.posting.params import adhoc_params
-
-
-def _approval_timeout() -> timedelta:
-    try:
-        from koho.posting.settings import load_posting_settings
-
-        return timedelta(minutes=load_posting_settings().approval_timeout_minutes)
-    except Exception:  # a broken posting.yaml is reported by the run; the DAG must still load
-        return timedelta(hours=4)
 
 
 @dag(
@@ -82,7 +74,7 @@ def adhoc_post():
         subject="臨時投稿の承認 / Approve an ad-hoc post: "
         "{{ ti.xcom_pull(task_ids='check_and_record')['check']['title'] }}",
         body="{{ ti.xcom_pull(task_ids='check_and_record')['check']['approval_body'] }}",
-        response_timeout=_approval_timeout(),
+        response_timeout=timedelta(minutes=settings_for_parse().approval_timeout_minutes),
         retries=0,  # a second attempt would ask again; a timeout is an answer ("not approved")
     )
 

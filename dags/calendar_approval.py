@@ -26,9 +26,9 @@ from __future__ import annotations
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag
 
+from koho.access import PR_ROLE
 from koho.calendar.operators import EntryApprovalOperator
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
-from koho.posting.access import PR_ROLE
 
 
 @dag(

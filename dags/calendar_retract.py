@@ -6,9 +6,9 @@ with the **entry id**, optionally the **accounts** (all published ones when empt
 **confirm**.
 
 * **plan** lists the entry's published posts (every revision; thread replies first).
-* **delete_post** (one per post) deletes it through the platform's API. Where the API cannot
-  delete (Instagram, LINE messages, the city website), it writes a *delete by hand*
-  instruction naming the post.
+* **delete_post** (one per post) deletes it through the platform's API (the city website's
+  page and feed entry, by Koho itself). Where the API cannot delete (Instagram, LINE
+  messages), it writes a *delete by hand* instruction naming the post.
 * **report** marks the entry cancelled (nothing more of it is sent), mails the PR section the
   list — deleted, to delete by hand, failed — and fails if any deletion failed.
 
@@ -21,8 +21,8 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, task
 
+from koho.access import PR_ROLE
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
-from koho.posting.access import PR_ROLE
 
 
 @dag(

@@ -27,8 +27,8 @@ from datetime import timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import dag, task
 
+from koho.access import PR_ROLE
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
-from koho.posting.access import PR_ROLE
 
 
 @dag(

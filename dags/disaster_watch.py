@@ -25,18 +25,10 @@ from datetime import timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
+from koho.access import WATCH_ACCESS
+from koho.config.emergency import approval_timeout_for_parse
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
 from koho.emergency.watch import DraftApprovalOperator, JmaWatchOperator
-from koho.posting.access import WATCH_ACCESS
-
-
-def _approval_timeout() -> timedelta:
-    try:
-        from koho.emergency.jma import load_emergency_settings
-
-        return timedelta(minutes=load_emergency_settings().approval_timeout_minutes)
-    except Exception:  # a broken emergency.yaml is reported by the watch task; the DAG must still load
-        return timedelta(minutes=15)
 
 
 @dag(
@@ -96,7 +88,7 @@ def disaster_draft():
         task_id="approve",
         subject="緊急投稿の下書きを承認 / Approve an emergency draft ({{ params.severity }})",
         params={"message": Param("", type="string", format="multiline", title="配信する本文 / Text to broadcast")},
-        response_timeout=_approval_timeout(),
+        response_timeout=approval_timeout_for_parse(),
         retries=0,
     )
 
@@ -128,7 +120,7 @@ def disaster_draft():
             Ledger.from_airflow(),
             context["params"],
             context["ti"].xcom_pull(task_ids="approve"),
-            timeout=_approval_timeout(),
+            timeout=approval_timeout_for_parse(),
         )
         if result["status"] == "cancelled":
             raise AirflowFailException(f"draft {result['entry_id']} was not approved in time; nothing was posted")

@@ -24,22 +24,14 @@ from datetime import timedelta
 
 from airflow.sdk import dag, get_current_context, task
 
+from koho.access import EMERGENCY_ACCESS
+from koho.config.posting import settings_for_parse
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
-from koho.posting.access import EMERGENCY_ACCESS
 from koho.posting.params import emergency_params
 
 #: Above anything the calendar can queue: with the "absolute" weight rule, this task's weight is
 #: exactly this number, not a sum over downstream tasks.
 PRIORITY = 1000
-
-
-def _confirmation() -> str:
-    try:
-        from koho.posting.settings import load_posting_settings
-
-        return load_posting_settings().emergency_confirmation
-    except Exception:  # a broken posting.yaml is reported by the run; the DAG must still load
-        return "緊急配信"
 
 
 @dag(
@@ -50,7 +42,7 @@ def _confirmation() -> str:
     catchup=False,
     max_active_runs=8,
     default_args=DEFAULT_ARGS,
-    params=emergency_params(_confirmation()),
+    params=emergency_params(settings_for_parse().emergency_confirmation),
     access_control=EMERGENCY_ACCESS,
     tags=["koho", "emergency", "forms"],
     doc_md=__doc__,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
+from koho.access import PR_ROLE
 from koho.dag_defaults import DEFAULT_ARGS, START_DATE
-from koho.posting.access import PR_ROLE
 
 
 @dag(
@@ -44,9 +44,9 @@ from koho.posting.access import PR_ROLE
 def newsletter_export():
     @task(multiple_outputs=False)
     def export(**context) -> dict:
-        from koho.calendar import tasks
+        from koho.channels.newsletter_export import run_export
 
-        return tasks.newsletter(dict(context["params"]), context.get("logical_date"))
+        return run_export(dict(context["params"]), context.get("logical_date"))
 
     export()
 

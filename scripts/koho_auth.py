@@ -5,7 +5,7 @@ names these roles; a role that does not exist makes the DAG fail to serialize):
 
     python scripts/koho_auth.py --users-file "$AIRFLOW_HOME/koho-users.json"
 
-* Roles ``KohoStaff``, ``KohoPR``, ``KohoCrisis`` (see ``koho.posting.access``), with their
+* Roles ``KohoStaff``, ``KohoPR``, ``KohoCrisis`` (see ``koho.access``), with their
   global permissions; their per-DAG permissions come from the DAGs' ``access_control`` and are
   synced by the DAG processor.
 * Demo users (``--demo-users``, the default): ``admin`` (Admin, the PR approver of the demo),
@@ -31,7 +31,7 @@ for entry in (ROOT / "plugins", ROOT):
     if str(entry) not in sys.path:
         sys.path.insert(0, str(entry))
 
-from koho.posting.access import CRISIS_ROLE, ROLE_PERMISSIONS, STAFF_ROLE  # noqa: E402
+from koho.access import CRISIS_ROLE, ROLE_PERMISSIONS, STAFF_ROLE  # noqa: E402
 
 #: user name -> (roles, first name, last name)
 DEMO_USERS: dict[str, tuple[tuple[str, ...], str, str]] = {

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from koho.config import KohoConfig
 from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import Account, DeliveryStatus, EntryStatus
@@ -73,32 +74,28 @@ def retract_targets(ledger: Ledger, entry_id: str, accounts: Iterable[str] = ())
     return targets
 
 
-def delete_one(target: dict[str, Any], hook_factory: HookFactory | None = None) -> dict[str, Any]:
-    """Delete one post; never raises for the platform's answer, it reports it."""
-    from koho.delivery.planner import WEBSITE
+def delete_one(
+    target: dict[str, Any], hook_factory: HookFactory | None = None, *, config: KohoConfig | None = None
+) -> dict[str, Any]:
+    """Delete one post (or a channel's publication); never raises for the platform's answer, it
+    reports it. ``config``: what a channel adapter publishes with (default: include/config)."""
+    from koho.delivery.publishers import Publisher, publisher_for
 
     out = {**target, "status": "failed", "instruction": ""}
     where = target.get("url") or target.get("remote_id")
-    if target["platform"] == WEBSITE:
-        out.update(
-            status="manual",
-            instruction=f"remove the news item {where} from the website by hand "
-            "(the page and its entry in the news feed)",
-        )
-        return out
     if hook_factory is None:
         from koho.platforms.registry import hook_for as hook_factory
+    publisher: Publisher | None = None
     try:
-        hook = hook_factory(target["platform"], target["conn_id"])
-        if not hook.capabilities.delete:
+        publisher = publisher_for(target["platform"], target["conn_id"], config=config, hook_factory=hook_factory)
+        if not publisher.capabilities.delete:
             raise NotSupported(f"{target['platform']} cannot delete posts through its API", platform=target["platform"])
-        hook.delete(target["remote_id"])
-    except NotSupported:
-        out.update(
-            status="manual",
-            instruction=f"delete {where} by hand in the {target['platform']} app "
-            f"(account {target['account_id']}): its API cannot delete posts",
+        publisher.delete(target["remote_id"])
+    except NotSupported as exc:
+        by_hand = (
+            publisher.removal_by_hand(where, target["account_id"]) if publisher else f"delete {where} by hand: {exc}"
         )
+        out.update(status="manual", instruction=by_hand)
     except PlatformError as exc:
         out.update(error=str(exc), instruction=f"delete {where} by hand, or run calendar_retract again: {exc}")
     else:

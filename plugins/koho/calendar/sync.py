@@ -164,7 +164,7 @@ def sync_calendar(
     """Validate the calendar in ``directory`` and bring the ledger in line with it (see module doc)."""
     from koho.accounts.sync import registry_rows
     from koho.calendar.approval import approval_deadline, deadline_lead
-    from koho.delivery.planner import ensure_website_account
+    from koho.channels.registry import channel_accounts
 
     now = now or utcnow()
     directory = Path(directory or calendar_dir())
@@ -175,11 +175,7 @@ def sync_calendar(
 
     with ledger.session() as session:
         # The registry first, so that a newly added account can be planned right away.
-        repo.upsert_accounts(session, registry_rows(config))
-        if config.policy:
-            ensure_website_account(
-                session, department=config.policy.pr_department, base_url=str(config.policy.channels.website.base_url)
-            )
+        repo.upsert_accounts(session, registry_rows(config) + channel_accounts(config))
         existing = _existing_slots(session, now)
         known = _known_entries(session)
         past = {e.id for e in known.values() if e.publish_at <= now}
@@ -234,8 +230,8 @@ def _entry_namer(reads: list[SourceRead]):
 
 
 def _existing_slots(session: Session, now: datetime) -> list[PlannedSlot]:
-    """Deliveries the ledger already counts against caps: first parts, social accounts only."""
-    from koho.delivery.planner import WEBSITE
+    """Deliveries the ledger already counts against caps: first parts, on accounts that count."""
+    from koho.channels.registry import exempt_from_caps
 
     rows = session.execute(
         select(LedgerDelivery.account_id, LedgerDelivery.due_at, LedgerDelivery.entry_id, LedgerEntry.origin)
@@ -243,7 +239,7 @@ def _existing_slots(session: Session, now: datetime) -> list[PlannedSlot]:
         .where(
             LedgerDelivery.status.in_(COUNTING),
             LedgerDelivery.part_index == 0,
-            LedgerDelivery.account_id != WEBSITE,
+            LedgerDelivery.account_id.not_in(exempt_from_caps()),
             LedgerDelivery.due_at >= now - timedelta(days=2),
         )
     ).all()
@@ -397,7 +393,8 @@ def _plan(
     session: Session, row: LedgerEntry, entry: FileEntry, report: SyncReport, *, now: datetime, limits: dict[str, int]
 ) -> None:
     """Plan the current revision for every target; cancel deliveries of targets no longer reached."""
-    from koho.delivery.planner import WEBSITE, plan_entry
+    from koho.channels.registry import channels_in
+    from koho.delivery.planner import plan_entry
 
     accounts = {a.id: a for a in session.scalars(select(Account))}
     waiting = row.approval_required and row.status != EntryStatus.APPROVED.value
@@ -415,7 +412,7 @@ def _plan(
                     )
                 )
             )
-    targets = set(entry.accounts) | ({WEBSITE} if "website" in entry.channels else set())
+    targets = set(entry.accounts) | set(channels_in(entry.channels))
     stale = (
         set(
             session.scalars(

@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from filelock import FileLock, Timeout
+
 from koho.config.loader import include_dir
 from koho.errors import KohoError
 
-try:  # POSIX: Airflow workers. Elsewhere concurrent publishing is simply not serialised.
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+LOCK_FILE = ".koho.lock"
+#: How long a writer waits for another one of the same folder; rendering a feed takes well under a second.
+LOCK_TIMEOUT_SECONDS = 60.0
 
 #: Characters XML 1.0 forbids even when escaped; pasted text sometimes carries them.
 _XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -31,6 +32,10 @@ _XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U00
 
 class ChannelError(KohoError):
     """A website or newsletter item cannot be published as given (says which item and why)."""
+
+
+class FolderBusy(ChannelError):
+    """Another writer held the output folder for longer than the lock timeout; trying later may work."""
 
 
 def resolve_output_dir(configured: str | os.PathLike[str]) -> Path:
@@ -65,17 +70,21 @@ def atomic_write_text(target: Path, text: str, *, encoding: str = "utf-8") -> No
 
 
 @contextlib.contextmanager
-def folder_lock(folder: Path) -> Iterator[None]:
-    """Serialise writers of one output folder (two publishing tasks must not lose each other's entry)."""
+def folder_lock(folder: Path, *, timeout: float | None = None) -> Iterator[None]:
+    """Serialise writers of one output folder (two publishing tasks must not lose each other's entry),
+    across processes and threads; ``filelock`` locks with fcntl, Windows' msvcrt or a lock file,
+    whichever the system has. Raises :class:`FolderBusy` rather than waiting without end."""
+    timeout = LOCK_TIMEOUT_SECONDS if timeout is None else timeout
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".koho.lock", "a+b") as handle:
-        if fcntl is not None:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    lock = FileLock(folder / LOCK_FILE, timeout=timeout)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise FolderBusy(f"{folder} is being written by another publisher for more than {timeout:g} s") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def xml_safe(text: str) -> str:

@@ -33,11 +33,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urljoin, urlsplit
 
 from koho.channels._common import (
     ChannelError,
+    FolderBusy,
     atomic_write_bytes,
     atomic_write_text,
     folder_lock,
@@ -45,10 +46,16 @@ from koho.channels._common import (
     resolve_output_dir,
     xml_safe,
 )
-from koho.config.loader import include_dir
+from koho.channels.base import ChannelAdapter
+from koho.config.loader import KohoConfig, include_dir, media_dir
 from koho.config.schema import WebsiteChannel
+from koho.platforms.errors import NotSupported, PermanentlyRejected, TransientError
+from koho.platforms.types import Capabilities, PublishedPost
 from koho.templating import render_html
 from koho.timeutil import to_local, utcnow
+
+if TYPE_CHECKING:
+    from koho.delivery.publishers import Publication
 
 FEED_MAX_ENTRIES = 50
 STATE_FILE = ".koho-news.json"
@@ -209,6 +216,27 @@ def clear_emergency(settings: WebsiteChannel, *, now: datetime | None = None, au
         _render_shared(site, state, write)
         _commit(site, state, write)
     return was_on
+
+
+def remove_news_item(
+    item_id: str, settings: WebsiteChannel, *, now: datetime | None = None, author: str | None = None
+) -> bool:
+    """Take the item's page down and its entry out of the feed, the index and the banner (a retracted
+    post); True if there was something to remove. An item already trimmed from the feed may still
+    have its page: that page goes too."""
+    now = _aware(now or utcnow(), "now")
+    site = _Site.from_settings(settings, author)
+    with folder_lock(site.root):
+        state = _load_state(site, now)
+        record = state["entries"].pop(item_id, None)
+        page = site.root / NEWS_DIR / f"{record['slug'] if record else slug_for(item_id)}.html"
+        if record is None and not page.exists():
+            return False
+        state["emergency"] = [e for e in state["emergency"] if e["id"] != item_id]
+        write = _Write(delete=[page])
+        _render_shared(site, state, write)
+        _commit(site, state, write)
+    return True
 
 
 def slug_for(item_id: str) -> str:
@@ -448,3 +476,92 @@ def _commit(site: _Site, state: dict[str, Any], write: _Write) -> None:
     for target in write.delete:
         target.unlink(missing_ok=True)
     atomic_write_text(site.root / STATE_FILE, json.dumps(state, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# the channel adapter: how deliveries to the "website" pseudo-account are published
+
+
+class WebsiteAdapter(ChannelAdapter):
+    """Deliveries to the website become news items: the entry's full text (never fitted), its images
+    from include/media, the emergency banner for emergency entries. Publishing is idempotent by
+    entry id (the item's page is rewritten), so a retry after an unknown outcome needs no separate
+    reconciliation; retracting removes the page and its feed entry."""
+
+    name = "website"
+    display_name = "City website"
+    capabilities = Capabilities(
+        replies=False,
+        uploads_images=True,  # it copies Koho's own file into media/
+        comments=False,
+        search_accounts=False,
+        idempotency_key=True,
+        counts_towards_caps=False,
+        needs_fitting=False,
+        registry_account=False,
+    )
+
+    @classmethod
+    def unavailable(cls, config: KohoConfig) -> str | None:
+        if config.policy is None or config.policy.channels.website is None:
+            return "the website channel is not configured (policy.yaml channels.website)"
+        return None
+
+    @classmethod
+    def handle(cls, config: KohoConfig) -> str:
+        return str(config.policy.channels.website.base_url) if config.policy else cls.name
+
+    def publish_once(
+        self,
+        publication: Publication,
+        *,
+        idempotency_key: str,
+        maybe_sent_before: bool = False,
+        since: datetime | None = None,
+    ) -> PublishedPost:
+        if reason := self.unavailable(self.config):
+            raise NotSupported(reason, platform=self.name)
+        from koho.delivery.publishers import carries_images
+
+        payload = publication.payload
+        media = media_dir()
+        item = NewsItem(
+            id=publication.entry_id,
+            title=publication.title or publication.entry_id,
+            body=payload.get("text") or "",
+            published_at=publication.due_at,
+            link=payload.get("link"),
+            category=payload.get("category"),
+            images=[img if "://" in img else str(media / img) for img in payload.get("images") or ()]
+            if carries_images(payload, self.name)
+            else [],
+            emergency=publication.origin == "emergency",
+            all_clear=bool(payload.get("all_clear")),
+        )
+        try:
+            news = publish_news_item(item, self.config.policy.channels.website)
+        except FolderBusy as exc:  # another publisher is writing: nothing was written, later will do
+            raise TransientError(str(exc), platform=self.name) from exc
+        except ChannelError as exc:  # the entry cannot be a page as it is (an image, a link...)
+            raise PermanentlyRejected(str(exc), kind="invalid", platform=self.name) from exc
+        return PublishedPost(remote_id=publication.entry_id, url=news.url)
+
+    def delete(self, remote_id: str) -> None:
+        """Retract the item (``remote_id`` is its entry id); already gone is not an error."""
+        if reason := self.unavailable(self.config):
+            raise NotSupported(reason, platform=self.name)
+        try:
+            remove_news_item(remote_id, self.config.policy.channels.website)
+        except FolderBusy as exc:
+            raise TransientError(str(exc), platform=self.name) from exc
+        except ChannelError as exc:  # an unreadable news index: a person restores it
+            raise PermanentlyRejected(str(exc), kind="invalid", platform=self.name) from exc
+
+    def removal_by_hand(self, where: str, account_id: str) -> str:
+        return f"remove the news item {where} from the website by hand (the page and its entry in the news feed)"
+
+    def full_text_url(self, entry_id: str) -> str | None:
+        if self.unavailable(self.config):
+            return None
+        base = str(self.config.policy.channels.website.base_url)
+        return urljoin(base if base.endswith("/") else base + "/", f"{NEWS_DIR}/{slug_for(entry_id)}.html")

@@ -14,17 +14,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from koho.channels.registry import channels_in
+from koho.delivery.publishers import capabilities_of
 from koho.errors import KohoError
 from koho.ledger import repo
 from koho.ledger.models import Account, CalendarEntry, Delivery
-from koho.platforms.registry import PLATFORMS, hook_class
 from koho.text.fitting import fit
 from koho.text.rules import rules_for
 
 log = logging.getLogger(__name__)
-
-#: Pseudo-account for the city website channel: its deliveries write news pages, not posts.
-WEBSITE = "website"
 
 
 @dataclass
@@ -36,28 +34,9 @@ class PlanOutcome:
     problems: dict[str, str] = field(default_factory=dict)  # account id -> why nothing was planned
 
 
-def ensure_website_account(session: Session, *, department: str, base_url: str) -> None:
-    """The website channel is a delivery target like an account; give it its ledger row."""
-    repo.upsert_accounts(
-        session,
-        [
-            {
-                "id": WEBSITE,
-                "platform": WEBSITE,
-                "handle": base_url,
-                "display_name": "City website",
-                "kind": "general",
-                "department": department,
-                "status": "active",
-                "connection_id": None,
-                "settings": {},
-            }
-        ],
-    )
-
-
 def supports_replies(platform: str) -> bool:
-    return platform in PLATFORMS and hook_class(platform).capabilities.replies
+    capabilities = capabilities_of(platform)
+    return bool(capabilities and capabilities.replies)
 
 
 def fitted_parts(
@@ -71,7 +50,8 @@ def fitted_parts(
     limits: Mapping[str, int] | None,
 ) -> list[str]:
     """The text as it will be posted on ``platform``: one part, or a thread's parts."""
-    if platform == WEBSITE:
+    capabilities = capabilities_of(platform)
+    if capabilities is not None and not capabilities.needs_fitting:
         return [text]
     rule = rules_for(platform, limits)
     return fit(
@@ -99,7 +79,8 @@ def plan_entry(
     """Plan the entry's current revision for every account in its payload.
 
     ``payload`` is the validated entry (``koho.calendar.schema.CalendarEntry`` as JSON): its
-    ``accounts`` are the targets that passed validation; ``channels`` may add the website.
+    ``accounts`` are the targets that passed validation; ``channels`` may add channels Koho writes
+    itself (the website), each planned for its pseudo-account.
     An account whose text cannot be fitted gets no delivery and a problem saying why (the
     others are planned). ``mode="emergency"`` never rewords: the same text everywhere, split
     only where a limit forces it.
@@ -108,8 +89,7 @@ def plan_entry(
     outcome = PlanOutcome(entry.id, entry.revision)
     waiting = entry.approval_required if awaiting_approval is None else awaiting_approval
     targets = list(payload.get("accounts") or [])
-    if "website" in (payload.get("channels") or []) and WEBSITE not in targets:
-        targets.append(WEBSITE)
+    targets += [c for c in channels_in(payload.get("channels") or ()) if c not in targets]
     overrides: dict[str, str] = payload.get("overrides") or {}
     for account_id in targets:
         account = accounts.get(account_id)

@@ -1,10 +1,11 @@
-"""Send one delivery exactly once: claim it in the ledger, publish through its platform, record.
+"""Send one delivery exactly once: claim it in the ledger, publish through its account's publisher
+(the platform's hook, or the adapter of a channel such as the website), record.
 
 The order is what makes "exactly once" hold across killed workers and retries:
 
 1. the ledger claim (``planned`` -> ``sending``) lets exactly one process send; a claim on a
    row left ``sending`` by a dead worker says ``maybe_sent_before``;
-2. the hook's ``publish_once`` reconciles first in that case, then publishes with the
+2. the publisher's ``publish_once`` reconciles first in that case, then publishes with the
    delivery's stable idempotency key;
 3. the outcome is recorded: published (remote id, URL), failed with a reason a person can act
    on, back to planned when the platform surely did not publish, or left ``sending`` when the
@@ -21,13 +22,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
 
 from koho.config import KohoConfig, load_config
-from koho.config.loader import media_dir
-from koho.delivery.planner import WEBSITE
+from koho.delivery.publishers import Publication, Publisher, publisher_for
 from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import Account, CalendarEntry, Delivery
@@ -41,7 +39,6 @@ from koho.platforms.errors import (
     UnknownOutcome,
 )
 from koho.platforms.registry import hook_for
-from koho.platforms.types import OutgoingPost
 from koho.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -117,53 +114,8 @@ def _advice(exc: PlatformError) -> str:
     return str(exc)
 
 
-def image_urls(payload: dict[str, Any], config: KohoConfig, *, local: bool = False) -> tuple[str, ...]:
-    """The entry's images as a hook takes them: URLs as given; a local image (include/media) as
-    its file when the hook uploads the bytes itself (``local``), else as its public URL under the
-    website's media/, which the platform fetches."""
-    base = str(config.policy.channels.website.base_url) if config.policy else ""
-    urls = []
-    for image in payload.get("images") or ():
-        if "://" in image:
-            urls.append(image)
-        elif local:
-            urls.append(str(media_dir() / image))
-        else:
-            urls.append(urljoin(base, f"media/{Path(image).name}"))
-    return tuple(urls)
-
-
-def carries_images(payload: dict[str, Any], platform: str) -> bool:
-    """Whether ``platform``'s posts carry the entry's images: ``payload["image_platforms"]``, when
-    present, lists the platforms that do (an emergency's stand-in image is for Instagram only)."""
-    platforms = payload.get("image_platforms")
-    return platforms is None or platform in platforms
-
-
-def takes_images(platform: str) -> bool:
-    """Whether Koho can attach images on ``platform`` (its hook's ``capabilities.images``); where it
-    cannot, the post goes out with its text and link only rather than failing."""
-    capabilities = _capabilities(platform)
-    return bool(capabilities and capabilities.images)
-
-
-def uploads_images(platform: str) -> bool:
-    """Whether ``platform``'s hook uploads image bytes itself (then it reads Koho's local copy)."""
-    capabilities = _capabilities(platform)
-    return bool(capabilities and capabilities.uploads_images)
-
-
-def _capabilities(platform: str) -> Any:
-    from koho.platforms.registry import hook_class
-
-    try:
-        return hook_class(platform).capabilities
-    except KeyError:
-        return None
-
-
 class Sender:
-    """Sends deliveries for one task; holds the ledger, config and hooks it reuses across them."""
+    """Sends deliveries for one task; holds the ledger, config and publishers it reuses across them."""
 
     def __init__(
         self,
@@ -184,27 +136,36 @@ class Sender:
         #: try left 'sending' under the same DAG run are taken over at once (and reconciled first)
         #: instead of after ``stale_after``. Airflow runs one try of a task at a time.
         self.reclaim_own = reclaim_own
-        self._hooks: dict[str, Any] = {}
+        self._publishers: dict[str, Publisher] = {}
         self._hook_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_lock = threading.Lock()
 
-    def hook(self, account: Account) -> Any:
-        """One hook per account for the whole task, shared by the slot's threads (one login each);
-        accounts do not wait for each other's hooks.
+    def publisher(self, account: Account) -> Publisher:
+        """One publisher per account for the whole task, shared by the slot's threads (one login
+        each); accounts do not wait for each other's.
 
         This is where every publishing path (calendar slots, ad-hoc posts, emergency broadcasts)
-        gets its hook, so the account's settings from the configuration are applied here once: its
-        posting budget (``caps.write_budget``, else the policy's default for the platform). The
-        budget lives in the hook, so it spans the task's deliveries for the account.
+        gets its publisher — the platform's hook or the channel's adapter — so the account's
+        settings from the configuration are applied here once: its posting budget
+        (``caps.write_budget``, else the policy's default for the platform). The budget lives in
+        the hook, so it spans the task's deliveries for the account.
         """
         with self._locks_lock:
             lock = self._hook_locks[account.id]
         with lock:
-            if account.id not in self._hooks:
-                self._hooks[account.id] = self.hook_factory(
-                    account.platform, account.connection_id or "", **self.hook_options(account.id)
+            if account.id not in self._publishers:
+                self._publishers[account.id] = publisher_for(
+                    account.platform,
+                    account.connection_id or "",
+                    config=self.config,
+                    hook_factory=self.hook_factory,
+                    **self.hook_options(account.id),
                 )
-            return self._hooks[account.id]
+            return self._publishers[account.id]
+
+    def hook(self, account: Account) -> Any:
+        """The platform hook behind a platform account's publisher."""
+        return self.publisher(account).hook
 
     def hook_options(self, account_id: str) -> dict[str, Any]:
         """The hook arguments the configuration gives this account (none when it sets nothing)."""
@@ -253,26 +214,13 @@ class Sender:
         outcome.sent_at = started.isoformat()
         outcome.late_seconds = (started - snapshot.due_at).total_seconds()
         try:
-            if snapshot.platform == WEBSITE:
-                published = self._publish_website(snapshot)
-            else:
-                post = OutgoingPost(
-                    text=snapshot.text,
-                    image_urls=image_urls(snapshot.payload, self.config, local=uploads_images(snapshot.platform))
-                    if snapshot.part_index == 0
-                    and carries_images(snapshot.payload, snapshot.platform)
-                    and takes_images(snapshot.platform)
-                    else (),
-                    reply_to=snapshot.parent_remote_id,
-                    created_at=snapshot.planned_created_at,
+            with self._claim_kept(delivery_id, snapshot.attempts):
+                published = self.publisher(snapshot.account).publish_once(
+                    snapshot.publication(),
+                    idempotency_key=snapshot.key,
+                    maybe_sent_before=claim.maybe_sent_before,
+                    since=snapshot.planned_created_at - timedelta(minutes=10),
                 )
-                with self._claim_kept(delivery_id, snapshot.attempts):
-                    published = self.hook(snapshot.account).publish_once(
-                        post,
-                        idempotency_key=snapshot.key,
-                        maybe_sent_before=claim.maybe_sent_before,
-                        since=snapshot.planned_created_at - timedelta(minutes=10),
-                    )
         except (PermanentlyRejected, AuthExpired, NotSupported) as exc:
             return self._fail(snapshot, _advice(exc), retryable=False, started=started)
         except UnknownOutcome as exc:
@@ -327,30 +275,6 @@ class Sender:
             and self.dag_run_id is not None
             and delivery.dag_run_id == self.dag_run_id
         )
-
-    def _publish_website(self, snapshot: _Snapshot):
-        from koho.channels.website import NewsItem, publish_news_item
-        from koho.platforms.types import PublishedPost
-
-        if not self.config.policy:
-            raise NotSupported("no website channel configured in policy.yaml", platform=WEBSITE)
-        payload = snapshot.payload
-        media = media_dir()
-        item = NewsItem(
-            id=snapshot.entry_id,
-            title=payload.get("title") or snapshot.entry_id,
-            body=payload.get("text") or "",
-            published_at=snapshot.due_at,
-            link=payload.get("link"),
-            category=payload.get("category"),
-            images=[img if "://" in img else str(media / img) for img in payload.get("images") or ()]
-            if carries_images(payload, WEBSITE)
-            else [],
-            emergency=snapshot.origin == "emergency",
-            all_clear=bool(payload.get("all_clear")),
-        )
-        news = publish_news_item(item, self.config.policy.channels.website)
-        return PublishedPost(remote_id=snapshot.entry_id, url=news.url)
 
     def _fail(
         self, snapshot: _Snapshot, reason: str, *, retryable: bool, started: datetime | None = None
@@ -417,6 +341,19 @@ class _Snapshot:
             parent_id=delivery.parent_delivery_id,
             parent_remote_id=parent.remote_id if parent is not None and parent.status == "published" else None,
             parent_status=parent.status if parent is not None else None,
+        )
+
+    def publication(self) -> Publication:
+        return Publication(
+            entry_id=self.entry_id,
+            origin=self.origin,
+            title=self.payload.get("title") or "",
+            text=self.text,
+            payload=self.payload,
+            due_at=self.due_at,
+            part_index=self.part_index,
+            reply_to=self.parent_remote_id,
+            created_at=self.planned_created_at,
         )
 
     def outcome(self, status: str, *, error: str | None = None) -> DeliveryOutcome:

@@ -19,7 +19,7 @@ from koho.doctor.airflow_api import AirflowApi
 from koho.doctor.findings import Finding, Status
 from koho.errors import KohoError
 from koho.ledger.db import CONN_ID_ENV, DEFAULT_CONN_ID, Ledger, url_from_connection
-from koho.notify.mail import smtp_conn_id
+from koho.notify.sender import smtp_conn_id
 from koho.timeutil import utcnow
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,10 @@ import logging
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from koho.accounts.sync import AlertSpec
-from koho.alerts import notify_pending, record_alerts
 from koho.config import load_config
 from koho.doctor.findings import Finding, Status, problems, summary
 from koho.doctor.run import Probe, run_checks
+from koho.notify.alerts import AlertSpec, notify_pending, record_alerts
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 from jinja2 import FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from koho.emergency.jma import AreaWarning, EmergencySettings, Severity, draft_key
+from koho.config.emergency import EmergencySettings
+from koho.emergency.jma import AreaWarning, Severity, draft_key
 
 #: JMA times are Japan time by definition; posts say so whatever the server's zone.
 JST = ZoneInfo("Asia/Tokyo")

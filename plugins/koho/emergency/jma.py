@@ -18,9 +18,9 @@ This module is pure (no I/O) so that the trigger, the DAGs and the tests share i
 * :func:`select_new` applies cancellations across a batch of documents and drops what was
   already seen, keyed by :func:`draft_key` — the one place that decides "same warning".
 
-Settings live in ``include/config/emergency.yaml`` (:class:`EmergencySettings`,
-:func:`load_emergency_settings`), validated with the same file/line/field reporting as the
-rest of Koho's configuration.
+Settings live in ``include/config/emergency.yaml`` (:class:`koho.config.emergency.EmergencySettings`,
+:func:`~koho.config.emergency.load_emergency_settings`), validated with the same file/line/field
+reporting as the rest of Koho's configuration.
 """
 
 from __future__ import annotations
@@ -31,25 +31,18 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urljoin
 from xml.etree import ElementTree as ET
 from xml.parsers import expat
 
 from defusedxml import DefusedXmlException, DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import DefusedXMLParser
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from koho.config.yamlsource import load_yaml
-from koho.errors import ConfigError, KohoError, Problem, Where
+from koho.errors import KohoError
 
 #: ``Body/Warning/@type`` of the per-municipality layer: the only layer with 7-digit area codes.
 MUNICIPAL_WARNING_TYPE = "気象警報・注意報（市町村等）"
-#: Feed entry titles (= ``Control/Title``) of the warning bulletins the watcher reads. VPWW53
-#: (気象特別警報・警報・注意報) repeats VPWW54 in an older shape; reading both would fetch
-#: every bulletin twice for nothing (their draft keys coincide anyway).
-DEFAULT_FEED_TITLES = ("気象警報・注意報（Ｈ２７）",)
 INFO_TYPES = ("発表", "訂正", "取消")
 CONTROL_STATUSES = ("通常", "訓練", "試験")
 #: ``Kind/Status`` values of VPWW54 (解説資料 気象警報・注意報（Ｈ２７）).
@@ -531,87 +524,3 @@ def select_new(warnings: Iterable[Warning], settings: WatchFilter, seen_keys: It
                 pending[key] = area_warning
     selection.warnings = list(pending.values())
     return selection
-
-
-# ---------------------------------------------------------------------------------------------
-# settings (include/config/emergency.yaml)
-
-AreaCode = Annotated[str, Field(pattern=r"^\d{7}$")]
-KindName = Annotated[str, Field(min_length=2, max_length=20)]
-KindStatus = Literal["発表", "継続", "特別警報から警報", "特別警報から注意報", "警報から注意報", "解除"]
-
-
-class EmergencySettings(BaseModel):
-    """The disaster-information watcher's settings. Unknown fields are errors (typos must not
-    silently fall back to a default when lives may depend on the watcher)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
-
-    feed_url: str = Field(pattern=r"^https?://\S+$")
-    city_name: str = Field(min_length=1, max_length=50)
-    area_codes: list[AreaCode] = Field(min_length=1)
-    area_name: str = Field(min_length=1, max_length=50)
-    kinds: list[KindName] = Field(min_length=1)
-    statuses: list[KindStatus] = Field(default_factory=lambda: ["発表"], min_length=1)
-    feed_titles: list[str] = Field(default_factory=lambda: list(DEFAULT_FEED_TITLES), min_length=1)
-    poll_interval_seconds: float = Field(default=60, ge=1, le=3600)
-    approval_timeout_minutes: int = Field(default=15, ge=1, le=24 * 60)
-    template: str = Field(default="posts/emergency/jma_warning.j2", pattern=r"^[\w./-]+\.j2$")
-    page_url: str = Field(
-        default="https://www.jma.go.jp/bosai/warning/#lang=ja&area_type=class20s&area_code={area_code}",
-        pattern=r"^https?://\S+$",
-    )
-
-    @field_validator("kinds")
-    @classmethod
-    def _kinds(cls, value: list[str]) -> list[str]:
-        out = []
-        for name in value:
-            name = nfkc(name)
-            if not name.endswith(("警報", "注意報")):
-                raise ValueError(f"'{name}' is not a JMA warning kind (names end in 警報 or 注意報, e.g. 大雨警報)")
-            if name in out:
-                raise ValueError(f"'{name}' is listed twice")
-            out.append(name)
-        return out
-
-    @field_validator("page_url")
-    @classmethod
-    def _page_url(cls, value: str) -> str:
-        if "{area_code}" not in value:
-            raise ValueError("page_url must contain {area_code}, e.g. ...&area_code={area_code}")
-        return value
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        if ".." in value.split("/") or value.startswith("/"):
-            raise ValueError("template must be a path inside include/templates")
-        return value
-
-    def page_link(self, area_code: str) -> str:
-        return self.page_url.replace("{area_code}", area_code)
-
-
-def emergency_config_path() -> Path:
-    from koho.config.loader import config_dir
-
-    return config_dir() / "emergency.yaml"
-
-
-def load_emergency_settings(path: Path | None = None) -> EmergencySettings:
-    """Load ``include/config/emergency.yaml``; raise :class:`ConfigError` naming file, line and field."""
-    from koho.config.loader import _validate
-
-    path = path or emergency_config_path()
-    doc = load_yaml(path)
-    if doc.data is None:
-        problems = doc.problems or [Problem(Where(file=doc.file), "file is empty; expected the watcher settings")]
-        raise ConfigError(problems)
-    if not isinstance(doc.data, dict):
-        raise ConfigError([*doc.problems, Problem(doc.where(()), "expected a mapping at the top")])
-    settings, problems = _validate(EmergencySettings, doc.data, doc, ())
-    problems = doc.problems + problems
-    if problems or settings is None:
-        raise ConfigError(problems)
-    return settings

@@ -39,10 +39,9 @@ import aiohttp
 import tenacity
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from koho.config.emergency import DEFAULT_FEED_TITLES, EmergencySettings
 from koho.emergency.jma import (
-    DEFAULT_FEED_TITLES,
     MAX_DOCUMENT_BYTES,
-    EmergencySettings,
     JmaDocumentError,
     JmaWarning,
     Watch,

@@ -33,8 +33,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from koho.config.emergency import EmergencySettings
 from koho.emergency.drafts import EmergencyDraft, draft_post
-from koho.emergency.jma import EmergencySettings
 from koho.emergency.triggers import JmaFeedTrigger
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class JmaWatchOperator(BaseOperator):
         self.poll_interval = poll_interval
 
     def _settings(self) -> EmergencySettings:
-        from koho.emergency.jma import load_emergency_settings
+        from koho.config.emergency import load_emergency_settings
 
         return load_emergency_settings()
 
@@ -241,10 +241,9 @@ class JmaWatchOperator(BaseOperator):
 
 def alert_not_watching(reason: str) -> int:
     """Tell the crisis and PR addresses (once a day) that the watcher cannot watch; returns mails sent."""
-    from koho.accounts.sync import AlertSpec
-    from koho.alerts import notify_pending, record_alerts
     from koho.config import load_config
     from koho.ledger.db import Ledger
+    from koho.notify import AlertSpec, city_name, crisis_team, notify_pending, record_alerts
 
     try:
         ledger = Ledger.from_airflow()
@@ -266,10 +265,8 @@ def alert_not_watching(reason: str) -> int:
                 ],
             )
         config = load_config()
-        to = [str(e) for e in (config.policy.crisis_emails if config.policy else [])]
-        to += [e for e in [config.pr_email()] if e]
-        city = config.policy.city_name if config.policy else "Koho"
-        return notify_pending(ledger, to=to, city_name=city, kinds=["config_error"]) if new and to else 0
+        to = crisis_team(config)
+        return notify_pending(ledger, to=to, city_name=city_name(config), kinds=["config_error"]) if new and to else 0
     except Exception:  # the task fails anyway; the alert is a courtesy that must not hide the cause
         log.exception("could not alert that the watcher is not watching")
         return 0
@@ -348,7 +345,7 @@ DraftApprovalOperator = _hitl_approval_class()
 
 def broadcast_conf(params: Mapping[str, Any], approval: Mapping[str, Any] | None) -> dict[str, Any]:
     """The emergency_broadcast form filled in from an approved draft (the approver's text wins)."""
-    from koho.posting.settings import load_posting_settings
+    from koho.config.posting import load_posting_settings
     from koho.posting.vocabulary import DEFAULT_TARGETS
 
     approval = approval or {}
@@ -371,10 +368,9 @@ def settle_draft(
     ledger, params: Mapping[str, Any], approval: Mapping[str, Any] | None, *, timeout: timedelta
 ) -> dict[str, Any]:
     """Mark the draft approved, rejected or expired (alerting the crisis addresses once)."""
-    from koho.accounts.sync import AlertSpec
-    from koho.alerts import notify_pending, record_alerts
     from koho.config import load_config
     from koho.ledger import repo
+    from koho.notify import AlertSpec, city_name, crisis_team, notify_pending, record_alerts
 
     entry_id = str(params.get("entry_id") or "")
     chosen = ((approval or {}).get("chosen_options") or [None])[0]
@@ -406,8 +402,6 @@ def settle_draft(
     mailed = 0
     if status == "cancelled":
         config = load_config()
-        to = [str(e) for e in (config.policy.crisis_emails if config.policy else [])]
-        to += [e for e in [config.pr_email()] if e]
-        city = config.policy.city_name if config.policy else "Koho"
-        mailed = notify_pending(ledger, to=to, city_name=city, kinds=["approval_timeout"]) if to else 0
+        to = crisis_team(config)
+        mailed = notify_pending(ledger, to=to, city_name=city_name(config), kinds=["approval_timeout"]) if to else 0
     return {"entry_id": entry_id, "status": status, "by": who, "mailed": mailed}

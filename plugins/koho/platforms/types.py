@@ -26,6 +26,13 @@ class Capabilities:
     comments: bool = True
     search_accounts: bool = True
     idempotency_key: bool = False  # the API deduplicates retries by a client key
+    #: Its posts count towards an account's caps, spacing and quiet hours (a channel Koho writes
+    #: itself, such as the website, does not: a news page disturbs nobody at night).
+    counts_towards_caps: bool = True
+    #: Its text is fitted to a length limit (shortened, split into a thread); else it takes the full text.
+    needs_fitting: bool = True
+    #: Its deliveries go to an account of accounts.yaml; else to a pseudo-account the channel provides.
+    registry_account: bool = True
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from sqlalchemy import select
 from koho.calendar.rules import PlannedSlot, volume_problems
 from koho.calendar.timeparse import parse_publish_at
 from koho.config.loader import KohoConfig
+from koho.config.posting import PostingSettings
 from koho.delivery.slots import Slot, group_into_slots
 from koho.errors import InputError, Problem, Where
 from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import Account, CalendarEntry, Delivery, DeliveryStatus
 from koho.posting.form import AdhocCheck, validate_adhoc
-from koho.posting.settings import PostingSettings
 from koho.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -269,8 +269,7 @@ def alert_timeout(
     ledger: Ledger, recorded: Mapping[str, Any], *, to: list[str], city_name: str, waited: timedelta
 ) -> int:
     """Raise (once) and mail the approval-timeout alert; returns how many alerts were mailed."""
-    from koho.accounts.sync import AlertSpec
-    from koho.alerts import notify_pending, record_alerts
+    from koho.notify import AlertSpec, notify_pending, record_alerts
 
     spec = AlertSpec(
         kind="approval_timeout",

@@ -20,6 +20,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
+from koho.channels.registry import CHANNELS
 from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, SEVERITIES
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,6 @@ _GROUP_LABELS = {
     "all": "すべての公式アカウント (all)",
     "general": "総合アカウント (general)",
     "special": "分野別アカウント (special)",
-    "website": "市ホームページ（緊急バナー・お知らせ）(website)",
 }
 
 
@@ -155,8 +155,8 @@ def adhoc_params() -> dict[str, Param]:
 
 def emergency_params(confirmation: str) -> dict[str, Param]:
     values, labels = account_choices()
-    values = ["website", *values]
-    labels = {"website": _GROUP_LABELS["website"], **labels}
+    values = [*CHANNELS, *values]
+    labels = {**{name: info.form_label for name, info in CHANNELS.items()}, **labels}
     return {
         "message": Param(
             "",

@@ -45,10 +45,10 @@ def check_and_record(
     A real run with any error fails here, before anything is written.
     """
     from koho.config import load_config
+    from koho.config.posting import load_posting_settings
     from koho.ledger.db import Ledger
     from koho.posting import adhoc
     from koho.posting.form import adhoc_entry_id
-    from koho.posting.settings import load_posting_settings
     from koho.timeutil import utcnow
 
     config = load_config()
@@ -64,6 +64,8 @@ def check_and_record(
         ledger, form, config, settings, now=now, entry_id=entry_id, triggered_by=triggered_by
     )
     result = check.as_dict()
+    if check.dry_run:
+        _link_previews(result, config)
     log.info("ad-hoc post check:\n%s", report.preview_text(result))
     if check.dry_run:
         log.info("dry run: nothing was recorded or posted")
@@ -72,6 +74,19 @@ def check_and_record(
         raise _fail("the form has problems; nothing was recorded or posted", result["errors"])
     result["approval_body"] = report.approval_body(result, check.entry.text if check.entry else "")
     return {"check": result, "recorded": recorded}
+
+
+def _link_previews(result: dict[str, Any], config: Any) -> None:
+    """Dry run: link each account on a stand-in platform (the sandbox) to its rendered preview."""
+    from koho.timeline_links import timelines
+
+    accounts = {
+        a.id: {"connection_id": a.connection_id, "handle": a.handle, "name": a.name}
+        for a in config.accounts
+        if a.connection_id
+    }
+    wanted = {accounts[p["account_id"]]["connection_id"] for p in result["previews"] if p["account_id"] in accounts}
+    report.link_previews(result, accounts, timelines(wanted))
 
 
 def gate(checked: Mapping[str, Any]) -> list[str]:
@@ -96,10 +111,11 @@ def settle(
 ) -> dict[str, Any]:
     """The run's end: what was posted where, or why nothing was (rejected, not approved in time)."""
     from koho.config import load_config
+    from koho.config.posting import load_posting_settings
     from koho.delivery.tasks import report_outcomes
     from koho.ledger.db import Ledger
+    from koho.notify import city_name, pr_section
     from koho.posting import adhoc
-    from koho.posting.settings import load_posting_settings
 
     if not checked:
         raise AirflowFailException("the form was not accepted (see check_and_record's log); nothing was posted")
@@ -108,8 +124,8 @@ def settle(
         return {"dry_run": True, **checked["check"]}
     ledger = Ledger.from_airflow()
     config = load_config()
-    city = config.policy.city_name if config.policy else "Koho"
-    pr = [e for e in [config.pr_email()] if e]
+    city = city_name(config)
+    pr = pr_section(config)
     if recorded["needs_approval"] and not approval:
         settings = load_posting_settings()
         waited = timedelta(minutes=settings.approval_timeout_minutes)
@@ -153,18 +169,18 @@ def broadcast(
     The deliveries record ``dag_id/run_id``, as every sender does, so the calendar view links
     each emergency post straight to the run that sent it."""
     from koho.config import load_config
+    from koho.config.posting import load_posting_settings
+    from koho.emergency import broadcast
     from koho.ledger.db import Ledger
-    from koho.posting import emergency
-    from koho.posting.settings import load_posting_settings
     from koho.timeutil import utcnow
 
     config = load_config()
     settings = load_posting_settings()
     ledger = Ledger.from_airflow()
     ledger.migrate()
-    entry_id = emergency.emergency_entry_id(run_id, run_after or utcnow())
-    check = emergency.validate_emergency(
-        dict(form), config, settings, entry_id=entry_id, triggered_by=triggered_by, lookup=emergency.lookup_in(ledger)
+    entry_id = broadcast.emergency_entry_id(run_id, run_after or utcnow())
+    check = broadcast.validate_emergency(
+        dict(form), config, settings, entry_id=entry_id, triggered_by=triggered_by, lookup=broadcast.lookup_in(ledger)
     )
     for problem in check.problems:
         log.warning("%s", problem)
@@ -172,7 +188,7 @@ def broadcast(
         from koho.posting.form import problem_dict
 
         raise _fail("the emergency form has problems; nothing was posted", [problem_dict(p) for p in check.errors])
-    result = emergency.send_all(
+    result = broadcast.send_all(
         ledger, check, config, settings, run_id=f"{dag_id}/{run_id}", now=utcnow(), retry_of_task=try_number > 1
     )
     log.info(
@@ -184,7 +200,7 @@ def broadcast(
         report.outcome_rows(result["accounts"]),
     )
     try:
-        result["mailed_to"] = emergency.mail_summary(result, config)
+        result["mailed_to"] = broadcast.mail_summary(result, config, ledger)
     except Exception as exc:  # the posts are out; a mail problem must not hide or repeat them
         log.exception("the summary mail could not be sent")
         result["mailed_to"] = []

@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from koho.calendar.demo_media import png_bytes
 from koho.config import KohoConfig, load_config
 
@@ -77,10 +79,17 @@ ACCOUNTS = [
 ]
 
 
-def write_config(directory: Path, *, holidays: str = "warn") -> KohoConfig:
+def write_config(directory: Path, *, holidays: str = "warn", website_dir: Path | None = None) -> KohoConfig:
+    """The test registry in ``directory``; ``website_dir``: where the website channel writes (else the
+    policy's default folder, so give one to any test that publishes to the website)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "departments.yaml").write_text(DEPARTMENTS, encoding="utf-8")
-    (directory / "policy.yaml").write_text(POLICY.format(holidays=holidays), encoding="utf-8")
+    policy = POLICY.format(holidays=holidays)
+    if website_dir is not None:
+        data = yaml.safe_load(policy)
+        data["channels"]["website"]["output_dir"] = str(website_dir)
+        policy = yaml.safe_dump(data, allow_unicode=True)
+    (directory / "policy.yaml").write_text(policy, encoding="utf-8")
     (directory / "accounts.yaml").write_text(json.dumps({"accounts": ACCOUNTS}, ensure_ascii=False), encoding="utf-8")
     config = load_config(directory)
     assert config.problems == [], config.problems

@@ -293,3 +293,107 @@ def test_slugs_are_readable_or_hashed_and_unique() -> None:
     assert slug_for("防災/地震") != slug_for("防災/台風")
     assert slug_for("Roads 1").startswith("roads-1-")
     assert all(c.isalnum() or c in "-_" for c in slug_for("../../etc/passwd"))
+
+
+def test_a_folder_held_too_long_is_reported_not_waited_for(settings: WebsiteChannel, monkeypatch) -> None:
+    from koho.channels import _common
+
+    folder = Path(settings.output_dir)
+    with _common.folder_lock(folder):  # another writer, holding the folder
+        with pytest.raises(_common.FolderBusy, match="another publisher"):
+            with _common.folder_lock(folder, timeout=0.05):
+                pass
+        monkeypatch.setattr(_common, "LOCK_TIMEOUT_SECONDS", 0.05)
+        with pytest.raises(_common.FolderBusy):
+            publish_news_item(item(), settings, now=T0)
+    publish_news_item(item(), settings, now=T0)  # released: the next writer goes ahead
+    assert len(entries(parse_feed(folder / "feed.xml"))) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# the channel adapter: deliveries to the "website" pseudo-account
+
+
+@pytest.fixture
+def adapter(tmp_path: Path) -> website.WebsiteAdapter:
+    from tests.unit.calendar.calendar_helpers import write_config
+
+    return website.WebsiteAdapter(write_config(tmp_path / "config", website_dir=tmp_path / "site"))
+
+
+def delivery(entry_id: str = "gomi", **payload):
+    from koho.delivery.publishers import Publication
+
+    values = {
+        "text": "年末年始のごみ収集日程です。\n\n詳しくは市のページへ。",
+        "link": "https://www.city.example.jp/gomi",
+    }
+    values.update(payload)
+    return Publication(
+        entry_id=entry_id,
+        origin=values.pop("origin", "calendar"),
+        title="ごみ収集",
+        text="(fitted)",
+        payload=values,
+        due_at=T0,
+    )
+
+
+def publish(adapter: website.WebsiteAdapter, publication, key: str = "k-1"):
+    return adapter.publish_once(publication, idempotency_key=key, maybe_sent_before=False, since=None)
+
+
+def test_a_delivery_becomes_one_news_item_with_the_full_text(adapter: website.WebsiteAdapter) -> None:
+    first = publish(adapter, delivery())
+    again = publish(adapter, delivery())
+    site = Path(adapter.config.policy.channels.website.output_dir)
+    [entry] = entries(parse_feed(site / "feed.xml"))
+    assert entry.findtext(f"{ATOM}title") == "ごみ収集"
+    page = (site / "news" / "gomi.html").read_text(encoding="utf-8")
+    assert "詳しくは市のページへ。" in page and "(fitted)" not in page, "the page has the entry's text, never fitted"
+    assert first == again and first.url == adapter.full_text_url("gomi")
+    assert not (site / "emergency.html").exists()
+    publish(adapter, delivery("kinkyu", origin="emergency"))
+    assert "kinkyu" in (site / "emergency.html").read_text(encoding="utf-8")
+
+
+def test_what_the_website_cannot_show_fails_the_delivery_and_a_busy_folder_retries_it(
+    adapter: website.WebsiteAdapter, monkeypatch
+) -> None:
+    from koho.channels import _common
+    from koho.platforms.errors import PermanentlyRejected, TransientError
+
+    with pytest.raises(PermanentlyRejected, match=r"website: news item 'gomi': link 'javascript:alert\(1\)'"):
+        publish(adapter, delivery(link="javascript:alert(1)"))
+    site = Path(adapter.config.policy.channels.website.output_dir)
+    monkeypatch.setattr(_common, "LOCK_TIMEOUT_SECONDS", 0.05)
+    with _common.folder_lock(site), pytest.raises(TransientError, match="another publisher"):
+        publish(adapter, delivery())
+    assert not (site / "feed.xml").exists()
+
+
+def test_removing_an_item_takes_its_page_feed_entry_and_banner_down(settings: WebsiteChannel) -> None:
+    folder = Path(settings.output_dir)
+    publish_news_item(item("keep"), settings, now=T0)
+    publish_news_item(item("alert", title="避難指示", emergency=True), settings, now=T0)
+    assert (folder / "emergency.html").exists()
+
+    assert website.remove_news_item("alert", settings, now=T0)
+
+    assert [e.findtext(f"{ATOM}title") for e in entries(parse_feed(folder / "feed.xml"))] == ["道路工事のお知らせ"]
+    assert not (folder / "news" / "alert.html").exists() and (folder / "news" / "keep.html").exists()
+    assert not (folder / "emergency.html").exists(), "a retracted emergency takes its banner with it"
+    assert "alert" not in (folder / "index.html").read_text(encoding="utf-8")
+    assert not website.remove_news_item("alert", settings, now=T0), "nothing left to remove"
+
+
+def test_an_item_trimmed_from_the_feed_still_has_its_page_removed(settings: WebsiteChannel) -> None:
+    folder = Path(settings.output_dir)
+    publish_news_item(item("old", published_at=T0 - timedelta(days=1)), settings, now=T0, max_entries=1)
+    publish_news_item(item("new"), settings, now=T0, max_entries=1)
+    assert (folder / "news" / "old.html").exists()  # out of the feed, page still served
+
+    assert website.remove_news_item("old", settings, now=T0)
+
+    assert not (folder / "news" / "old.html").exists()
+    assert len(entries(parse_feed(folder / "feed.xml"))) == 1

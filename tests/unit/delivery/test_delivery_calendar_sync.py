@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from koho.calendar import approval
-from koho.calendar.newsletter_export import export, newsletter_rows, previous_month
 from koho.calendar.sync import approval_run_id, sync_calendar
 from koho.config import load_config
 from koho.ledger import repo
@@ -258,57 +257,6 @@ def test_deadline_lead_comes_from_the_environment(monkeypatch):
         {"id": "suzuki", "name": "suzuki"},
         {"id": "7", "name": "Tanaka"},
     ]
-
-
-# -- newsletter -------------------------------------------------------------------------------
-
-
-def test_the_newsletter_takes_last_months_newsletter_entries(ledger, config, tmp_path):
-    assert previous_month(datetime(2027, 2, 28, 21, 0, tzinfo=UTC)) == (2027, 2)  # 06:00 JST on 1 March
-    assert previous_month(datetime(2027, 1, 1, 0, 0, tzinfo=UTC)) == (2026, 12)
-    with ledger.session() as session:
-        repo.upsert_accounts(
-            session, [{"id": "city-x", "platform": "x", "handle": "koho", "display_name": "X", "department": "pr"}]
-        )
-    jan = datetime(2027, 1, 20, 1, 0, tzinfo=UTC)
-    add_entry(
-        ledger,
-        "with-newsletter",
-        accounts=["city-x"],
-        text="広報紙にも載せます。",
-        due=jan,
-        channels=["social", "newsletter"],
-        category="くらし",
-    )
-    add_entry(ledger, "social-only", accounts=["city-x"], text="SNSだけです。", due=jan)
-    add_entry(ledger, "paper-only", accounts=[], text="広報紙だけの記事です。", due=jan, channels=["newsletter"])
-    for entry_id in ("with-newsletter", "social-only"):
-        [delivery_id] = plan(ledger, entry_id).deliveries
-        with ledger.session() as session:
-            repo.claim_for_sending(session, delivery_id, "r1")
-            repo.mark_published(
-                session, delivery_id, f"id-{entry_id}", f"https://x.com/koho/status/{entry_id}", published_at=jan
-            )
-
-    with ledger.session(readonly=True) as session:
-        rows = newsletter_rows(session, 2027, 1)
-    assert [r["entry_id"] for r in rows] == ["paper-only", "with-newsletter"]
-
-    policy = config.policy.model_copy(
-        update={
-            "channels": config.policy.channels.model_copy(
-                update={
-                    "newsletter": config.policy.channels.newsletter.model_copy(
-                        update={"output_dir": str(tmp_path / "nl")}
-                    )
-                }
-            )
-        }
-    )
-    local = type(config)(config.accounts, config.departments, policy, [])
-    result = export(ledger, local, 2027, 1)
-    assert result["items"] == 2 and Path(result["xlsx"]).exists() and Path(result["csv"]).exists()
-    assert "広報紙だけの記事です。" in Path(result["csv"]).read_text(encoding="utf-8-sig")
 
 
 def test_an_entry_back_in_the_files_is_planned_again(ledger, config, cal):

@@ -7,11 +7,13 @@ import itertools
 
 from sqlalchemy import select
 
-from koho.delivery.planner import WEBSITE, ensure_website_account
+from koho.channels.registry import channel_accounts
 from koho.ledger import repo
 from koho.ledger.models import Account, Delivery
 from koho.text.rules import rules_for
 from tests.unit.delivery.delivery_helpers import T0, account_row, add_entry, plan
+
+WEBSITE = "website"  # the website channel's pseudo-account
 
 LONG = (
     "市内一斉清掃のお知らせです。5月の第3日曜日、午前8時から10時まで、各自治会の集合場所に集まってください。"
@@ -59,10 +61,10 @@ def test_a_text_too_long_for_x_becomes_a_chain_of_parts(ledger):
     assert len(_deliveries(ledger, "seiso")) == len(rows)
 
 
-def test_the_website_channel_is_a_pseudo_account(ledger):
+def test_the_website_channel_is_a_pseudo_account(ledger, config):
     _accounts(ledger, account_row("city-x", "x"))
     with ledger.session() as session:
-        ensure_website_account(session, department="pr", base_url="https://www.city.example.jp/news/")
+        repo.upsert_accounts(session, channel_accounts(config))
     add_entry(ledger, "gomi", accounts=["city-x"], text="ごみ収集日程のお知らせです。", channels=["social", "website"])
 
     plan(ledger, "gomi")
@@ -75,9 +77,9 @@ def test_the_website_channel_is_a_pseudo_account(ledger):
     assert website.platform == WEBSITE and website.status == "active"
 
 
-def test_a_website_only_entry_plans_the_website_alone(ledger):
+def test_a_website_only_entry_plans_the_website_alone(ledger, config):
     with ledger.session() as session:
-        ensure_website_account(session, department="pr", base_url="https://www.city.example.jp/news/")
+        repo.upsert_accounts(session, channel_accounts(config))
     add_entry(ledger, "shinkoku", accounts=[], text="確定申告の会場のお知らせ。", channels=["website", "newsletter"])
     plan(ledger, "shinkoku")
     assert [d.account_id for d in _deliveries(ledger, "shinkoku")] == [WEBSITE]

@@ -7,9 +7,11 @@ import pytest
 from sqlalchemy import select
 
 from koho.calendar.retract import RetractError, delete_one, finish, retract_targets
-from koho.ledger import repo
+from koho.channels.website import WebsiteAdapter
+from koho.delivery.publishers import Publication
 from koho.ledger.models import CalendarEntry, Delivery
-from tests.unit.delivery.delivery_helpers import add_entry, plan, soon
+from tests.unit.calendar.calendar_helpers import write_config
+from tests.unit.delivery.delivery_helpers import T0, add_entry, plan, soon
 from tests.unit.delivery.test_delivery_planner import LONG
 from tests.unit.delivery.test_delivery_sender import sender
 
@@ -43,27 +45,20 @@ def test_retract_deletes_where_possible_and_says_what_to_do_by_hand(ledger, sand
         assert {d.status for d in session.scalars(select(Delivery))} == {"published"}  # the history stays
 
 
-def test_the_website_page_is_removed_by_hand(ledger):
-    with ledger.session() as session:
-        repo.upsert_accounts(
-            session,
-            [
-                {
-                    "id": "website",
-                    "platform": "website",
-                    "handle": "https://www.city.example.jp/",
-                    "display_name": "web",
-                    "department": "pr",
-                }
-            ],
-        )
-    result = delete_one(
-        {
-            "platform": "website",
-            "account_id": "website",
-            "remote_id": "gomi",
-            "conn_id": "",
-            "url": "https://www.city.example.jp/news/gomi.html",
-        }
+def test_the_website_page_and_feed_entry_are_removed_by_koho(tmp_path):
+    city = write_config(tmp_path / "config", website_dir=tmp_path / "site")
+    news = WebsiteAdapter(city).publish_once(
+        Publication(
+            entry_id="gomi", origin="calendar", title="ごみ", text="収集日", payload={"text": "収集日"}, due_at=T0
+        ),
+        idempotency_key="k",
     )
-    assert result["status"] == "manual" and "gomi.html" in result["instruction"]
+    page, feed = tmp_path / "site" / "news" / "gomi.html", tmp_path / "site" / "feed.xml"
+    assert page.exists() and "gomi.html" in feed.read_text(encoding="utf-8")
+    target = {"platform": "website", "account_id": "website", "remote_id": "gomi", "conn_id": "", "url": news.url}
+
+    result = delete_one(target, config=city)
+
+    assert result["status"] == "deleted", result
+    assert not page.exists() and "gomi.html" not in feed.read_text(encoding="utf-8")
+    assert delete_one(target, config=city)["status"] == "deleted", "already gone: nothing left to do by hand"

@@ -312,3 +312,26 @@ def test_a_claim_is_renewed_while_the_platform_call_waits(ledger, sandbox, x_acc
     release.set()
     worker.join(10)
     assert result[0].status == "published" and len(sandbox.posts("x")) == 1
+
+
+def test_a_website_delivery_is_published_by_its_channel_and_a_bad_one_fails_with_the_reason(ledger, tmp_path):
+    from koho.channels.registry import channel_accounts
+    from tests.unit.calendar.calendar_helpers import write_config
+
+    city = write_config(tmp_path / "config", website_dir=tmp_path / "site")
+    with ledger.session() as session:
+        repo.upsert_accounts(session, channel_accounts(city))
+    add_entry(ledger, "gomi", accounts=[], text=TEXT, due=soon(-1), channels=["website"])
+    add_entry(ledger, "bad", accounts=[], text=TEXT, due=soon(-1), channels=["website"], link="javascript:alert(1)")
+    plan(ledger, "gomi")
+    plan(ledger, "bad")
+    website = Sender(ledger, config=city, hook_factory=lambda *_a, **_k: pytest.fail("a channel needs no hook"))
+
+    published = website.send(only_delivery(ledger, "gomi").id)
+    failed = website.send(only_delivery(ledger, "bad").id)
+
+    assert published.status == "published" and published.url.endswith("/news/gomi.html")
+    assert (tmp_path / "site" / "news" / "gomi.html").exists()
+    row = only_delivery(ledger, "bad")
+    assert failed.status == row.status == "failed"
+    assert "javascript:alert(1)" in row.last_error and "is not an http(s) URL" in row.last_error

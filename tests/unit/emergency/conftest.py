@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from koho.emergency.jma import EmergencySettings, Warning, parse_document
+from koho.config.emergency import EmergencySettings
+from koho.emergency.jma import Warning, parse_document
 from sandbox.platforms.jma import SAMPLES_DIR
 
 CITY = "1229900"

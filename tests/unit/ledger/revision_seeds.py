@@ -145,6 +145,29 @@ SEEDS: dict[str, dict[str, list[dict[str, Any]]]] = {
             }
         ],
     },
+    "0002": {
+        "outbox": [
+            {
+                "id": 1,
+                "message_id": "alerts-abc",
+                "recipient": "koho@city.example.jp",
+                "part": 1,
+                "parts": 2,
+                "subject": "[Koho] こほ市: 1 alert(s)",
+                "mail_message_id": "<alerts-abc.1@city.example.jp>",
+                "status": "sent",
+                "attempts": 1,
+                "claimed_by": "scheduled__2026-12-01",
+                "claimed_try": 1,
+                "claimed_at": T,
+                "sent_at": LATER,
+                "maybe_sent_before": False,
+                "last_error": None,
+                "created_at": T,
+                "updated_at": LATER,
+            }
+        ],
+    },
 }
 
 

@@ -15,18 +15,17 @@ from sqlalchemy import func, select
 
 from koho.calendar.demo_media import png_bytes
 from koho.config import KohoConfig
+from koho.config.posting import PostingSettings
 from koho.errors import InputError
 from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting import adhoc
 from koho.posting.form import AdhocCheck
-from koho.posting.settings import PostingSettings
 from tests.unit.calendar.calendar_helpers import write_media
 
 #: 2026-12-01 10:00 JST, a Tuesday and a working day.
 NOW = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
-PR_USER = "pr-user"
 STAFF_USER = "staff-user"
 
 
@@ -39,14 +38,8 @@ def media(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def settings() -> PostingSettings:
-    return PostingSettings(
-        pr_users=[PR_USER],
-        emergency_confirmation="緊急配信",
-        emergency_image="ok.png",
-        emergency_retry_seconds=5,
-        emergency_retry_max_delay_seconds=0.1,
-    )
+def settings(posting_settings: PostingSettings) -> PostingSettings:
+    return posting_settings
 
 
 @dataclass

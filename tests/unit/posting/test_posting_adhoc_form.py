@@ -9,7 +9,8 @@ import pytest
 
 from koho.posting.form import MAX_IMAGES
 from koho.posting.report import approval_body, md_code, preview_text
-from tests.unit.posting.conftest import NOW, PR_USER, counts, seed_delivery
+from tests.unit.conftest import PR_USER
+from tests.unit.posting.conftest import NOW, counts, seed_delivery
 
 BASE = {
     "accounts": ["city-x"],

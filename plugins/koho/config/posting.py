@@ -8,12 +8,15 @@ names file, line and field. A missing file means the defaults below (nobody skip
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from koho.config.yamlsource import load_yaml
 from koho.errors import ConfigError, Problem, Where
+
+log = logging.getLogger(__name__)
 
 FILE_NAME = "posting.yaml"
 
@@ -68,3 +71,14 @@ def load_posting_settings(path: Path | None = None) -> PostingSettings:
     if problems or settings is None:
         raise ConfigError(problems)
     return settings
+
+
+def settings_for_parse(path: Path | None = None) -> PostingSettings:
+    """The settings as a DAG file needs them while it is parsed (approval timeout, confirmation
+    phrase): a broken or unreadable posting.yaml gives the defaults, because the DAG must still
+    load; the run then reports the file's problems with file, line and field."""
+    try:
+        return load_posting_settings(path)
+    except (ConfigError, OSError) as exc:
+        log.warning("posting.yaml cannot be used while the DAG is parsed; its defaults apply: %s", exc)
+        return PostingSettings()

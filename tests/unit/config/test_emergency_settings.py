@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from koho.config.emergency import approval_timeout_for_parse, load_emergency_settings
 from koho.config.loader import include_dir
-from koho.emergency.jma import load_emergency_settings
 from koho.errors import ConfigError
 
 GOOD = """\
@@ -94,3 +95,10 @@ def test_yaml_syntax_errors_and_missing_files(tmp_path):
         load_emergency_settings(tmp_path / "missing" / "emergency.yaml")
     with pytest.raises(ConfigError, match="empty"):
         load_emergency_settings(write(tmp_path, "# nothing yet\n"))
+
+
+def test_a_dag_being_parsed_gets_the_timeout_or_the_default_never_an_error(tmp_path):
+    assert approval_timeout_for_parse(write(tmp_path, GOOD)) == timedelta(minutes=10)
+    broken = write(tmp_path, GOOD.replace("approval_timeout_minutes: 10", "approval_timeout_minutes: never"))
+    assert approval_timeout_for_parse(broken) == timedelta(minutes=15)
+    assert approval_timeout_for_parse(tmp_path) == timedelta(minutes=15)  # a folder: unreadable as a file

@@ -25,20 +25,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urljoin
 
 from sqlalchemy import select
 
 from koho.calendar.schema import check_https
 from koho.calendar.targets import READ_ONLY_PLATFORMS, resolve_targets
+from koho.channels.registry import CHANNELS, channel_class, channels_in
 from koho.config.loader import KohoConfig
+from koho.config.posting import PostingSettings
 from koho.config.schema import AccountConfig
 from koho.errors import HasProblems, KohoError, Problem, Where
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting.form import looks_like_html
-from koho.posting.settings import PostingSettings
-from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, KINDS, SEVERITIES, WEBSITE_TARGET
+from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, KINDS, SEVERITIES
 from koho.timeutil import to_local, utcnow
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class EmergencyCheck(HasProblems):
     kind: str
     title: str
     accounts: list[AccountConfig]
-    website: bool
+    channels: list[str]  # the channels Koho writes itself that it goes to (the website)
     images: list[str]
     image_platforms: list[str]
     follow_up_of: str | None
@@ -94,7 +94,7 @@ class EmergencyCheck(HasProblems):
         return not self.errors
 
     def payload(self) -> dict[str, Any]:
-        channels = ["social", "website"] if self.website else ["social"]
+        channels = ["social", *self.channels]
         return {
             "id": self.entry_id,
             "title": self.title,
@@ -195,8 +195,8 @@ def validate_emergency(
     if not isinstance(raw_targets, list) or not all(isinstance(t, str) for t in raw_targets):
         error("targets", f"expected a list of account ids or groups, got {raw_targets!r}")
         raw_targets = []
-    website = any(t.strip().lower() == WEBSITE_TARGET for t in raw_targets)
-    social = [t for t in raw_targets if t.strip().lower() != WEBSITE_TARGET]
+    channels = channels_in(raw_targets)
+    social = [t for t in raw_targets if not channels_in([t])]
     accounts: list[AccountConfig] = []
     if social:
         accounts, found = resolve_targets(social, config, where=lambda i: Where(field=f"targets[{i}]"))
@@ -205,10 +205,15 @@ def validate_emergency(
                 problems.append(problem)
             else:  # a retired or suspended account named explicitly: left out, said in the summary
                 problems.append(Problem(problem.where, problem.message, "warning"))
-    if not accounts and not website:
-        error("targets", "no account and no website to post to; the default is every active account and the website")
-    if website and not (config.policy and config.policy.channels.website):
-        error("targets", "the website channel is not configured (policy.yaml channels.website)")
+    if not accounts and not channels:
+        defaults = " and ".join(f"the {t}" for t in DEFAULT_TARGETS if t in CHANNELS)
+        error(
+            "targets",
+            f"no account and no {' or '.join(CHANNELS)} to post to; the default is every active account and {defaults}",
+        )
+    for name in channels:
+        if reason := channel_class(name).unavailable(config):
+            error("targets", reason)
 
     images = form.get("images") or []
     if isinstance(images, str):
@@ -219,7 +224,7 @@ def validate_emergency(
         images = [settings.emergency_image]
         image_platforms = sorted({a.platform for a in needs_image})
     elif images:
-        image_platforms = sorted({a.platform for a in accounts if _takes_images(a.platform)} | {WEBSITE_TARGET})
+        image_platforms = sorted({a.platform for a in accounts if _takes_images(a.platform)} | set(channels))
     label = KIND_LABELS.get(kind, KIND_LABELS["alert"])
     first = next((line.strip() for line in message.splitlines() if line.strip()), "")
     title = f"【{label}】{first[:60]}" if first else f"【{label}】"
@@ -231,7 +236,7 @@ def validate_emergency(
         kind=kind,
         title=title,
         accounts=accounts,
-        website=website,
+        channels=channels,
         images=list(images),
         image_platforms=image_platforms,
         follow_up_of=follow_up_of,
@@ -263,14 +268,10 @@ def lookup_in(ledger: Ledger) -> Callable[[str], Original | None]:
     return lookup
 
 
-def website_url(config: KohoConfig, entry_id: str) -> str | None:
-    """Where the website channel publishes the entry's full text (the "more" link of shortened posts)."""
-    from koho.channels.website import NEWS_DIR, slug_for
-
-    if not config.policy:
-        return None
-    base = str(config.policy.channels.website.base_url)
-    return urljoin(base if base.endswith("/") else base + "/", f"{NEWS_DIR}/{slug_for(entry_id)}.html")
+def full_text_url(config: KohoConfig, check: EmergencyCheck) -> str | None:
+    """Where a channel of the broadcast publishes the full text (the "more" link of shortened posts)."""
+    urls = (channel_class(name)(config).full_text_url(check.entry_id) for name in check.channels)
+    return next((url for url in urls if url), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,20 +295,18 @@ def plan(
 ) -> tuple[list[tuple[int, ...]], dict[str, AccountResult]]:
     """Record the entry and plan every delivery in one transaction; returns the chains to send
     and the accounts that got nothing (with the reason). Planning twice is a no-op."""
-    from koho.delivery.planner import WEBSITE, ensure_website_account, fitted_parts, supports_replies
+    from koho.channels.registry import channel_accounts
+    from koho.delivery.planner import fitted_parts, supports_replies
     from koho.ledger import repo
     from koho.posting.adhoc import sync_accounts
 
     limits = dict(config.policy.platform_limits) if config.policy else {}
-    more_url = website_url(config, check.entry_id) if check.website else None
+    more_url = full_text_url(config, check)
     skipped: dict[str, AccountResult] = {}
     chains: list[tuple[int, ...]] = []
     with ledger.session() as session:
         sync_accounts(session, config, [a.id for a in check.accounts])
-        if check.website and config.policy:
-            ensure_website_account(
-                session, department=config.policy.pr_department, base_url=str(config.policy.channels.website.base_url)
-            )
+        repo.upsert_accounts(session, channel_accounts(config, check.channels))
         payload = check.payload()
         row = repo.upsert_entry(
             session,
@@ -354,9 +353,9 @@ def plan(
                 )
                 chain.append(result.delivery.id)
             chains.append(tuple(chain))
-        if check.website:
+        for name in check.channels:  # the full text, never fitted: the page the shortened posts link to
             result = repo.plan_delivery(
-                session, entry_id=row.id, account_id=WEBSITE, revision=row.revision, due_at=now, text=check.message
+                session, entry_id=row.id, account_id=name, revision=row.revision, due_at=now, text=check.message
             )
             chains.append((result.delivery.id,))
     return chains, skipped
@@ -505,25 +504,28 @@ def summary(
     }
 
 
-def mail_summary(result: Mapping[str, Any], config: KohoConfig) -> list[str]:
-    """Mail the per-account summary to the crisis addresses and the PR section; returns the recipients."""
-    from koho.notify.mail import send_mail
+def mail_summary(result: Mapping[str, Any], config: KohoConfig, ledger: Ledger) -> list[str]:
+    """Mail the per-account summary to the crisis addresses and the PR section (once per outcome,
+    however often the task is retried); returns the recipients."""
+    from koho.notify import Message, city_name, content_id, crisis_team, max_message_bytes, send
 
-    to = sorted(
-        {
-            *(str(e) for e in (config.policy.crisis_emails if config.policy else [])),
-            *([config.pr_email()] if config.pr_email() else []),
-        }
-    )
+    to = crisis_team(config)
     if not to:
         log.error("no crisis or PR mail address configured (policy.yaml crisis_emails, pr_department)")
         return []
-    city = config.policy.city_name if config.policy else "Koho"
+    city = city_name(config)
     ok = result["published"] == result["total"]
     subject = (
         f"[Koho] {city}: {KIND_LABELS.get(result['kind'], '')} {result['published']}/{result['total']} "
         f"published"
         + ("" if ok else f", {result['failed'] + result['not_planned']} failed, {result['pending']} pending")
     )
-    send_mail(to=to, subject=subject, template="mail/emergency_summary.html.j2", result=result, city_name=city)
+    message = Message(
+        id=content_id(f"emergency_summary:{result['entry_id']}", result["accounts"]),
+        to=tuple(to),
+        subject=subject,
+        template="mail/emergency_summary.html.j2",
+        context={"result": result, "city_name": city},
+    )
+    send(message, ledger=ledger, max_bytes=max_message_bytes(config))
     return to

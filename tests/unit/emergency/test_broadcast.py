@@ -14,11 +14,11 @@ import yaml
 from sqlalchemy import select
 
 from koho.config import load_config
+from koho.emergency import broadcast
+from koho.emergency.broadcast import Original, send_all, validate_emergency
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.platforms.errors import PermanentlyRejected, TransientError
 from koho.platforms.types import PublishedPost
-from koho.posting import emergency
-from koho.posting.emergency import Original, send_all, validate_emergency
 from tests.unit.calendar.calendar_helpers import ACCOUNTS, DEPARTMENTS, POLICY
 from tests.unit.posting.conftest import NOW
 
@@ -103,8 +103,10 @@ def form(**changes):
     return {"message": MESSAGE, "confirmation": CONFIRM, "targets": ["all", "website"], **changes}
 
 
-def check(city, settings, entry_id="emergency-1", lookup=lambda _id: None, **changes):
-    return validate_emergency(form(**changes), city, settings, entry_id=entry_id, triggered_by="crisis", lookup=lookup)
+def check(city, posting_settings, entry_id="emergency-1", lookup=lambda _id: None, **changes):
+    return validate_emergency(
+        form(**changes), city, posting_settings, entry_id=entry_id, triggered_by="crisis", lookup=lookup
+    )
 
 
 # -- the form ---------------------------------------------------------------------------------
@@ -143,18 +145,18 @@ def _lookup(entry_id):
 @pytest.mark.parametrize(
     ("changes", "field", "reason"), [c[1:] for c in EMERGENCY_BAD], ids=[c[0] for c in EMERGENCY_BAD]
 )
-def test_emergency_form_mistakes_stop_everything(city, settings, changes, field, reason):
-    result = check(city, settings, lookup=_lookup, **changes)
+def test_emergency_form_mistakes_stop_everything(city, posting_settings, changes, field, reason):
+    result = check(city, posting_settings, lookup=_lookup, **changes)
     assert not result.ok
     assert any((p.where.field or "").startswith(field) and reason in p.message for p in result.errors), [
         str(p) for p in result.errors
     ]
 
 
-def test_defaults_reach_every_active_account_and_the_website(city, settings):
-    result = validate_emergency({"message": MESSAGE, "confirmation": CONFIRM}, city, settings, entry_id="e")
+def test_defaults_reach_every_active_account_and_the_website(city, posting_settings):
+    result = validate_emergency({"message": MESSAGE, "confirmation": CONFIRM}, city, posting_settings, entry_id="e")
     assert result.ok
-    assert result.website
+    assert result.channels == ["website"]
     assert {a.id for a in result.accounts} == {
         "city-x",
         "city-line",
@@ -165,20 +167,37 @@ def test_defaults_reach_every_active_account_and_the_website(city, settings):
     }
 
 
-def test_stand_in_image_only_for_image_only_platforms(city, settings):
-    result = check(city, settings)
+def test_a_channel_is_a_target_named_in_any_spelling_and_refused_when_not_configured(city, posting_settings):
+    website_only = check(city, posting_settings, targets=[" Website "])
+    assert website_only.ok and website_only.channels == ["website"] and website_only.accounts == []
+    assert website_only.payload()["channels"] == ["social", "website"]
+    no_policy = type(city)(city.accounts, city.departments, None, [])
+    refused = check(no_policy, posting_settings, targets=["website"])
+    assert [p.message for p in refused.errors] == [
+        "the website channel is not configured (policy.yaml channels.website)"
+    ]
+
+
+def test_stand_in_image_only_for_image_only_platforms(city, posting_settings):
+    result = check(city, posting_settings)
     assert result.images == ["ok.png"] and result.image_platforms == ["instagram"]
 
 
 # -- sending ----------------------------------------------------------------------------------
 
 
-def test_same_words_everywhere_in_parallel_no_caps_no_quiet_hours(city, settings, ledger):
+def test_same_words_everywhere_in_parallel_no_caps_no_quiet_hours(city, posting_settings, ledger):
     fake = FakePlatforms()
     fake.barrier = threading.Barrier(6)  # all six accounts must be in flight at once, or this times out
     late_night = NOW.replace(hour=14)  # 23:00 JST: inside quiet hours, and every account already at its cap
     result = send_all(
-        ledger, check(city, settings), city, settings, run_id="r1", hook_factory=fake.factory, now=late_night
+        ledger,
+        check(city, posting_settings),
+        city,
+        posting_settings,
+        run_id="r1",
+        hook_factory=fake.factory,
+        now=late_night,
     )
     assert result["published"] == result["total"] == 7, result  # 6 accounts + website
     assert fake.max_in_flight == 6, "accounts are sent in parallel"
@@ -197,14 +216,14 @@ def test_same_words_everywhere_in_parallel_no_caps_no_quiet_hours(city, settings
     assert "emergency-1" in (website / "emergency.html").read_text(encoding="utf-8")
 
 
-def test_thread_keeps_the_original_words_in_order(city, settings, ledger):
+def test_thread_keeps_the_original_words_in_order(city, posting_settings, ledger):
     fake = FakePlatforms()
     long_message = "。".join(f"第{i}避難所は開設済みです" for i in range(1, 30)) + "。"
     result = send_all(
         ledger,
-        check(city, settings, message=long_message, targets=["city-x"]),
+        check(city, posting_settings, message=long_message, targets=["city-x"]),
         city,
-        settings,
+        posting_settings,
         run_id="r1",
         hook_factory=fake.factory,
         now=NOW,
@@ -219,16 +238,16 @@ def test_thread_keeps_the_original_words_in_order(city, settings, ledger):
     assert [p["reply_to"] for p in parts[1:]] == [p["remote"] for p in parts[:-1]], "each part answers the previous"
 
 
-def test_passing_failures_are_retried_quickly_and_permanent_ones_reported(city, settings, ledger):
+def test_passing_failures_are_retried_quickly_and_permanent_ones_reported(city, posting_settings, ledger):
     fake = FakePlatforms()
     fake.fail["conn_city_x"] = [TransientError("503", platform="x", status=503)] * 2
     fake.fail["conn_bousai_x"] = [PermanentlyRejected("forbidden", platform="x", status=403, kind="forbidden")]
     naps = []
     result = send_all(
         ledger,
-        check(city, settings),
+        check(city, posting_settings),
         city,
-        settings,
+        posting_settings,
         run_id="r1",
         hook_factory=fake.factory,
         now=NOW,
@@ -241,23 +260,27 @@ def test_passing_failures_are_retried_quickly_and_permanent_ones_reported(city, 
     assert sum(p["conn"] == "conn_city_x" for p in fake.posts) == 1
 
 
-def test_running_twice_posts_once(city, settings, ledger):
+def test_running_twice_posts_once(city, posting_settings, ledger):
     """A retried task plans the same deliveries (same keys) and finds them published."""
     fake = FakePlatforms()
-    first = send_all(ledger, check(city, settings), city, settings, run_id="r1", hook_factory=fake.factory, now=NOW)
-    again = send_all(ledger, check(city, settings), city, settings, run_id="r1", hook_factory=fake.factory, now=NOW)
+    first = send_all(
+        ledger, check(city, posting_settings), city, posting_settings, run_id="r1", hook_factory=fake.factory, now=NOW
+    )
+    again = send_all(
+        ledger, check(city, posting_settings), city, posting_settings, run_id="r1", hook_factory=fake.factory, now=NOW
+    )
     assert first["published"] == again["published"] == 7
     assert len(fake.posts) == 6  # the website is not a hook
 
 
-def test_follow_up_answers_the_original_and_all_clear_takes_the_banner_down(city, settings, ledger):
+def test_follow_up_answers_the_original_and_all_clear_takes_the_banner_down(city, posting_settings, ledger):
     fake = FakePlatforms()
     long_message = "。".join(f"第{i}避難所は開設済みです" for i in range(1, 30)) + "。"
     send_all(
         ledger,
-        check(city, settings, message=long_message),
+        check(city, posting_settings, message=long_message),
         city,
-        settings,
+        posting_settings,
         run_id="r1",
         hook_factory=fake.factory,
         now=NOW,
@@ -266,10 +289,10 @@ def test_follow_up_answers_the_original_and_all_clear_takes_the_banner_down(city
     website = Path(city.policy.channels.website.output_dir)
     assert "emergency-1" in (website / "emergency.html").read_text(encoding="utf-8")
 
-    lookup = emergency.lookup_in(ledger)
+    lookup = broadcast.lookup_in(ledger)
     clear = check(
         city,
-        settings,
+        posting_settings,
         entry_id="emergency-2",
         lookup=lookup,
         message="大雨特別警報は解除されました。",
@@ -278,7 +301,7 @@ def test_follow_up_answers_the_original_and_all_clear_takes_the_banner_down(city
     )
     assert clear.ok, clear.errors
     result = send_all(
-        ledger, clear, city, settings, run_id="r2", hook_factory=fake.factory, now=NOW + timedelta(hours=3)
+        ledger, clear, city, posting_settings, run_id="r2", hook_factory=fake.factory, now=NOW + timedelta(hours=3)
     )
     assert result["published"] == 7
     followups = [p for p in fake.posts if p["text"].startswith("大雨特別警報は解除")]
@@ -298,41 +321,35 @@ def test_follow_up_answers_the_original_and_all_clear_takes_the_banner_down(city
     assert parents[0] is not None
 
 
-def test_summary_mail_lists_every_account(city, settings, ledger, monkeypatch):
-    sent = {}
+def test_summary_mail_lists_every_account(city, posting_settings, ledger, mailbox, monkeypatch):
+    from tests.conftest import smtp_connection
 
-    def fake_send_mail(**kwargs):
-        from koho.templating import render_html
-
-        sent.update(kwargs)
-        sent["html"] = render_html(
-            kwargs["template"],
-            subject=kwargs["subject"],
-            **{k: v for k, v in kwargs.items() if k not in ("to", "subject", "template")},
-        )
-
-    monkeypatch.setattr("koho.notify.mail.send_mail", fake_send_mail)
+    box, port = mailbox
+    smtp_connection(monkeypatch, port)
     fake = FakePlatforms()
     fake.fail["conn_bousai_x"] = [PermanentlyRejected("forbidden", platform="x", status=403, kind="forbidden")]
     result = send_all(
         ledger,
-        check(city, settings, requested_by="<b>危機管理課</b>"),
+        check(city, posting_settings, requested_by="<b>危機管理課</b>"),
         city,
-        settings,
+        posting_settings,
         run_id="r1",
         hook_factory=fake.factory,
         now=NOW,
     )
-    to = emergency.mail_summary(result, city)
+    to = broadcast.mail_summary(result, city, ledger)
     assert to == ["kiki@city.example.jp", "koho@city.example.jp"]
-    assert "6/7 published" in sent["subject"] and "1 failed" in sent["subject"]
+    assert sorted(m["To"] for m in box.messages) == to  # one mail per recipient
+    subject, html = box.subjects()[0], box.messages[0].get_body(("html",)).get_content()
+    assert "6/7 published" in subject and "1 failed" in subject
     for row in result["accounts"]:
-        assert row["account_id"] in sent["html"]
-    assert "forbidden" in sent["html"]
-    assert "<b>危機管理課</b>" not in sent["html"]  # escaped
+        assert row["account_id"] in html
+    assert "forbidden" in html
+    assert "<b>危機管理課</b>" not in html  # escaped
+    assert broadcast.mail_summary(result, city, ledger) == to and len(box.messages) == 2  # a retry mails no one
 
 
-def test_a_retried_task_reconciles_what_its_dead_try_left_sending(city, settings, ledger):
+def test_a_retried_task_reconciles_what_its_dead_try_left_sending(city, posting_settings, ledger):
     """The first try died mid-call on city-x (left 'sending'); the retry of the same run reconciles
     it (maybe_sent_before) after a minute instead of waiting out the 15-minute staleness limit."""
     from koho.delivery.sender import OWN_RECLAIM_AFTER
@@ -340,16 +357,16 @@ def test_a_retried_task_reconciles_what_its_dead_try_left_sending(city, settings
     from koho.timeutil import utcnow
 
     fake = FakePlatforms()
-    emergency.plan(ledger, check(city, settings), city, now=NOW)
+    broadcast.plan(ledger, check(city, posting_settings), city, now=NOW)
     with ledger.session() as session:
         (x,) = session.scalars(select(Delivery).where(Delivery.account_id == "city-x")).all()
         # the try that died, just over a minute ago (the sender's claims use the real clock)
         repo.claim_for_sending(session, x.id, "run-1", now=utcnow() - OWN_RECLAIM_AFTER - timedelta(seconds=10))
     result = send_all(
         ledger,
-        check(city, settings),
+        check(city, posting_settings),
         city,
-        settings,
+        posting_settings,
         run_id="run-1",
         hook_factory=fake.factory,
         now=NOW + timedelta(seconds=10),
