@@ -7,6 +7,7 @@ ranked (a single lucky post is not a lesson). Posts whose counters went down are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from koho.review.model import PostRecord
@@ -59,38 +60,60 @@ class Insights:
         return lines
 
 
-def _sound(post: PostRecord) -> bool:
-    return post.previous is None or not post.counters.below(post.previous)
-
-
 def _best(sums: dict[int, list[int]], top: int, min_posts: int) -> tuple[Slot, ...]:
     slots = [Slot(k, n, total / n) for k, (n, total) in sums.items() if n >= min_posts]
     slots.sort(key=lambda s: (-s.mean_engagements, s.key))
     return tuple(slots[:top])
 
 
-def _compare(feature: str, posts: list[PostRecord]) -> Comparison:
-    yes = [p.counters.total for p in posts if getattr(p, f"has_{feature}")]
-    no = [p.counters.total for p in posts if not getattr(p, f"has_{feature}")]
-    return Comparison(
-        feature, len(yes), sum(yes) / len(yes) if yes else None, len(no), sum(no) / len(no) if no else None
-    )
+class Tally:
+    """Running sums per hour, weekday and feature; fed one sound post at a time (the review does it
+    while bucketing months, so posts are walked once)."""
+
+    __slots__ = ("hours", "image", "link", "posts", "weekdays")
+
+    def __init__(self) -> None:
+        self.hours: dict[int, list[int]] = {}
+        self.weekdays: dict[int, list[int]] = {}
+        self.image = [[0, 0], [0, 0]]  # [without, with] x [posts, engagements]
+        self.link = [[0, 0], [0, 0]]
+        self.posts = 0
+
+    def add(self, local: datetime, engagements: int, has_image: bool, has_link: bool) -> None:
+        self.posts += 1
+        hour, weekday = local.hour, local.weekday()
+        entry = self.hours.get(hour) or self.hours.setdefault(hour, [0, 0])
+        entry[0] += 1
+        entry[1] += engagements
+        entry = self.weekdays.get(weekday) or self.weekdays.setdefault(weekday, [0, 0])
+        entry[0] += 1
+        entry[1] += engagements
+        entry = self.image[1 if has_image else 0]
+        entry[0] += 1
+        entry[1] += engagements
+        entry = self.link[1 if has_link else 0]
+        entry[0] += 1
+        entry[1] += engagements
+
+    def result(self, *, top: int = 3, min_posts: int = 3) -> Insights:
+        return Insights(
+            _best(self.hours, top, min_posts),
+            _best(self.weekdays, top, min_posts),
+            _compare("image", self.image),
+            _compare("link", self.link),
+            self.posts,
+        )
 
 
 def insights(posts: list[PostRecord], tz: ZoneInfo, *, top: int = 3, min_posts: int = 3) -> Insights:
-    sound = [p for p in posts if _sound(p)]
-    hours: dict[int, list[int]] = {}
-    weekdays: dict[int, list[int]] = {}
-    for post in sound:
-        local = post.posted_at.astimezone(tz)
-        for table, key in ((hours, local.hour), (weekdays, local.weekday())):
-            entry = table.setdefault(key, [0, 0])
-            entry[0] += 1
-            entry[1] += post.counters.total
-    return Insights(
-        _best(hours, top, min_posts),
-        _best(weekdays, top, min_posts),
-        _compare("image", sound),
-        _compare("link", sound),
-        len(sound),
-    )
+    """What worked, over ``posts``; posts whose counters went down are left out."""
+    tally = Tally()
+    for post in posts:
+        if post.sound:
+            tally.add(post.posted_at.astimezone(tz), post.engagements, post.has_image, post.has_link)
+    return tally.result(top=top, min_posts=min_posts)
+
+
+def _compare(feature: str, sides: list[list[int]]) -> Comparison:
+    (no_n, no_total), (yes_n, yes_total) = sides
+    return Comparison(feature, yes_n, yes_total / yes_n if yes_n else None, no_n, no_total / no_n if no_n else None)

@@ -13,14 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from koho.review.insights import Tally
 from koho.review.model import AccountHistory
 from koho.review.periods import KINDS, Period, PeriodKind, month_key, periods_between
 
 NOT_OFFERED = "not offered by the platform"
 NO_DATA = "no data"
 NO_POSTS = "no posts"
+#: The trend looks at the last three periods' changes.
+TREND_WINDOW = 3
 
 
 def late_status(until: datetime, tz: ZoneInfo) -> str:
@@ -31,8 +35,7 @@ def is_late(status: str | None) -> bool:
     return bool(status) and status.startswith("late:")
 
 
-@dataclass(frozen=True, slots=True)
-class Figure:
+class Figure(NamedTuple):
     """One number of the review; ``status`` None means sound, a late status means provisional."""
 
     value: float | None
@@ -97,7 +100,10 @@ class PeriodKpis:
     rank: Rank | None = None
 
 
-def _months(history: AccountHistory, tz: ZoneInfo, as_of: datetime) -> dict[tuple[int, int], _Month]:
+def _months(
+    history: AccountHistory, tz: ZoneInfo, as_of: datetime, tally: Tally | None = None
+) -> dict[tuple[int, int], _Month]:
+    """Month buckets of one account; ``tally`` (what worked) is fed the sound posts on the way."""
     months: dict[tuple[int, int], _Month] = {}
     for snap in history.snapshots:
         m = months.get(month_key(snap.day))
@@ -119,17 +125,22 @@ def _months(history: AccountHistory, tz: ZoneInfo, as_of: datetime) -> dict[tupl
         if snap.final_at is not None and snap.final_at > as_of:
             m.late_until = max(m.late_until or snap.final_at, snap.final_at)
     for post in history.posts:
-        day = post.posted_at.astimezone(tz).date()
-        m = months.get(month_key(day))
+        local = post.posted_at.astimezone(tz)
+        key = (local.year, local.month)
+        m = months.get(key)
         if m is None:
-            m = months[month_key(day)] = _Month()
+            m = months[key] = _Month()
         m.posts += 1
-        m.engagements += post.counters.total
+        total = post.likes + post.reposts + post.replies + post.comments
+        m.engagements += total
         if post.previous is not None and post.counters.below(post.previous):
             seen = (post.read_at or post.posted_at).astimezone(tz).date()
             m.dropped_on = min(m.dropped_on or seen, seen)
         if post.final_at is not None and post.final_at > as_of:
             m.late_until = max(m.late_until or post.final_at, post.final_at)
+        elif tally is not None:
+            tally.add(local, total, post.has_image, post.has_link)
+        day = local.date()
         if m.last_post is None or day > m.last_post:
             m.last_post = day
     return months
@@ -158,6 +169,7 @@ def _period(
     fixed_hours: float,
     tz: ZoneInfo,
     as_of: datetime,
+    earlier: list[Figure],
 ) -> PeriodKpis:
     account = history.account
     parts = [months[k] for k in period.months if k in months]
@@ -236,8 +248,21 @@ def _period(
         if last_post is None
         else Figure(float((end - last_post).days), since_formula)
     )
+    trend = trend_of([*earlier, rate])
     return PeriodKpis(
-        account.account_id, period, posts, followers, growth, reach, impressions, engagements, rate, staff, cost, since
+        account.account_id,
+        period,
+        posts,
+        followers,
+        growth,
+        reach,
+        impressions,
+        engagements,
+        rate,
+        staff,
+        cost,
+        since,
+        trend,
     )
 
 
@@ -267,9 +292,13 @@ def account_kpis(
     tz: ZoneInfo,
     fixed_monthly_hours: float,
     kinds: Iterable[PeriodKind] = KINDS,
+    tally: Tally | None = None,
 ) -> dict[PeriodKind, list[PeriodKpis]]:
-    """Every period's figures for one account, oldest first, with the trend over the periods before."""
-    months = _months(history, tz, as_of)
+    """Every period's figures for one account, oldest first, with the trend over the periods before.
+
+    ``tally`` (what worked) is fed the account's sound posts in the same pass.
+    """
+    months = _months(history, tz, as_of, tally)
     today = as_of.astimezone(tz).date()
     first = min((date(y, m, 1) for y, m in months), default=today)
     out: dict[PeriodKind, list[PeriodKpis]] = {}
@@ -282,15 +311,16 @@ def account_kpis(
                 m = months.get(key)
                 if m is not None and m.last_post is not None:
                     last_post = m.last_post
-            row = _period(history, period, months, before, last_post, fixed_monthly_hours, tz, as_of)
-            rows.append(replace(row, trend=trend_of([r.engagement_rate for r in rows] + [row.engagement_rate])))
+            earlier = [r.engagement_rate for r in rows[-TREND_WINDOW:]]
+            row = _period(history, period, months, before, last_post, fixed_monthly_hours, tz, as_of, earlier)
+            rows.append(row)
             if row.followers.value is not None:
                 before = int(row.followers.value)
         out[kind] = rows
     return out
 
 
-def trend_of(rates: list[Figure], window: int = 3) -> Trend:
+def trend_of(rates: list[Figure], window: int = TREND_WINDOW) -> Trend:
     """Direction over the last ``window`` periods, and how many of them in a row fell or rose."""
     values = [f.value for f in rates[-(window + 1) :] if f.usable]
     if len(values) < 2:

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 from koho.config.schema import ReviewPolicy
 from koho.review import reasons
+from koho.review.insights import Insights, Tally
 from koho.review.kpis import PeriodKpis, account_kpis, rank_accounts
 from koho.review.model import AccountHistory
-from koho.review.periods import KINDS, PeriodKind
+from koho.review.periods import KINDS, Period, PeriodKind
 
 Verdict = Literal["KEEP", "IMPROVE", "RETIRE"]
 
@@ -37,6 +38,7 @@ class AccountVerdict:
 class Review:
     kpis: dict[str, dict[PeriodKind, list[PeriodKpis]]]  # account id -> kind -> periods, oldest first
     verdicts: dict[str, AccountVerdict]
+    insights: dict[str, Insights]  # what worked, per account
 
 
 def review_accounts(
@@ -46,25 +48,30 @@ def review_accounts(
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     histories = list(histories)
     groups = {h.account.account_id: f"{h.account.platform}/{h.account.kind}" for h in histories}
+    tallies = {h.account.account_id: Tally() for h in histories}
     figures = {
         h.account.account_id: account_kpis(
-            h, as_of=as_of, tz=zone, fixed_monthly_hours=policy.fixed_hours_for(h.account.account_id)
+            h,
+            as_of=as_of,
+            tz=zone,
+            fixed_monthly_hours=policy.fixed_hours_for(h.account.account_id),
+            tally=tallies[h.account.account_id],
         )
         for h in histories
     }
     for kind in KINDS:
-        by_period: dict[str, list[PeriodKpis]] = {}
+        by_period: dict[Period, list[PeriodKpis]] = {}
         for rows in figures.values():
             for row in rows[kind]:
-                by_period.setdefault(row.period.label, []).append(row)
-        ranked = {(r.account_id, r.period.label): r for rows in by_period.values() for r in rank_accounts(rows, groups)}
+                by_period.setdefault(row.period, []).append(row)
+        ranked = {(r.account_id, r.period): r for rows in by_period.values() for r in rank_accounts(rows, groups)}
         for account_id, rows in figures.items():
-            rows[kind] = [ranked[(account_id, r.period.label)] for r in rows[kind]]
+            rows[kind] = [ranked[(account_id, r.period)] for r in rows[kind]]
     today = as_of.astimezone(zone).date()
     verdicts = {
         h.account.account_id: judge(h, figures[h.account.account_id]["month"], policy, today) for h in histories
     }
-    return Review(figures, verdicts)
+    return Review(figures, verdicts, {account_id: tally.result() for account_id, tally in tallies.items()})
 
 
 def judge(history: AccountHistory, months: list[PeriodKpis], policy: ReviewPolicy, today) -> AccountVerdict:

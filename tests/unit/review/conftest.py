@@ -9,7 +9,7 @@ import pytest
 from koho.config import load_config
 from koho.config.schema import ReviewPolicy
 from koho.platforms.catalog import PLATFORMS
-from koho.review.model import AccountHistory, AccountRecord, Counters, PostRecord, Snapshot
+from koho.review.model import AccountHistory, AccountRecord, PostRecord, Snapshot
 from sandbox.history import NO_REACH, History, generate
 
 END = date(2026, 11, 30)
@@ -30,7 +30,9 @@ def to_review(history: History, *, kind: str = "general", staff_hours_per_post: 
         PostRecord(
             f"{history.account_id}-{i}",
             p.posted_at,
-            Counters(p.likes, p.reposts, p.replies),
+            p.likes,
+            p.reposts,
+            p.replies,
             read_at=p.posted_at + timedelta(days=2),
             reach=p.impressions,
             has_image=p.has_image,

@@ -15,7 +15,7 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 
 def post(day: int, utc_hour: int, likes: int, *, image=False, link=False, previous=None) -> PostRecord:
     at = datetime(2026, 11, day, utc_hour, tzinfo=UTC)
-    return PostRecord(f"{day}-{utc_hour}", at, Counters(likes=likes), previous=previous, has_image=image, has_link=link)
+    return PostRecord(f"{day}-{utc_hour}", at, likes=likes, previous=previous, has_image=image, has_link=link)
 
 
 def test_best_hours_are_local_and_need_enough_posts():

@@ -28,7 +28,7 @@ def days(first: date, last: date, followers: int = 1000, reach: int | None = 100
 
 
 def post(at: datetime, likes: int = 10, **kw) -> PostRecord:
-    return PostRecord(f"p-{at.isoformat()}", at, Counters(likes=likes), **kw)
+    return PostRecord(f"p-{at.isoformat()}", at, likes=likes, **kw)
 
 
 def november(history: AccountHistory, fixed: float = 2.0):
