@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from koho.review.insights import Tally
 from koho.review.model import AccountHistory
-from koho.review.periods import KINDS, Period, PeriodKind, month_key, periods_between
+from koho.review.periods import KINDS, Period, PeriodKind, periods_between
 
 NOT_OFFERED = "not offered by the platform"
 NO_DATA = "no data"
@@ -105,10 +105,13 @@ def _months(
 ) -> dict[tuple[int, int], _Month]:
     """Month buckets of one account; ``tally`` (what worked) is fed the sound posts on the way."""
     months: dict[tuple[int, int], _Month] = {}
-    for snap in history.snapshots:
-        m = months.get(month_key(snap.day))
-        if m is None:
-            m = months[month_key(snap.day)] = _Month()
+    key: tuple[int, int] | None = None
+    m = _Month()
+    for snap in history.snapshots:  # usually in day order: the month changes rarely
+        day = snap.day
+        if (day.year, day.month) != key:
+            key = (day.year, day.month)
+            m = months.get(key) or months.setdefault(key, _Month())
         m.days += 1
         if snap.followers is not None:
             if m.followers_first is None:
@@ -126,10 +129,9 @@ def _months(
             m.late_until = max(m.late_until or snap.final_at, snap.final_at)
     for post in history.posts:
         local = post.posted_at.astimezone(tz)
-        key = (local.year, local.month)
-        m = months.get(key)
-        if m is None:
-            m = months[key] = _Month()
+        if (local.year, local.month) != key:
+            key = (local.year, local.month)
+            m = months.get(key) or months.setdefault(key, _Month())
         m.posts += 1
         total = post.likes + post.reposts + post.replies + post.comments
         m.engagements += total
@@ -144,6 +146,34 @@ def _months(
         if m.last_post is None or day > m.last_post:
             m.last_post = day
     return months
+
+
+def _merge(parts: list[_Month]) -> _Month:
+    """The months of a quarter or year as one bucket (a month is its own)."""
+    if len(parts) == 1:
+        return parts[0]
+    out = _Month()
+    for m in parts:
+        out.days += m.days
+        if out.followers_first is None:
+            out.followers_first = m.followers_first
+        if m.followers_last is not None:
+            out.followers_last = m.followers_last
+        out.reach += m.reach
+        out.reach_days += m.reach_days
+        out.impressions += m.impressions
+        out.impressions_days += m.impressions_days
+        for metric, message in m.rejected.items():
+            out.rejected.setdefault(metric, message)
+        if m.late_until is not None:
+            out.late_until = max(out.late_until or m.late_until, m.late_until)
+        out.posts += m.posts
+        out.engagements += m.engagements
+        if m.dropped_on is not None:
+            out.dropped_on = min(out.dropped_on or m.dropped_on, m.dropped_on)
+        if m.last_post is not None:
+            out.last_post = max(out.last_post or m.last_post, m.last_post)
+    return out
 
 
 def _sum_figure(
@@ -163,7 +193,7 @@ def _sum_figure(
 def _period(
     history: AccountHistory,
     period: Period,
-    months: dict[tuple[int, int], _Month],
+    parts: list[_Month],
     before: int | None,
     last_post: date | None,
     fixed_hours: float,
@@ -172,19 +202,13 @@ def _period(
     earlier: list[Figure],
 ) -> PeriodKpis:
     account = history.account
-    parts = [months[k] for k in period.months if k in months]
-    days = sum(m.days for m in parts)
-    posts = sum(m.posts for m in parts)
-    late_until = max((m.late_until for m in parts if m.late_until), default=None)
-    late = late_status(late_until, tz) if late_until else None
-    rejected: dict[str, str] = {}
-    for m in parts:
-        for metric, message in m.rejected.items():
-            rejected.setdefault(metric, message)
+    m = _merge(parts) if parts else _Month()
+    days, posts = m.days, m.posts
+    late = late_status(m.late_until, tz) if m.late_until else None
+    rejected = m.rejected
 
-    followers_last = next((m.followers_last for m in reversed(parts) if m.followers_last is not None), None)
-    followers_first = next((m.followers_first for m in parts if m.followers_first is not None), None)
-    start = before if before is not None else followers_first
+    followers_last = m.followers_last
+    start = before if before is not None else m.followers_first
     followers = Figure(
         None if followers_last is None else float(followers_last),
         "followers at the end of the period",
@@ -197,35 +221,29 @@ def _period(
         growth = Figure((followers_last - start) / start * 100, growth_formula)
 
     def rejection(*metrics: str) -> str | None:
-        return next((f"{m}: {rejected[m]}" for m in metrics if m in rejected), None)
+        return next((f"{name}: {rejected[name]}" for name in metrics if name in rejected), None)
 
+    offered = account.offers_reach
     reach = _sum_figure(
-        sum(m.reach for m in parts),
-        sum(m.reach_days for m in parts),
-        days,
-        "sum of daily reach",
-        account.offers_reach,
-        rejection("reach"),
-        late,
+        m.reach, m.reach_days, days, "sum of daily reach", offered, rejection("reach") if rejected else None, late
     )
     impressions = _sum_figure(
-        sum(m.impressions for m in parts),
-        sum(m.impressions_days for m in parts),
+        m.impressions,
+        m.impressions_days,
         days,
         "sum of daily impressions",
-        account.offers_reach,
-        rejection("impressions", "views"),
+        offered,
+        rejection("impressions", "views") if rejected else None,
         late,
     )
 
-    dropped = min((m.dropped_on for m in parts if m.dropped_on), default=None)
     engagement_formula = "likes + reposts + replies + comments of the period's posts"
-    if dropped is not None:
-        engagements = Figure(None, engagement_formula, f"counter went down on {dropped:%Y-%m-%d}")
+    if m.dropped_on is not None:
+        engagements = Figure(None, engagement_formula, f"counter went down on {m.dropped_on:%Y-%m-%d}")
     elif not posts:
         engagements = Figure(0.0 if days else None, engagement_formula, NO_POSTS if days else NO_DATA)
     else:
-        engagements = Figure(float(sum(m.engagements for m in parts)), engagement_formula, late)
+        engagements = Figure(float(m.engagements), engagement_formula, late)
 
     rate = _engagement_rate(account.offers_reach, engagements, reach, followers, posts)
 
@@ -307,12 +325,12 @@ def account_kpis(
         before: int | None = None
         last_post: date | None = None
         for period in periods_between(kind, first, today):
-            for key in period.months:
-                m = months.get(key)
-                if m is not None and m.last_post is not None:
+            parts = [months[key] for key in period.months if key in months]
+            for m in parts:
+                if m.last_post is not None:
                     last_post = m.last_post
             earlier = [r.engagement_rate for r in rows[-TREND_WINDOW:]]
-            row = _period(history, period, months, before, last_post, fixed_monthly_hours, tz, as_of, earlier)
+            row = _period(history, period, parts, before, last_post, fixed_monthly_hours, tz, as_of, earlier)
             rows.append(row)
             if row.followers.value is not None:
                 before = int(row.followers.value)

@@ -8,6 +8,9 @@ records are named tuples: a city has hundreds of thousands of them and tuples bu
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import NamedTuple
@@ -89,3 +92,20 @@ class AccountHistory:
     account: AccountRecord
     snapshots: list[Snapshot] = field(default_factory=list)
     posts: list[PostRecord] = field(default_factory=list)
+
+
+@contextmanager
+def bulk() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building or reviewing many records.
+
+    The records hold no reference cycles, yet each batch of new objects triggers a collection
+    that rescans all the older ones: at a city's 400 days (hundreds of thousands of records)
+    that doubled the review's time. Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

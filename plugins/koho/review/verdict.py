@@ -18,7 +18,7 @@ from koho.config.schema import ReviewPolicy
 from koho.review import reasons
 from koho.review.insights import Insights, Tally
 from koho.review.kpis import PeriodKpis, account_kpis, rank_accounts
-from koho.review.model import AccountHistory
+from koho.review.model import AccountHistory, bulk
 from koho.review.periods import KINDS, Period, PeriodKind
 
 Verdict = Literal["KEEP", "IMPROVE", "RETIRE"]
@@ -45,7 +45,11 @@ def review_accounts(
     histories: Iterable[AccountHistory], policy: ReviewPolicy, *, as_of: datetime, tz: ZoneInfo | str = "Asia/Tokyo"
 ) -> Review:
     """Figures for every account and period, ranks within platform and kind, and a verdict each."""
-    zone = ZoneInfo(tz) if isinstance(tz, str) else tz
+    with bulk():
+        return _review(histories, policy, as_of, ZoneInfo(tz) if isinstance(tz, str) else tz)
+
+
+def _review(histories: Iterable[AccountHistory], policy: ReviewPolicy, as_of: datetime, zone: ZoneInfo) -> Review:
     histories = list(histories)
     groups = {h.account.account_id: f"{h.account.platform}/{h.account.kind}" for h in histories}
     tallies = {h.account.account_id: Tally() for h in histories}
