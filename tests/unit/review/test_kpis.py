@@ -181,3 +181,17 @@ def test_rank_is_within_platform_and_kind():
     assert (ranks["ig-a"].position, ranks["ig-c"].position, ranks["ig-b"].position) == (1, 2, 3)
     assert ranks["ig-b"].of == 3
     assert (ranks["x-a"].position, ranks["x-a"].of) == (1, 1)
+
+
+def test_residents_comments_count_as_engagement():
+    with_comments = post(datetime(2026, 11, 2, 3, tzinfo=UTC), likes=10, comments=5)
+    row = november(AccountHistory(account(), days(*NOV), [with_comments]))
+    assert row.engagements.value == 15
+
+
+def test_a_late_daily_snapshot_marks_the_reach_provisional():
+    snaps = days(*NOV)
+    snaps[-1] = snaps[-1]._replace(final_at=AS_OF + timedelta(hours=48))
+    row = november(AccountHistory(account(), snaps, [post(datetime(2026, 11, 2, 3, tzinfo=UTC))]))
+    assert row.reach.value == 3000 and row.reach.status.startswith("late: insight not final until ")
+    assert row.engagement_rate.usable

@@ -122,3 +122,22 @@ def test_bad_review_policy_is_located(tmp_path, yaml, field, message):
     assert match, "; ".join(map(str, problems))
     # A rule across fields is located at the section, a single field at its own line.
     assert match[0].where.line == (at if field == "review" else at + 1), str(match[0])
+
+
+def test_what_worked_comes_with_the_review(review):
+    found = review.insights["city-x"]
+    # The history's noon and evening posts draw more than morning and night ones.
+    assert {s.key for s in found.best_hours[:2]} == {12, 18}
+    assert found.image.lift > 1 > found.link.lift
+    assert any("時台" in line for line in found.summary_ja())
+
+
+def test_a_late_insight_is_a_note_not_a_judgement(demo_histories, policy):
+    history = demo_histories["city-facebook"]
+    snaps = list(history.snapshots)
+    last = max(i for i, s in enumerate(snaps) if s.day.month == 11)
+    snaps[last] = snaps[last]._replace(final_at=AS_OF.replace(day=3))
+    late = type(history)(history.account, snaps, history.posts)
+    verdict = review_accounts([late], policy, as_of=AS_OF).verdicts["city-facebook"]
+    assert verdict.verdict == "KEEP"
+    assert any("確定しない暫定値" in note for note in verdict.notes)
