@@ -35,10 +35,6 @@ class Period:
         return tuple(out)
 
 
-def month_key(day: date) -> tuple[int, int]:
-    return day.year, day.month
-
-
 def _month_end(y: int, m: int) -> date:
     ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
     return date.fromordinal(date(ny, nm, 1).toordinal() - 1)
