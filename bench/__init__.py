@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "emergency": "bench.emergency",
     "lateness": "bench.lateness",
     "parse": "bench.parse",
+    "review": "bench.review",
 }
 
 __all__ = ["BENCHMARKS", "BenchResult", "Target", "print_result", "table"]

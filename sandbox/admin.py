@@ -6,7 +6,7 @@ against a sandbox started by ``make run`` or by a test fixture.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -59,6 +59,18 @@ class CommentIn(BaseModel):
     text: str
     post_id: str | None = None
     created_at: datetime | None = None
+
+
+class HistoryAccountIn(BaseModel):
+    platform: str
+    handle: str  # the sandbox account's handle
+    koho_id: str  # the registry id (accounts.yaml): picks the account's story and seeds its history
+
+
+class HistoryIn(BaseModel):
+    accounts: list[HistoryAccountIn]
+    end: date | None = None  # last day of the history (Asia/Tokyo); today when unset
+    seed: int = 2026
 
 
 #: How long a reset waits for platform requests still being answered (slow faults) to finish.
@@ -223,3 +235,28 @@ def seed_demo(request: Request) -> dict:
     from sandbox.demo import seed
 
     return seed(_state(request))
+
+
+@router.post("/history")
+def seed_history(request: Request, item: HistoryIn) -> list[dict]:
+    """Give accounts their 400-day story history (past posts with counters, followers, daily figures)."""
+    from sandbox.history import TOKYO
+    from sandbox.history import seed_history as seed
+
+    state = _state(request)
+    end = item.end or utcnow().astimezone(TOKYO).date()
+    out = []
+    for entry in item.accounts:
+        account = state.account_by_handle(entry.platform, entry.handle)
+        if account is None:
+            raise HTTPException(404, f"no {entry.platform} account '{entry.handle}'")
+        history = seed(state, account, entry.koho_id, end=end, seed=item.seed)
+        out.append(
+            {
+                "koho_id": entry.koho_id,
+                "story": history.story,
+                "posts": len(history.posts),
+                "followers": account.followers,
+            }
+        )
+    return out

@@ -1,7 +1,7 @@
 """The schema of Koho's configuration: accounts, departments and policy.
 
 Everything an operator may want to change without a release lives here as data: the account
-registry, caps, quiet hours, routing keywords, the texts the public pages show, review weights
+registry, caps, quiet hours, routing keywords, the texts the public pages show, review rules
 and platform limits. Unknown fields are errors (a typo must not silently fall back to a default).
 """
 
@@ -175,18 +175,65 @@ class Texts(Strict):
     feedback_note: str = Field(min_length=1)
 
 
-class ReviewWeights(Strict):
+class EngagementBands(Strict):
+    """Engagement-rate bands in percent; public practice calls 1-5 % good for a city account."""
+
+    low_below: float = Field(default=1.0, ge=0, le=100)
+    high_above: float = Field(default=5.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _order(self) -> EngagementBands:
+        if self.low_below > self.high_above:
+            raise ValueError("low_below must not be above high_above")
+        return self
+
+
+class ReviewPolicy(Strict):
+    """How accounts are judged KEEP, IMPROVE or RETIRE; a verdict is a recommendation to a person.
+
+    Defaults follow public practice: an account not updated for three months is assessed for
+    closing (``dormant_days``); an account younger than ``new_account_days`` is not judged yet.
+    """
+
     reach: float = Field(default=0.4, ge=0)
     engagement: float = Field(default=0.4, ge=0)
     cost: float = Field(default=0.2, ge=0)
     improve_below: float = Field(default=0.5, ge=0, le=1)
     retire_below: float = Field(default=0.25, ge=0, le=1)
+    dormant_days: int = Field(default=90, ge=1, le=3650)
+    new_account_days: int = Field(default=90, ge=0, le=3650)
+    engagement_bands: EngagementBands = EngagementBands()
+    #: Periods of falling engagement rate in a row that count as a decline.
+    falling_periods: int = Field(default=3, ge=2, le=12)
+    #: Staff hours per 1,000 reach (or engagements, where reach is not offered) above which an
+    #: account is costly; above ``retire_cost_per_1000`` with a low engagement rate it is retired.
+    improve_cost_per_1000: float = Field(default=5.0, gt=0)
+    retire_cost_per_1000: float = Field(default=10.0, gt=0)
+    #: The same per 1,000 engagements: an engagement is worth some tens of reach, so the scale differs.
+    improve_cost_per_1000_engagements: float = Field(default=50.0, gt=0)
+    retire_cost_per_1000_engagements: float = Field(default=100.0, gt=0)
+    #: Fixed staff hours a month per account (checks, replies, reporting), on top of posting.
+    fixed_monthly_hours: float = Field(default=2.0, ge=0, le=744)
+    fixed_monthly_hours_by_account: dict[Slug, Annotated[float, Field(ge=0, le=744)]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _order(self) -> ReviewWeights:
+    def _order(self) -> ReviewPolicy:
         if self.retire_below > self.improve_below:
             raise ValueError("retire_below must not be above improve_below")
+        if self.retire_cost_per_1000 < self.improve_cost_per_1000:
+            raise ValueError("retire_cost_per_1000 must not be below improve_cost_per_1000")
+        if self.retire_cost_per_1000_engagements < self.improve_cost_per_1000_engagements:
+            raise ValueError("retire_cost_per_1000_engagements must not be below improve_cost_per_1000_engagements")
         return self
+
+    def cost_limits(self, offers_reach: bool) -> tuple[float, float]:
+        """(improve above, retire above) in staff hours per 1,000 reach, else per 1,000 engagements."""
+        if offers_reach:
+            return self.improve_cost_per_1000, self.retire_cost_per_1000
+        return self.improve_cost_per_1000_engagements, self.retire_cost_per_1000_engagements
+
+    def fixed_hours_for(self, account_id: str) -> float:
+        return self.fixed_monthly_hours_by_account.get(account_id, self.fixed_monthly_hours)
 
 
 class WebsiteChannel(Strict):
@@ -248,7 +295,7 @@ class Policy(Strict):
     #: Read quotas per platform, spent and reported by collection (koho.collection).
     read_quotas: dict[Platform, ReadQuotaConfig] = Field(default_factory=dict)
     texts: Texts
-    review: ReviewWeights = ReviewWeights()
+    review: ReviewPolicy = ReviewPolicy()
     channels: Channels
     mail: MailPolicy = MailPolicy()
     #: Domains that are the city's own, besides the website's: links must not imitate them.

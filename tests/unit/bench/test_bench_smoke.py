@@ -24,7 +24,7 @@ def quick_result(name: str) -> BenchResult:
 
 #: Benchmarks that start a whole Airflow (emergency, lateness, exactly_once) are kept from rotting
 #: by the end-to-end tests that drive the same code (tests/e2e); their quick runs take minutes.
-IN_PROCESS = [name for name in BENCHMARKS if name in ("platforms", "parse")]
+IN_PROCESS = [name for name in BENCHMARKS if name in ("platforms", "parse", "review")]
 
 
 def test_every_benchmark_is_registered_and_importable() -> None:
@@ -61,6 +61,15 @@ def test_platforms_quick_posts_each_post_exactly_once() -> None:
         assert by_name[name].ok, format_result(result)
     assert result.figures["posts"] == platforms.QUICK.posts
     assert result.figures["floor (s)"] > 0  # some accounts did have to wait for a window
+
+
+def test_review_quick_judges_every_account_it_wrote() -> None:
+    result = quick_result("review")
+    assert result.figures["accounts"] == 100
+    assert result.figures["snapshot rows"] > 100 * 300  # six stories, the new one has only 40 days
+    counts = dict(line.split() for line in result.notes[0].splitlines()[2:])
+    assert sum(int(n) for n in counts.values()) == 100
+    assert {"KEEP", "IMPROVE", "RETIRE"} <= set(counts)
 
 
 def test_floor_and_window_helpers() -> None:
