@@ -2,7 +2,8 @@
 
 A separate service rather than a route in Airflow's api-server, because LINE must reach it from
 the internet and a city does not expose its Airflow UI and API there: this service has one
-route, no login, and no power beyond storing verified messages. The logic is
+route (and ``GET /healthz`` for its container), no login, and no power beyond storing verified
+messages. The logic is
 :mod:`koho.feedback.line_webhook`; this module only reads the body (never past the limit),
 runs it off the event loop and answers.
 
@@ -110,6 +111,11 @@ def create_app(
 ) -> FastAPI:
     """The receiver: ``channels`` and ``ledger`` are called per request (cache them), so it starts without either."""
     app = FastAPI(title="Koho LINE webhook", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """For the container's health check: says the process answers, nothing about accounts."""
+        return {"status": "ok"}
 
     @app.post(PATH)
     async def webhook(request: Request) -> JSONResponse:

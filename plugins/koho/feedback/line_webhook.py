@@ -152,7 +152,7 @@ def feedback_item(event: Any, account_id: str, *, now: datetime) -> dict[str, An
     }
 
 
-def _signer(body: bytes, signature: str | None, channels: Iterable[LineChannel]) -> LineChannel | None:
+def signing_channel(body: bytes, signature: str | None, channels: Iterable[LineChannel]) -> LineChannel | None:
     """The channel whose secret signed ``body`` (each one is tried in constant time), if any."""
     if not signature:
         return None
@@ -177,7 +177,7 @@ def receive(
     if len(body) > max_bytes:
         return WebhookAnswer(413, f"body of {len(body)} bytes is over the {max_bytes}-byte limit")
     channels = list(channels)
-    signer = _signer(body, signature, channels)
+    signer = signing_channel(body, signature, channels)
     if signer is None:
         what = "no X-Line-Signature header" if not signature else "X-Line-Signature matches no channel secret"
         return WebhookAnswer(401, what)
