@@ -15,12 +15,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from koho import secrets
+from koho.accounts.sync import registry_rows
+from koho.config import load_config
 from koho.feedback.line_receiver import PATH, CachedChannels, channels_from_airflow, create_app
-from koho.feedback.line_webhook import LineChannel
+from koho.feedback.line_webhook import LineChannel, channels_from_connections, signing_channel
 from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import FeedbackItem
-from sandbox.platforms.line import sign
+from sandbox.bootstrap import load_or_create_secrets, register_accounts
+from sandbox.platforms.line import sign, signed_webhook
 from sandbox.server import SandboxServer, free_port
 from tests.unit.ledger.ledger_factories import account_row
 
@@ -175,3 +178,23 @@ def test_the_sandbox_delivers_a_residents_message_signed_as_line_does(sandbox, l
     assert again["status"] == 200 and len(again["event_ids"]) == 2
     assert json.loads(again["body"]) == {"message": "ok", "stored": 1, "duplicates": 1, "ignored": 0}
     assert sorted(texts(line_ledger)) == sorted([TEXT, "二通目"])
+
+
+def test_the_health_check_answers_without_touching_channels_or_ledger():
+    def untouched():
+        raise AssertionError("the health check must not load accounts or open the ledger")
+
+    assert TestClient(create_app(untouched, untouched)).get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_demo_citys_line_connections_verify_the_sandboxs_webhook_calls(sandbox, tmp_path):
+    rows = [row for row in registry_rows(load_config()) if row["platform"] == "line"]
+    tokens = load_or_create_secrets(tmp_path / "secrets.json", [row["id"] for row in rows])
+    connections = register_accounts(sandbox.url, rows, tokens)
+    pairs = [(row["id"], json.loads(connections[row["connection_id"]]["extra"])) for row in rows]
+    channels, problems = channels_from_connections(pairs)
+    assert problems == [] and {c.account_id for c in channels} == {"city-line", "kosodate-line"}
+    for channel in channels:
+        sandbox.comment("line", channel.bot_user_id, "住民", f"{channel.account_id} へ")
+        body, signature = signed_webhook(sandbox.state, channel.bot_user_id)
+        assert signing_channel(body, signature, channels) == channel
