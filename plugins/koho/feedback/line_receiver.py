@@ -112,6 +112,10 @@ def create_app(
     """The receiver: ``channels`` and ``ledger`` are called per request (cache them), so it starts without either."""
     app = FastAPI(title="Koho LINE webhook", docs_url=None, redoc_url=None, openapi_url=None)
 
+    def _handle(body: bytes, signature: str | None) -> WebhookAnswer:
+        # Loading accounts and opening the ledger may block too: all of it runs off the event loop.
+        return receive(body, signature, channels(), ledger(), max_bytes=max_bytes)
+
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         """For the container's health check: says the process answers, nothing about accounts."""
@@ -124,9 +128,7 @@ def create_app(
             answer = WebhookAnswer(413, f"body is over the {max_bytes}-byte limit")
         else:
             try:
-                answer = await run_in_threadpool(
-                    receive, body, request.headers.get("x-line-signature"), channels(), ledger(), max_bytes=max_bytes
-                )
+                answer = await run_in_threadpool(_handle, body, request.headers.get("x-line-signature"))
             except Exception as exc:  # the ledger is down, say: LINE may redeliver; nothing was acknowledged
                 log.error("LINE webhook not stored: %s", secrets.redact(f"{type(exc).__name__}: {exc}"))
                 answer = WebhookAnswer(500, "not stored; try again")

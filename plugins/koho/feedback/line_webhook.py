@@ -189,10 +189,11 @@ def receive(
         return WebhookAnswer(400, "body is not an object with an 'events' list")
     destination = data.get("destination")
     if destination != signer.bot_user_id:
+        shown = str(destination)[:80]
         known = any(c.bot_user_id == destination for c in channels)
         if known:
-            return WebhookAnswer(401, f"destination {destination!r} is signed with another channel's secret")
-        return WebhookAnswer(403, f"destination {destination!r} is no configured LINE account")
+            return WebhookAnswer(401, f"destination {shown!r} is signed with another channel's secret")
+        return WebhookAnswer(403, f"destination {shown!r} is no configured LINE account")
     return _store(data["events"], signer.account_id, ledger, now)
 
 

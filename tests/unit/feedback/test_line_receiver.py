@@ -198,3 +198,13 @@ def test_the_demo_citys_line_connections_verify_the_sandboxs_webhook_calls(sandb
         sandbox.comment("line", channel.bot_user_id, "住民", f"{channel.account_id} へ")
         body, signature = signed_webhook(sandbox.state, channel.bot_user_id)
         assert signing_channel(body, signature, channels) == channel
+
+
+def test_accounts_that_cannot_be_loaded_are_a_500_not_a_crash(line_ledger):
+    def unreadable() -> list[LineChannel]:
+        raise OSError("accounts.yaml not readable")
+
+    client = TestClient(create_app(unreadable, lambda: line_ledger))
+    body = body_of()
+    response = client.post(PATH, content=body, headers={"X-Line-Signature": "x"})
+    assert response.status_code == 500 and texts(line_ledger) == []
