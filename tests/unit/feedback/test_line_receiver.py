@@ -155,24 +155,17 @@ class ReceiverServer(SandboxServer):
         self._thread = threading.Thread(target=self._server.run, name="koho-line-receiver", daemon=True)
 
 
-def _deliver(sandbox: SandboxServer, **body) -> dict:
-    """The sandbox's admin call that makes LINE's webhook call."""
-    response = sandbox.http.post(f"{sandbox.url}/line/_admin/webhook", json=body, timeout=20)
-    response.raise_for_status()
-    return response.json()
-
-
 def test_the_sandbox_delivers_a_residents_message_signed_as_line_does(sandbox, line_ledger):
     secret = pysecrets.token_hex(16)
     city = sandbox.add_account("line", "kohocity-sample", extra={"channel_secret": secret})
     channel = LineChannel("city-line", city["account_id"], secret)
     with ReceiverServer(create_app(lambda: [channel], lambda: line_ledger)) as receiver:
         url = f"{receiver.url}{PATH}"
-        first = _deliver(sandbox, account=city["handle"], url=url, text=TEXT)
-        forged = _deliver(sandbox, account=city["handle"], url=url, text="二通目", bad_signature=True)
+        first = sandbox.line_webhook(city["handle"], url, text=TEXT)
+        forged = sandbox.line_webhook(city["handle"], url, text="二通目", bad_signature=True)
         assert texts(line_ledger) == [TEXT]
         # LINE redelivers what was not acknowledged: all the account's messages, signed properly.
-        again = _deliver(sandbox, account=city["handle"], url=url)
+        again = sandbox.line_webhook(city["handle"], url)
     assert (first["status"], json.loads(first["body"])["stored"]) == (200, 1)
     assert forged["status"] == 401
     assert again["status"] == 200 and len(again["event_ids"]) == 2
