@@ -6,6 +6,7 @@ machine (kept in a git-ignored file so that re-running keeps them) and are never
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Iterable
@@ -33,11 +34,18 @@ def load_or_create_secrets(path: Path, account_ids: Iterable[str]) -> dict[str, 
     return known
 
 
+def line_channel_secret(token: str) -> str:
+    """A LINE account's channel secret (32 hex digits, as LINE's), derived from its stored token: stable across runs."""
+    return hashlib.sha256(f"line-channel-secret:{token}".encode()).hexdigest()[:32]
+
+
 def register_accounts(sandbox_url: str, accounts: Iterable[dict[str, Any]], tokens: dict[str, str]) -> dict[str, dict]:
     """Create each account in the sandbox; returns {account id: connection fields}.
 
     ``accounts`` are registry rows (``koho.accounts.sync.registry_rows``). Bluesky logs in with
     an app password (the connection's password); every other platform takes a bearer token.
+    A LINE account also gets a channel secret, in the sandbox and in the connection's extra
+    ``channel_secret``, so that the sandbox's webhook calls verify in Koho's receiver.
     The extra ``timeline_url`` tells Koho where the sandbox shows what it received (the calendar
     view and the dry run link there); a real platform's connection has none.
     """
@@ -45,6 +53,7 @@ def register_accounts(sandbox_url: str, accounts: Iterable[dict[str, Any]], toke
     rows = list(accounts)
     for row in rows:
         secret = tokens[row["id"]]
+        extra = {"channel_secret": line_channel_secret(secret)} if row["platform"] == "line" else {}
         body.append(
             {
                 "platform": row["platform"],
@@ -53,19 +62,21 @@ def register_accounts(sandbox_url: str, accounts: Iterable[dict[str, Any]], toke
                 "token": None if row["platform"] == "bluesky" else secret,
                 "password": secret if row["platform"] == "bluesky" else None,
                 "followers": 1000,
+                "extra": extra,
             }
         )
     response = requests.post(f"{sandbox_url}/_admin/accounts", json=body, timeout=30)
     response.raise_for_status()
     created = response.json()
     connections = {}
-    for row, made in zip(rows, created, strict=True):
+    for row, made, sent in zip(rows, created, body, strict=True):
+        extra = {"account_id": made["account_id"], TIMELINE_EXTRA: f"{sandbox_url}/_timeline", **sent["extra"]}
         connections[row["connection_id"]] = {
             "conn_type": f"koho_{row['platform']}",
             "host": f"{sandbox_url}/{row['platform']}",
             "login": made["handle"],
             "password": tokens[row["id"]],
-            "extra": json.dumps({"account_id": made["account_id"], TIMELINE_EXTRA: f"{sandbox_url}/_timeline"}),
+            "extra": json.dumps(extra),
         }
     return connections
 

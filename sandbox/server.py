@@ -95,3 +95,11 @@ class SandboxServer:
             "/comments",
             json={"platform": platform, "account": account, "author": author, "text": text, "post_id": post_id},
         )
+
+    def line_webhook(self, account: str, url: str, **fields: Any) -> dict:
+        """LINE's signed webhook call to ``url`` (``text=`` a new message, else all the account's; see line.py)."""
+        response = self.http.post(
+            f"{self.url}/line/_admin/webhook", json={"account": account, "url": url, **fields}, timeout=20
+        )
+        response.raise_for_status()
+        return response.json()

@@ -20,7 +20,10 @@ What is faithful and why it matters to Koho:
 
 Residents write to the account in the LINE app and the platform calls the city's webhook.
 :func:`signed_webhook` builds that call (body and ``X-Line-Signature``) from the residents'
-comments in the state, so webhook handling is testable without the admin API.
+comments in the state, so webhook handling is testable without the admin API; the admin call
+``POST /line/_admin/webhook`` makes it: it records a resident's message (when given), signs
+the body with the account's channel secret and POSTs it to Koho's webhook URL as LINE would,
+answering with Koho's status and body.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from fastapi import FastAPI, Request
+import requests
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, HttpUrl
 
 from sandbox.common import SandboxError, bearer_token, gate, lost_response, state_of, sub_app
 from sandbox.state import Account, Comment, Post, SandboxState, utcnow
@@ -460,6 +465,40 @@ def create_app(state: SandboxState) -> FastAPI:
             {"client_id": account.extra.get("channel_id", account.account_id), "expires_in": expires_in, "scope": ""}
         )
 
+    @app.post("/_admin/webhook")
+    def send_webhook(request: Request, item: WebhookIn) -> dict[str, Any]:
+        """Deliver residents' messages to ``item.url`` as LINE's signed webhook call (see the module doc)."""
+        state = state_of(request)
+        account = _find_account(state, item.account)
+        if account is None:
+            raise HTTPException(404, f"no LINE account '{item.account}'")
+        comments = None
+        if item.text is not None:
+            comment = Comment(
+                platform=PLATFORM,
+                comment_id=state.next_id(),
+                post_id=None,
+                account_id=account.account_id,
+                author=item.author,
+                text=item.text,
+                created_at=utcnow(),
+            )
+            comments = [state.add_comment(comment)]
+        try:
+            body, signature = signed_webhook(
+                state, account.account_id, channel_secret=item.channel_secret, comments=comments
+            )
+        except ValueError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        if item.bad_signature:
+            signature = sign(body, "not-the-channel-secret")
+        headers = {"Content-Type": "application/json; charset=utf-8", "X-Line-Signature": signature}
+        try:
+            answer = requests.post(str(item.url), data=body, headers=headers, timeout=10)
+        except requests.RequestException as exc:
+            raise HTTPException(502, f"webhook URL not reachable: {type(exc).__name__}") from exc
+        return {"status": answer.status_code, "body": answer.text[:2000], "event_ids": _event_ids(body)}
+
     @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE"])
     async def not_found(path: str) -> Response:
         return JSONResponse({"message": "Not found"}, status_code=404)
@@ -494,11 +533,32 @@ def message_event(comment: Comment) -> dict[str, Any]:
     }
 
 
-def signed_webhook(state: SandboxState, account: str, *, channel_secret: str | None = None) -> tuple[bytes, str]:
+class WebhookIn(BaseModel):
+    """The admin call's body: where Koho listens, and optionally one new message to deliver."""
+
+    account: str  # id or handle
+    url: HttpUrl
+    author: str = "住民"
+    text: str | None = None  # None: deliver every message the account has received
+    channel_secret: str | None = None  # None: the account's own
+    bad_signature: bool = False  # sign with a wrong secret, as an impostor would
+
+
+def _event_ids(body: bytes) -> list[str]:
+    return [e["webhookEventId"] for e in json.loads(body)["events"]]
+
+
+def signed_webhook(
+    state: SandboxState,
+    account: str,
+    *,
+    channel_secret: str | None = None,
+    comments: list[Comment] | None = None,
+) -> tuple[bytes, str]:
     """The webhook call LINE would make for the residents' messages to ``account`` (id or handle).
 
     Returns the raw body and its ``X-Line-Signature``; the secret defaults to the account's
-    ``extra["channel_secret"]``.
+    ``extra["channel_secret"]``, the messages to all the account has received.
     """
     acc = _find_account(state, account)
     if acc is None:
@@ -506,7 +566,9 @@ def signed_webhook(state: SandboxState, account: str, *, channel_secret: str | N
     secret = channel_secret or acc.extra.get("channel_secret")
     if not secret:
         raise ValueError(f"LINE account '{account}' has no channel_secret to sign with")
-    events = [message_event(c) for c in state.account_comments(PLATFORM, acc.account_id)]
+    if comments is None:
+        comments = state.account_comments(PLATFORM, acc.account_id)
+    events = [message_event(c) for c in comments]
     body = json.dumps(
         {"destination": acc.account_id, "events": events}, ensure_ascii=False, separators=(",", ":")
     ).encode("utf-8")

@@ -2,17 +2,21 @@
 
 The retry key is the part that matters most: a repeat of an accepted key must come back as the
 SDK's ``ApiException`` with status 409 and ``x-line-accepted-request-id``, and send nothing.
-The SDK's own webhook parser checks the sandbox's signed webhook calls.
+The SDK's own webhook parser checks the sandbox's signed webhook calls, and Koho's webhook receiver
+reads the same events and refuses exactly the signatures the SDK's validator refuses.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import secrets as pysecrets
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from linebot.v3 import WebhookParser
+from linebot.v3 import SignatureValidator, WebhookParser
 from linebot.v3 import insight as line_insight
 from linebot.v3 import oauth as line_oauth
 from linebot.v3.exceptions import InvalidSignatureError
@@ -28,7 +32,10 @@ from linebot.v3.messaging import (
 )
 from linebot.v3.webhooks import MessageEvent, TextMessageContent
 
-from sandbox.platforms.line import JST, signed_webhook
+from koho.feedback.line_webhook import LineChannel, feedback_item, receive
+from koho.ledger import repo
+from koho.ledger.db import Ledger
+from sandbox.platforms.line import JST, sign, signed_webhook
 
 HANDLE = "kohocity-sample"
 
@@ -132,3 +139,52 @@ def test_sdk_webhook_parser_accepts_the_sandbox_signature(sandbox, city, channel
     assert event.message.text == "公園の遊具が壊れています"
     with pytest.raises(InvalidSignatureError):
         WebhookParser(pysecrets.token_hex(16)).parse(body.decode("utf-8"), signature)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["公園の遊具が壊れています", "abc\u202edcba", "🙏🙏", "<b>x</b>", "あ" * 50_000],
+    ids=["japanese", "rtl-override", "emoji-only", "html", "50000-chars"],
+)
+def test_koho_reads_the_events_the_sdk_reads(sandbox, city, channel_secret, text):
+    sandbox.comment("line", HANDLE, "住民C", text)
+    body, signature = signed_webhook(sandbox.state, HANDLE)
+    [sdk_event] = WebhookParser(channel_secret).parse(body.decode("utf-8"), signature)
+    [koho_event] = json.loads(body)["events"]
+    item = feedback_item(koho_event, "city-line", now=datetime.now(UTC))
+    assert item is not None
+    assert (item["remote_id"], item["author"], item["text"]) == (
+        sdk_event.webhook_event_id,
+        sdk_event.source.user_id,
+        sdk_event.message.text,
+    )
+    assert item["created_at"] == datetime.fromtimestamp(sdk_event.timestamp / 1000, UTC)
+
+
+def test_koho_and_the_sdk_agree_on_every_signature(sandbox, city, channel_secret, tmp_path):
+    """Koho refuses exactly the calls the SDK's SignatureValidator refuses, and stores the others."""
+    sandbox.comment("line", HANDLE, "住民D", "ごみの収集日を教えてください")
+    body, good = signed_webhook(sandbox.state, HANDLE)
+    other_body = body.replace("ごみ".encode(), "ゴミ".encode())
+    cases = {
+        "good": (body, good),
+        "other secret": (body, sign(body, pysecrets.token_hex(16))),
+        "other body": (other_body, good),
+        "truncated": (body, good[:-4]),
+        "empty": (body, ""),
+        "trailing newline in body": (body + b"\n", good),
+        "hex instead of base64": (body, hmac.new(channel_secret.encode(), body, hashlib.sha256).hexdigest()),
+    }
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.migrate()
+    with ledger.session() as s:
+        repo.upsert_accounts(
+            s, [{"id": "city-line", "platform": "line", "handle": HANDLE, "display_name": "こほ市", "department": "pr"}]
+        )
+    validator = SignatureValidator(channel_secret)
+    channel = LineChannel("city-line", city["account_id"], channel_secret)
+    for name, (payload, signature) in cases.items():
+        sdk_accepts = validator.validate(payload.decode("utf-8"), signature)
+        koho_accepts = receive(payload, signature, [channel], ledger).status != 401
+        assert koho_accepts == sdk_accepts, name
+    assert validator.validate(body.decode("utf-8"), good)
