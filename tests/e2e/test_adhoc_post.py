@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from harness.koho_stack import KohoStack, posting_stack
 from koho.ledger.db import Ledger
 from koho.ledger.models import Alert, CalendarEntry, Delivery
 from koho.posting.form import adhoc_entry_id
 from koho.timeutil import to_local
-from tests.e2e.koho_live import KohoStack, posting_stack
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bench.airflow_stack import relaxed_config
+from harness.airflow_stack import relaxed_config
 from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry

@@ -23,7 +23,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bench.airflow_stack import AirflowStack, relaxed_config, wait_for
+from harness.airflow_stack import AirflowStack, relaxed_config
+from harness.waiting import wait_for
 from koho.ledger.db import Ledger
 from koho.ledger.models import Alert, CalendarEntry, Delivery
 from koho.timeutil import to_local, utcnow

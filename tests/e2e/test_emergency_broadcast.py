@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from harness.koho_stack import KohoStack, posting_stack
+from harness.waiting import wait_for
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting.emergency import emergency_entry_id
-from tests.e2e.koho_live import KohoStack, posting_stack, wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 

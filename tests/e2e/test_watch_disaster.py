@@ -12,10 +12,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from harness.koho_stack import KohoStack, posting_stack
+from harness.waiting import wait_for
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry
 from sandbox.platforms.jma import jma_state, publish_sample
-from tests.e2e.koho_live import KohoStack, posting_stack, wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 

@@ -1,7 +1,7 @@
 """A real Airflow with the FAB auth manager, Koho's roles and the demo users, for the posting tests
 (ad-hoc, emergency, watcher) and ``bench/emergency.py``.
 
-It is ``bench.airflow_stack.AirflowStack`` (api-server, scheduler, dag-processor, triggerer as
+It is :class:`harness.airflow_stack.AirflowStack` (api-server, scheduler, dag-processor, triggerer as
 separate processes, LocalExecutor, the sandbox, the ledger, an SMTP catcher) with two additions:
 the FAB auth manager, whose roles and users ``scripts/koho_auth.py`` creates before any DAG is
 parsed, and REST calls as any of the demo users (``admin``, ``crisis``, ``staff``).
@@ -21,9 +21,10 @@ from typing import Any
 import requests
 import yaml
 
-from bench.airflow_stack import AirflowStack, relaxed_config, wait_for
+from harness.airflow_stack import AirflowStack, relaxed_config
+from harness.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 POSTING_DAGS = ("adhoc_post", "emergency_broadcast", "disaster_watch", "disaster_draft", "calendar_publish")
 
@@ -235,4 +236,4 @@ def _log_line(record: Any) -> str:
     return str(record.get("event", "")) + (f" {json.dumps(extra, ensure_ascii=False, default=str)}" if extra else "")
 
 
-__all__ = ["FAB", "POSTING_DAGS", "KohoStack", "posting_config", "posting_stack", "set_feed", "wait_for"]
+__all__ = ["FAB", "POSTING_DAGS", "KohoStack", "posting_config", "posting_stack", "set_feed"]
