@@ -62,6 +62,29 @@ class Mailbox:
         return [str(m["Subject"]) for m in self.messages]
 
 
+def migrate_home(env: dict[str, str]) -> None:
+    """``airflow db migrate`` and Koho's pools (deploy/pools.json) in the home ``env`` names."""
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        ["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def create_roles_and_users(env: dict[str, str], users_file: Path) -> None:
+    """Koho's FAB roles and the demo users (``scripts/koho_auth.py``); passwords in ``users_file``."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users_file)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+
+
 def relaxed_config(target: Path, *, keep_caps: Iterable[str] = (), source: Path | None = None) -> Path:
     """A copy of include/config where volume rules do not get in the way of a test at any hour.
 
@@ -189,26 +212,13 @@ class AirflowStack:
         env.update(self.extra_env)
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": self.password}))
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-        subprocess.run(
-            ["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        migrate_home(env)
         if "FabAuthManager" in env.get("AIRFLOW__CORE__AUTH_MANAGER", ""):
             # deploy/airflow.env selects the FAB auth manager: Koho's roles (the DAGs' access_control
             # names them) and an admin with this stack's password, before any DAG is parsed.
             users = self.home / "koho-users.json"
             users.write_text(json.dumps({"admin": self.password}))
-            subprocess.run(
-                [sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users)],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=600,
-            )
+            create_roles_and_users(env, users)
 
         self.sandbox = SandboxServer().start()
         previous = os.environ.get("KOHO_CONFIG_DIR")

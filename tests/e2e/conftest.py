@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.airflow_stack import migrate_home
 from harness.koho_stack import KohoStack, shared_stack
 from sandbox.bootstrap import register_accounts
 from sandbox.server import SandboxServer
@@ -92,14 +93,7 @@ def airflow_home(tmp_path_factory) -> dict[str, str]:
     home = tmp_path_factory.mktemp("airflow-home")
     env = airflow_env(ROOT, home)
     env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
-    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
-    subprocess.run(
-        ["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    migrate_home(env)
     return env
 
 
