@@ -55,8 +55,8 @@ SHARED_POSTING = {"approval_timeout_minutes": 1}
 #: (only the calendar module asks for calendar approvals).
 SHARED_ENV = {
     "KOHO_APPROVAL_DEADLINE_MINUTES": "0.5",
-    # no DAG runs before a module asks for it (the watcher only when the module watches the feed):
-    # every DAG starts paused, and ``KohoStack.for_module`` unpauses them
+    # the watcher must not poll before a module asks for it: every DAG starts paused, the stack
+    # unpauses all but the watcher once they are parsed (``shared_stack``)
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
 }
 UNFINISHED = ("queued", "running")
@@ -265,9 +265,8 @@ class KohoStack(AirflowStack):
         one module writes into the next module's world, nor a schedule starts one meanwhile."""
         for dag_id in ALL_DAGS:
             self.set_paused(dag_id, True)
-        found = self.call("GET", "/api/v2/dags/~/dagRuns", params={"state": list(UNFINISHED), "limit": 100})
-        for run in found["dag_runs"]:
-            self.call("PATCH", f"/api/v2/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}", json={"state": "failed"})
+        for dag_id, run_id in self.unfinished_runs():
+            self.call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
         wait_for(
             lambda: not self.busy_tasks(),
             timeout=60,
@@ -275,6 +274,11 @@ class KohoStack(AirflowStack):
             interval=0.5,
             on_timeout=lambda: f"still busy: {self.busy_tasks()}",
         )
+
+    def unfinished_runs(self) -> list[tuple[str, str]]:
+        """(DAG id, run id) of every queued or running run."""
+        found = self.call("GET", "/api/v2/dags/~/dagRuns", params={"state": list(UNFINISHED), "limit": 100})
+        return [(run["dag_id"], run["dag_run_id"]) for run in found["dag_runs"]]
 
     def busy_tasks(self) -> list[str]:
         """Task instances of any DAG that are not done (:data:`BUSY`)."""
@@ -352,8 +356,8 @@ def posting_stack(work: Path, *, posting: dict | None = None, watch_feed: bool =
 
 @contextmanager
 def shared_stack(work: Path) -> Iterator[KohoStack]:
-    """The stack test modules share (:meth:`KohoStack.for_module`, which unpauses the DAGs): every
-    DAG parsed and paused, :data:`SHARED_POSTING` and :data:`SHARED_ENV` applied; stopped on exit."""
+    """The stack test modules share (:meth:`KohoStack.for_module`): every DAG parsed, the scheduled
+    ones' first runs done, :data:`SHARED_POSTING` and :data:`SHARED_ENV` applied; stopped on exit."""
     config = posting_config(work / "config", posting=SHARED_POSTING)
     live = KohoStack(work, config_dir=config, extra_env=dict(SHARED_ENV))
     try:
@@ -361,6 +365,20 @@ def shared_stack(work: Path) -> Iterator[KohoStack]:
         set_feed(config, live.sandbox.url, poll_seconds=1)
         live.start()
         live.wait_for_dags(ALL_DAGS, timeout=240)
+        # The scheduled DAGs' first runs (catchup off: the latest interval of each) go now, as on
+        # a stack whose DAGs are unpaused at creation, not in the first module's first minute,
+        # where their burst of writes to the SQLite metadata DB made a test's task lose a state
+        # update.
+        for dag_id in ALL_DAGS:
+            if dag_id != WATCHER:
+                live.set_paused(dag_id, False)
+        wait_for(
+            lambda: not live.unfinished_runs(),
+            timeout=300,
+            what="the scheduled DAGs' first runs",
+            interval=1,
+            on_timeout=lambda: f"unfinished: {live.unfinished_runs()}",
+        )
         yield live
     finally:
         live.stop()
