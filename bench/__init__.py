@@ -4,7 +4,7 @@ Adding a benchmark is one module ``bench/<name>.py`` exposing ``run(args) -> Ben
 one line here. See bench/README.md for what each target means and how to read the ratios.
 """
 
-from bench.harness import BenchResult, Target, print_result, table
+from bench.runner import BenchResult, Target, print_result, table
 
 #: name -> module path; ``python -m bench`` with no names runs them in this order.
 BENCHMARKS: dict[str, str] = {

@@ -1,6 +1,6 @@
 """``python -m bench``: set up paths (plugins/ and the repo root) before anything imports Koho."""
 
-from bench.harness import main, setup_paths
+from bench.runner import main, setup_paths
 
 setup_paths()
 

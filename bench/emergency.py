@@ -15,7 +15,7 @@ directly in this process, without Airflow — what the platforms and the ledger 
 print each latency as a ratio to it: the rest is Airflow's scheduling (run creation, task queueing,
 process start-up).
 
-Stack: ``tests/e2e/koho_live.KohoStack`` — api-server, scheduler, dag-processor and triggerer as
+Stack: ``harness.koho_stack.KohoStack`` — api-server, scheduler, dag-processor and triggerer as
 separate processes, LocalExecutor, SQLite metadata DB and ledger, the sandbox in this process.
 Sandbox rate limits are lifted: the benchmark measures Koho and Airflow, not platform quotas.
 That includes Bluesky's ``createSession`` quota (30 per 5 minutes per account): every task logs in
@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.harness import BenchResult, Target, table
+from bench.runner import BenchResult, Target, table
 
 P50_LIMIT = 10.0
 P95_LIMIT = 20.0
@@ -91,7 +91,7 @@ def _environment(values: dict[str, str]):
 def measure(cfg: Config, work: Path) -> BenchResult:
     import logging
 
-    from tests.e2e.koho_live import posting_stack
+    from harness.koho_stack import posting_stack
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # the SMTP catcher logs every command
     logging.getLogger("koho").setLevel(logging.WARNING)  # the in-process baseline logs every delivery
@@ -170,7 +170,7 @@ def _published(stack, entry_id: str) -> tuple[int, int, datetime | None]:
 
 
 def _broadcast(stack, label: str) -> dict[str, Any]:
-    from tests.e2e.koho_live import wait_for
+    from harness.waiting import wait_for
 
     expected = len([r for r in stack.rows if r["status"] == "active" and r["platform"] != "youtube"]) + 1
     started = datetime.now(UTC)
@@ -217,7 +217,7 @@ def _load_status(stack, ids: list[str]) -> dict[str, int]:
 
 
 def _broadcast_under_load(stack, cfg: Config, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    from tests.e2e.koho_live import wait_for
+    from harness.waiting import wait_for
 
     ids, due, run = stack.calendar_load(
         entries=cfg.load_entries,

@@ -6,7 +6,7 @@ CI runs the same scenario at 45 deliveries, one kill and one scheduler restart (
 
 What it does:
 
-* :class:`bench.airflow_stack.AirflowStack` starts Airflow 3 (api-server, scheduler,
+* :class:`harness.airflow_stack.AirflowStack` starts Airflow 3 (api-server, scheduler,
   dag-processor, triggerer; LocalExecutor, SQLite) with the sandbox and the demo accounts.
 * A calendar of entries to three accounts each (``deliveries`` in all) due over a few minutes is
   synced by ``calendar_sync``; ``calendar_publish`` sends it.
@@ -168,7 +168,8 @@ def fault_run(
     """Run the scenario; returns the counts (see the module docstring)."""
     from sqlalchemy import select
 
-    from bench.airflow_stack import AirflowStack, relaxed_config, wait_for
+    from harness.airflow_stack import AirflowStack, relaxed_config
+    from harness.waiting import wait_for
     from koho.ledger.db import Ledger
     from koho.ledger.models import Delivery
     from koho.timeutil import utcnow

@@ -6,7 +6,7 @@ itself is not counted), and every delivery is published exactly once.
 
 How it runs:
 
-* :class:`bench.airflow_stack.AirflowStack` starts Airflow 3 for real — api-server, scheduler,
+* :class:`harness.airflow_stack.AirflowStack` starts Airflow 3 for real — api-server, scheduler,
   dag-processor, triggerer; LocalExecutor, SQLite — with the sandbox and the demo accounts
   (volume rules relaxed so that any hour of the day works: no quiet hours, no spacing).
 * A calendar file gets ``entries`` entries at random whole-5-second instants over ``spread``
@@ -33,7 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.harness import BenchResult, Target, table
+from bench.runner import BenchResult, Target, table
 
 P50_TARGET = 1.0
 P99_TARGET = 5.0
@@ -102,7 +102,8 @@ def collect_outcomes(stack: Any) -> dict[int, dict]:
 def run(args) -> BenchResult:
     from sqlalchemy import select
 
-    from bench.airflow_stack import AirflowStack, relaxed_config, wait_for
+    from harness.airflow_stack import AirflowStack, relaxed_config
+    from harness.waiting import wait_for
     from koho.ledger.db import Ledger
     from koho.ledger.models import Delivery
     from koho.timeutil import utcnow

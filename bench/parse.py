@@ -36,7 +36,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench.harness import ROOT, BenchResult, Target, table
+from bench.runner import ROOT, BenchResult, Target, table
 
 MAX_SECONDS = 2.0
 MAX_RATIO = 1.3

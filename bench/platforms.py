@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.harness import BenchResult, Target, table
+from bench.runner import BenchResult, Target, table
 
 RATIO_TARGET = 1.2
 MAX_429_PER_WINDOW = 1

@@ -30,7 +30,7 @@ from operator import itemgetter
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bench.harness import BenchResult, Target, table
+from bench.runner import BenchResult, Target, table
 from koho.config.schema import ReviewPolicy
 from koho.platforms.catalog import PLATFORMS as CATALOG
 from koho.review.model import AccountHistory, AccountRecord, PostRecord, Snapshot, bulk

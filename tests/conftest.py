@@ -24,7 +24,7 @@ os.environ.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow" / "test-home"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
-from bench.airflow_stack import Mailbox  # noqa: E402
+from harness.airflow_stack import Mailbox  # noqa: E402
 from sandbox.server import SandboxServer  # noqa: E402
 
 

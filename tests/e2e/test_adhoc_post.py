@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from harness.koho_stack import KohoStack
 from koho.ledger.db import Ledger
 from koho.ledger.models import Alert, CalendarEntry, Delivery
 from koho.posting.form import adhoc_entry_id
 from koho.timeutil import to_local
-from tests.e2e.koho_live import KohoStack, posting_stack
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -29,14 +29,9 @@ TIMEOUT_TEXT = "【テスト】承認されないまま期限が切れる投稿�
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with posting_stack(tmp_path_factory.mktemp("adhoc-e2e"), posting={"approval_timeout_minutes": 1}) as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
 def unanswered(stack: KohoStack) -> dict:
-    """Triggered first: a staff post nobody answers (the approval times out after a minute)."""
+    """Triggered first: a staff post nobody answers (the shared stack's approvals time out after a
+    minute: ``harness.koho_stack.SHARED_POSTING``)."""
     response = stack.trigger_as(
         "staff", "adhoc_post", {"accounts": ["city-x"], "text": TIMEOUT_TEXT, "requested_by": "道路河川課"}
     )

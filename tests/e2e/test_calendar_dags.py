@@ -5,19 +5,17 @@ tells the editors where it is."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from bench.airflow_stack import relaxed_config
+from harness.airflow_stack import create_roles_and_users, relaxed_config
 from koho.ledger import repo
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry
-from tests.e2e.conftest import ROOT, dags_test
+from tests.e2e.conftest import dags_test
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -26,14 +24,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 def roles(airflow_home, tmp_path_factory):
     """Koho's FAB roles (the DAGs' access_control names them), when Airflow runs the FAB auth manager."""
     if "FabAuthManager" in airflow_home.get("AIRFLOW__CORE__AUTH_MANAGER", ""):
-        users = tmp_path_factory.mktemp("auth") / "users.json"
-        subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users)],
-            env=airflow_home,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
+        create_roles_and_users(airflow_home, tmp_path_factory.mktemp("auth") / "users.json")
 
 
 @pytest.fixture

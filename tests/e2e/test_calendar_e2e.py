@@ -23,14 +23,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bench.airflow_stack import AirflowStack, relaxed_config, wait_for
+from harness.koho_stack import KohoStack
+from harness.waiting import wait_for
 from koho.ledger.db import Ledger
 from koho.ledger.models import Alert, CalendarEntry, Delivery
 from koho.timeutil import to_local, utcnow
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
-DAGS = ("calendar_sync", "calendar_publish", "calendar_approval")
 LONG_TEXT = (
     "市内一斉清掃のお知らせです。5月の第3日曜日、午前8時から10時まで、各自治会の集合場所に集まってください。"
     "軍手とごみ袋は自治会で用意します。集めたごみは指定の集積所に出してください。"
@@ -52,15 +52,14 @@ def _entry(entry_id: str, at, targets: list[str], text: str, **extra) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    work = tmp_path_factory.mktemp("calendar-e2e")
-    config = relaxed_config(work / "config", keep_caps=["city-line"])
-    with AirflowStack(work, config_dir=config, extra_env={"KOHO_APPROVAL_DEADLINE_MINUTES": "0.5"}) as stack:
-        stack.wait_for_dags(DAGS)
-        yield stack
+def stack(koho_stack: KohoStack):
+    """The shared stack with city-line's own caps (180 minutes between posts) kept; its calendar
+    approvals are due 30 s before the post (``harness.koho_stack.SHARED_ENV``)."""
+    with koho_stack.for_module(keep_caps=["city-line"]) as live:
+        yield live
 
 
-def test_calendar_posts_each_entry_at_its_time(stack: AirflowStack):
+def test_calendar_posts_each_entry_at_its_time(stack: KohoStack):
     ledger = Ledger(stack.ledger_url)
     base = (utcnow() + timedelta(seconds=70)).replace(microsecond=0)
     at = {

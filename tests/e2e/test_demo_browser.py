@@ -14,7 +14,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bench.airflow_stack import AirflowStack, relaxed_config, wait_for
+from harness.koho_stack import KohoStack
+from harness.waiting import wait_for
 from koho.calendar.demo import write_demo_calendar
 from koho.config import load_config
 from koho.ledger.db import Ledger
@@ -24,22 +25,18 @@ from tests.browser import chromium, page_in
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
-DAGS = ("calendar_sync", "calendar_publish", "calendar_approval")
 GREETING = "Koho デモへようこそ"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    work = tmp_path_factory.mktemp("demo-browser")
-    # Quiet hours off, so that the greeting reaches every greeter at any hour of the test; city-x
-    # keeps its 30-minute spacing, which refuses the demo's second post.
-    config = relaxed_config(work / "config", keep_caps=["city-x"])
-    with AirflowStack(work, config_dir=config) as live:
-        live.wait_for_dags(DAGS)
+def stack(koho_stack: KohoStack):
+    """The shared stack with quiet hours off, so that the greeting reaches every greeter at any
+    hour of the test; city-x keeps its 30-minute spacing, which refuses the demo's second post."""
+    with koho_stack.for_module(keep_caps=["city-x"]) as live:
         yield live
 
 
-def login(page, stack: AirflowStack) -> None:
+def login(page, stack: KohoStack) -> None:
     """Through the Airflow UI's own login form, as a person would."""
     page.goto(f"{stack.api}/", wait_until="networkidle")
     page.locator("input[name='username'], #username").first.fill("admin")

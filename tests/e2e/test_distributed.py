@@ -1,6 +1,7 @@
 """The distributed deployment, without Docker: docker-compose.yaml's topology (CeleryExecutor,
 Postgres, Redis, api-server, scheduler, dag-processor, triggerer, Celery worker) as local
-processes started by ``scripts/run_distributed.py`` from the compose file's own settings.
+processes started by ``harness.distributed`` (as ``scripts/run_distributed.py`` does) from the
+compose file's own settings.
 
 The demo city is wired as in the other end-to-end tests (sandbox accounts as ``AIRFLOW_CONN_*``
 variables given to every service, the worker included; a real SMTP server catching mail), then
@@ -18,11 +19,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, select, text
 
-from bench.airflow_stack import Mailbox
+from harness.airflow_stack import Mailbox
+from harness.distributed import DistributedAirflow, demo_city_env, reachable, tail
+from harness.waiting import wait_for
 from koho.ledger.db import Ledger, dispose_engine
 from koho.ledger.models import Account, Alert
 from sandbox.server import SandboxServer, free_port
-from scripts.run_distributed import DistributedAirflow, demo_city_env, reachable, tail
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.postgres]
 
@@ -72,14 +74,19 @@ def distributed(city, tmp_path_factory) -> Iterator[DistributedAirflow]:
 
 
 def _wait_for_run(airflow: DistributedAirflow, api, run_id: str) -> dict:
+    """The run once finished, or as it is at the deadline (the test then shows its task states)."""
     url = f"{airflow.base_url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}"
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while True:
+    last: dict = {}
+
+    def finished() -> dict | None:
         airflow.check_alive()  # a dead service fails the test at once, with its log
-        run = api.get(url, timeout=10).json()
-        if run["state"] in FINISHED or time.monotonic() > deadline:
-            return run
-        time.sleep(1)  # polling the run's state: the condition itself, not a guessed duration
+        last.update(api.get(url, timeout=10).json())
+        return dict(last) if last["state"] in FINISHED else None
+
+    try:
+        return wait_for(finished, timeout=RUN_TIMEOUT, interval=1, what=f"{DAG_ID} run {run_id} to finish")
+    except TimeoutError:
+        return last
 
 
 def _diagnostics(airflow: DistributedAirflow, api, run_id: str) -> str:
@@ -141,11 +148,17 @@ def test_accounts_sync_runs_on_the_celery_worker(distributed: DistributedAirflow
 
         # A Celery task ends just after its task instance does (the worker reports once the task
         # process has exited): poll the result backend until the last result is in.
-        results = celery_results()
-        deadline = time.monotonic() + 30
-        while {results.get(i) for i in celery_ids.values()} != {"SUCCESS"} and time.monotonic() < deadline:
-            time.sleep(0.5)
-            results = celery_results()
+        results: dict[str, str] = {}
+
+        def all_in() -> bool:
+            results.clear()
+            results.update(celery_results())
+            return {results.get(i) for i in celery_ids.values()} == {"SUCCESS"}
+
+        try:
+            wait_for(all_in, timeout=30, interval=0.5, what="every Celery result")
+        except TimeoutError:
+            pass  # the assertion below names the task instances whose result is missing
     finally:
         engine.dispose()
     assert {key: results.get(i) for key, i in celery_ids.items() if results.get(i) != "SUCCESS"} == {}

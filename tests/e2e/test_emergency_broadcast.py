@@ -17,21 +17,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from harness.koho_stack import KohoStack
+from harness.waiting import wait_for
 from koho.emergency.broadcast import emergency_entry_id
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
-from tests.e2e.koho_live import KohoStack, posting_stack, wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 REPLY_PLATFORMS = {"x", "bluesky", "mastodon", "threads"}
 CONFIRM = "緊急配信"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with posting_stack(tmp_path_factory.mktemp("emergency-e2e")) as live:
-        yield live
 
 
 def posting_rows(stack: KohoStack) -> list[dict]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from harness.koho_stack import KohoStack
+from harness.waiting import wait_for
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry
 from sandbox.platforms.jma import jma_state, publish_sample
-from tests.e2e.koho_live import KohoStack, posting_stack, wait_for
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -23,8 +24,9 @@ WAITING = {"awaiting_input", "deferred"}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with posting_stack(tmp_path_factory.mktemp("watch-e2e"), watch_feed=True) as live:
+def stack(koho_stack: KohoStack):
+    """The shared stack with the watcher polling the sandbox's JMA feed every second."""
+    with koho_stack.for_module(watch_feed=True) as live:
         yield live
 
 

@@ -13,7 +13,7 @@ from functools import cache
 import pytest
 
 from bench import BENCHMARKS
-from bench.harness import BenchResult, Target, format_result, load, main, table
+from bench.runner import BenchResult, Target, format_result, load, main, table
 
 
 @cache

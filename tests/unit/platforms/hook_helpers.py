@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from bench.airflow_stack import wait_for
+from harness.waiting import wait_for
 from koho.platforms.errors import PlatformError
 
 

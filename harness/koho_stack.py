@@ -1,18 +1,29 @@
-"""A real Airflow with the FAB auth manager, Koho's roles and the demo users, for the posting tests
-(ad-hoc, emergency, watcher) and ``bench/emergency.py``.
+"""A real Airflow with the FAB auth manager, Koho's roles and the demo users, for the end-to-end
+tests (ad-hoc, emergency, watcher, calendar) and ``bench/emergency.py``.
 
-It is ``bench.airflow_stack.AirflowStack`` (api-server, scheduler, dag-processor, triggerer as
-separate processes, LocalExecutor, the sandbox, the ledger, an SMTP catcher) with two additions:
-the FAB auth manager, whose roles and users ``scripts/koho_auth.py`` creates before any DAG is
-parsed, and REST calls as any of the demo users (``admin``, ``crisis``, ``staff``).
+It is :class:`harness.airflow_stack.AirflowStack` (api-server, scheduler, dag-processor,
+triggerer as separate processes, LocalExecutor, the sandbox, the ledger, an SMTP catcher) with
+three additions: the FAB auth manager, whose roles and users ``scripts/koho_auth.py`` creates
+before any DAG is parsed; REST calls as any of the demo users (``admin``, ``crisis``, ``staff``);
+and :meth:`KohoStack.for_module`, which gives a test module a fresh world on a stack started
+once per test session (:func:`shared_stack`).
+
+Starting a stack costs minutes (migrations, users, four processes, parsing every DAG); what
+differs between test modules is only what the DAGs read at run time — the config folder, the
+calendar folder, the ledger's rows, the sandbox's accounts and posts, the mailbox — so each
+module resets those instead of starting its own stack. What is read when a DAG is parsed
+(posting.yaml's approval timeout) and the processes' environment
+(``KOHO_APPROVAL_DEADLINE_MINUTES``) are the same for every module: :data:`SHARED_POSTING` and
+:data:`SHARED_ENV` hold them.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,18 +32,58 @@ from typing import Any
 import requests
 import yaml
 
-from bench.airflow_stack import AirflowStack, relaxed_config, wait_for
+from harness.airflow_stack import AirflowStack, relaxed_config
+from harness.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 FAB = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 POSTING_DAGS = ("adhoc_post", "emergency_broadcast", "disaster_watch", "disaster_draft", "calendar_publish")
+#: Every DAG in dags/: the shared stack waits for all of them; a module runs with all but the watcher unpaused.
+ALL_DAGS = (
+    *POSTING_DAGS,
+    "accounts_sync",
+    "calendar_approval",
+    "calendar_retract",
+    "calendar_sync",
+    "newsletter_export",
+)
+WATCHER = "disaster_watch"
+#: posting.yaml on the shared stack: an unanswered ad-hoc approval times out after a minute
+#: (read when adhoc_post is parsed, so the same for every module; no other module waits for it).
+SHARED_POSTING = {"approval_timeout_minutes": 1}
+#: The shared stack's processes' environment: a calendar approval is due 30 s before the post
+#: (only the calendar module asks for calendar approvals).
+SHARED_ENV = {
+    "KOHO_APPROVAL_DEADLINE_MINUTES": "0.5",
+    # the watcher must not poll before a module asks for it: every DAG starts paused, the stack
+    # unpauses all but the watcher once they are parsed (``shared_stack``)
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+}
+UNFINISHED = ("queued", "running")
+#: Task instance states of a task that runs, waits in the triggerer or for an answer, or is about to.
+BUSY = (
+    "running",
+    "deferred",
+    "awaiting_input",
+    "queued",
+    "scheduled",
+    "restarting",
+    "up_for_retry",
+    "up_for_reschedule",
+)
 
 
 def posting_config(
-    target: Path, *, sandbox_url: str | None = None, posting: dict | None = None, poll_seconds: float = 1
+    target: Path,
+    *,
+    sandbox_url: str | None = None,
+    posting: dict | None = None,
+    poll_seconds: float = 1,
+    keep_caps: Iterable[str] = (),
 ) -> Path:
-    """``relaxed_config`` plus posting.yaml (the PR section = admin) and the watcher pointed at the sandbox."""
-    relaxed_config(target)
+    """``relaxed_config`` (``keep_caps`` as there) plus posting.yaml (the PR section = admin) and
+    the watcher pointed at the sandbox."""
+    relaxed_config(target, keep_caps=keep_caps)
     settings = yaml.safe_load((ROOT / "include" / "config" / "posting.yaml").read_text(encoding="utf-8"))
     settings.update({"pr_users": ["admin"], **(posting or {})})
     (target / "posting.yaml").write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
@@ -188,6 +239,82 @@ class KohoStack(AirflowStack):
         wait_for(lambda: datetime.now(UTC) >= due, timeout=lead_seconds + 5, interval=0.05, what="the due instant")
         return ids, due, run
 
+    # -- one stack, many test modules ---------------------------------------------------------
+
+    @contextmanager
+    def for_module(self, *, keep_caps: Iterable[str] = (), watch_feed: bool = False) -> Iterator[KohoStack]:
+        """This stack as a test module's own: a fresh world on entry, every run ended on exit.
+
+        Fresh: the config folder rewritten (``keep_caps`` as in ``relaxed_config``), the calendar
+        and output folders emptied, the ledger's rows deleted (the accounts stay), the sandbox
+        reset with the same accounts and tokens, the mailbox emptied. ``watch_feed``: the disaster
+        watcher polls the sandbox's JMA feed every second while the module runs (else it is paused).
+        """
+        self.settle()
+        self.fresh_world(keep_caps=keep_caps)
+        for dag_id in ALL_DAGS:
+            if dag_id != WATCHER or watch_feed:
+                self.set_paused(dag_id, False)
+        try:
+            yield self
+        finally:
+            self.settle()
+
+    def settle(self) -> None:
+        """Pause every DAG and end every queued or running run (marked failed), so that no task of
+        one module writes into the next module's world, nor a schedule starts one meanwhile."""
+        for dag_id in ALL_DAGS:
+            self.set_paused(dag_id, True)
+        for dag_id, run_id in self.unfinished_runs():
+            self.call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+        wait_for(
+            lambda: not self.busy_tasks(),
+            timeout=60,
+            what="the ended runs' tasks to stop",
+            interval=0.5,
+            on_timeout=lambda: f"still busy: {self.busy_tasks()}",
+        )
+
+    def unfinished_runs(self) -> list[tuple[str, str]]:
+        """(DAG id, run id) of every queued or running run."""
+        found = self.call("GET", "/api/v2/dags/~/dagRuns", params={"state": list(UNFINISHED), "limit": 100})
+        return [(run["dag_id"], run["dag_run_id"]) for run in found["dag_runs"]]
+
+    def busy_tasks(self) -> list[str]:
+        """Task instances of any DAG that are not done (:data:`BUSY`)."""
+        found = self.call(
+            "GET",
+            "/api/v2/dags/~/dagRuns/~/taskInstances",
+            params={"state": list(BUSY), "limit": 100},
+        )
+        return [f"{ti['dag_id']}.{ti['task_id']} ({ti['state']})" for ti in found["task_instances"]]
+
+    def fresh_world(self, *, keep_caps: Iterable[str] = ()) -> None:
+        """See :meth:`for_module`; call it only when no run is unfinished (:meth:`settle`)."""
+        from koho.ledger import repo
+        from koho.ledger.db import Ledger
+        from koho.ledger.models import Base
+        from sandbox.bootstrap import register_accounts
+
+        assert self.config_dir is not None, "a shared stack has a config folder of its own"
+        posting_config(
+            self.config_dir, sandbox_url=self.sandbox.url, posting=SHARED_POSTING, poll_seconds=1, keep_caps=keep_caps
+        )
+        for folder in (self.calendar_dir, self.config_dir.parent / "website", self.config_dir.parent / "newsletter"):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+        with Ledger(self.ledger_url).session() as session:
+            for table in reversed(Base.metadata.sorted_tables):  # children before the rows they name
+                if table.name != "accounts":
+                    session.execute(table.delete())
+            repo.upsert_accounts(session, self.rows)
+        self.sandbox.admin("POST", "/reset")
+        again = register_accounts(self.sandbox.url, self.rows, self.tokens)
+        if again != self.connections:  # the processes' AIRFLOW_CONN_* variables name the first ones
+            raise RuntimeError("the sandbox gave the demo accounts other handles or ids after a reset")
+        if self.mailbox is not None:
+            self.mailbox.messages.clear()
+
     def lift_rate_limits(self) -> None:
         """Benchmarks and load tests measure Airflow, not the platforms' quotas."""
         for platform, bucket in (
@@ -227,6 +354,36 @@ def posting_stack(work: Path, *, posting: dict | None = None, watch_feed: bool =
         live.stop()
 
 
+@contextmanager
+def shared_stack(work: Path) -> Iterator[KohoStack]:
+    """The stack test modules share (:meth:`KohoStack.for_module`): every DAG parsed, the scheduled
+    ones' first runs done, :data:`SHARED_POSTING` and :data:`SHARED_ENV` applied; stopped on exit."""
+    config = posting_config(work / "config", posting=SHARED_POSTING)
+    live = KohoStack(work, config_dir=config, extra_env=dict(SHARED_ENV))
+    try:
+        live.setup()
+        set_feed(config, live.sandbox.url, poll_seconds=1)
+        live.start()
+        live.wait_for_dags(ALL_DAGS, timeout=240)
+        # The scheduled DAGs' first runs (catchup off: the latest interval of each) go now, as on
+        # a stack whose DAGs are unpaused at creation, not in the first module's first minute,
+        # where their burst of writes to the SQLite metadata DB made a test's task lose a state
+        # update.
+        for dag_id in ALL_DAGS:
+            if dag_id != WATCHER:
+                live.set_paused(dag_id, False)
+        wait_for(
+            lambda: not live.unfinished_runs(),
+            timeout=300,
+            what="the scheduled DAGs' first runs",
+            interval=1,
+            on_timeout=lambda: f"unfinished: {live.unfinished_runs()}",
+        )
+        yield live
+    finally:
+        live.stop()
+
+
 def _log_line(record: Any) -> str:
     """One structured log record as text: the message plus any error detail (the exception's text)."""
     if not isinstance(record, dict):
@@ -235,4 +392,13 @@ def _log_line(record: Any) -> str:
     return str(record.get("event", "")) + (f" {json.dumps(extra, ensure_ascii=False, default=str)}" if extra else "")
 
 
-__all__ = ["FAB", "POSTING_DAGS", "KohoStack", "posting_config", "posting_stack", "set_feed", "wait_for"]
+__all__ = [
+    "ALL_DAGS",
+    "FAB",
+    "POSTING_DAGS",
+    "KohoStack",
+    "posting_config",
+    "posting_stack",
+    "set_feed",
+    "shared_stack",
+]

@@ -1,8 +1,8 @@
-"""The benchmark harness: result types, the shared table printer, and the command line.
+"""The benchmark runner: result types, the shared table printer, and the command line.
 
 A benchmark is a module ``bench/<name>.py`` with ``run(args) -> BenchResult``, listed once in
 :data:`bench.BENCHMARKS`. ``args`` is the parsed command line (``args.quick`` asks for a reduced
-size). The harness prints every result the same way and exits non-zero when a target is missed
+size). The runner prints every result the same way and exits non-zero when a target is missed
 or a benchmark crashed.
 
 Machines running benchmarks are shared and noisy, so a benchmark never judges an absolute time:

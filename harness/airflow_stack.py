@@ -9,8 +9,9 @@
 * Koho's ledger (a SQLite file, migrated, accounts mirrored);
 * optionally a real SMTP server (aiosmtpd) catching mail.
 
-Waiting is always on a condition with a deadline (``wait_for``), never on a fixed sleep. Used by
-``tests/e2e/test_calendar_e2e.py``, ``bench/lateness.py`` and ``bench/exactly_once.py``.
+Waiting is always on a condition with a deadline (:func:`harness.waiting.wait_for`), never on a
+fixed sleep. Used by the end-to-end tests (through :mod:`harness.koho_stack`), ``bench/lateness.py``
+and ``bench/exactly_once.py``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_incrementing
+
+from harness.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -40,26 +43,6 @@ DB_ERROR_ATTEMPTS = 6
 def _database_error(response: requests.Response) -> bool:
     """The api-server's answer to a failed metadata-DB statement (on SQLite: "database is locked")."""
     return response.status_code == 500 and "Database error" in response.text
-
-
-def wait_for(
-    condition: Callable[[], Any],
-    *,
-    timeout: float,
-    what: str,
-    interval: float = 0.25,
-    on_timeout: Callable[[], str] | None = None,
-) -> Any:
-    """Poll ``condition`` until it returns something truthy; raise TimeoutError naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            extra = f"\n{on_timeout()}" if on_timeout else ""
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{extra}")
-        time.sleep(interval)  # polling interval of a condition with a deadline, not a guess of a duration
 
 
 @dataclass
@@ -77,6 +60,29 @@ class Mailbox:
 
     def subjects(self) -> list[str]:
         return [str(m["Subject"]) for m in self.messages]
+
+
+def migrate_home(env: dict[str, str]) -> None:
+    """``airflow db migrate`` and Koho's pools (deploy/pools.json) in the home ``env`` names."""
+    subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        ["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def create_roles_and_users(env: dict[str, str], users_file: Path) -> None:
+    """Koho's FAB roles and the demo users (``scripts/koho_auth.py``); passwords in ``users_file``."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users_file)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
 
 
 def relaxed_config(target: Path, *, keep_caps: Iterable[str] = (), source: Path | None = None) -> Path:
@@ -151,6 +157,8 @@ class AirflowStack:
         self.api_port = 0
         self.ledger_url = f"sqlite:///{self.workdir / 'ledger.db'}"
         self.rows: list[dict] = []
+        self.tokens: dict[str, str] = {}  # account id -> its token (or Bluesky app password)
+        self.connections: dict[str, dict] = {}  # connection id -> fields, as given to Airflow
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -204,26 +212,13 @@ class AirflowStack:
         env.update(self.extra_env)
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": self.password}))
-        subprocess.run(["airflow", "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-        subprocess.run(
-            ["airflow", "pools", "import", str(ROOT / "deploy" / "pools.json")],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
+        migrate_home(env)
         if "FabAuthManager" in env.get("AIRFLOW__CORE__AUTH_MANAGER", ""):
             # deploy/airflow.env selects the FAB auth manager: Koho's roles (the DAGs' access_control
             # names them) and an admin with this stack's password, before any DAG is parsed.
             users = self.home / "koho-users.json"
             users.write_text(json.dumps({"admin": self.password}))
-            subprocess.run(
-                [sys.executable, str(ROOT / "scripts" / "koho_auth.py"), "--users-file", str(users)],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=600,
-            )
+            create_roles_and_users(env, users)
 
         self.sandbox = SandboxServer().start()
         previous = os.environ.get("KOHO_CONFIG_DIR")
@@ -237,8 +232,9 @@ class AirflowStack:
                     os.environ.pop("KOHO_CONFIG_DIR", None)
                 else:
                     os.environ["KOHO_CONFIG_DIR"] = previous
-        tokens = {row["id"]: secrets.token_urlsafe(24) for row in self.rows}
-        for conn_id, fields in register_accounts(self.sandbox.url, self.rows, tokens).items():
+        self.tokens = {row["id"]: secrets.token_urlsafe(24) for row in self.rows}
+        self.connections = register_accounts(self.sandbox.url, self.rows, self.tokens)
+        for conn_id, fields in self.connections.items():
             env[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(fields)
         env["AIRFLOW_CONN_KOHO_DB"] = json.dumps(
             {"conn_type": "sqlite", "host": self.ledger_url.removeprefix("sqlite:///")}
@@ -353,12 +349,13 @@ class AirflowStack:
         "Database error" and its transaction rolled back, so the call is sent again, POSTs too,
         after a short back-off. Any other answer is returned as it is."""
         headers = {"Authorization": f"Bearer {token}", **kwargs.pop("headers", {})}
-        for attempt in range(DB_ERROR_ATTEMPTS):
-            response = self.http.request(method, f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
-            if not _database_error(response) or attempt == DB_ERROR_ATTEMPTS - 1:
-                return response
-            time.sleep(1 + attempt)  # backing off from a locked SQLite database
-        raise AssertionError("unreachable")
+        retrying = Retrying(
+            retry=retry_if_result(_database_error),
+            stop=stop_after_attempt(DB_ERROR_ATTEMPTS),
+            wait=wait_incrementing(start=1, increment=1),  # backing off from a locked SQLite database
+            retry_error_callback=lambda state: state.outcome.result(),  # the last answer, as it is
+        )
+        return retrying(self.http.request, method, f"{self.api}{path}", headers=headers, timeout=30, **kwargs)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.request(method, path, **kwargs)
