@@ -265,18 +265,10 @@ class _EntryChecker:
         if "social" in entry.channels:
             out += self._holiday(raw, entry, local)
         out += self._override_keys(raw, entry)
-        policy = self.config.policy
-        if "newsletter" in entry.channels and policy:
-            limit = policy.channels.newsletter.max_item_chars
-            if len(entry.text) > limit:
-                out.append(
-                    Problem(
-                        raw.where(("text",)),
-                        f"text has {len(entry.text)} characters; the newsletter takes {limit} per item, "
-                        "so the editors will need to shorten it",
-                        severity="warning",
-                    )
-                )
+        from koho.channels.registry import entry_notes
+
+        for note in entry_notes(entry, self.config):
+            out.append(Problem(raw.where((note.field,)), note.message, severity=note.severity))
         return out
 
     def _holiday(self, raw: RawEntry, entry: CalendarEntry, local: datetime) -> list[Problem]:

@@ -78,6 +78,26 @@ class _Item:
 # public API
 
 
+def entry_notes(entry: Any, config: Any) -> list[Any]:
+    """A calendar entry for the newsletter whose text is longer than an item: the editors will
+    have to shorten it (a warning, not a refusal: the social posts are unaffected)."""
+    from koho.channels.registry import EntryNote
+
+    policy = getattr(config, "policy", None)
+    if policy is None:
+        return []
+    limit = policy.channels.newsletter.max_item_chars
+    if len(entry.text) <= limit:
+        return []
+    return [
+        EntryNote(
+            "text",
+            f"text has {len(entry.text)} characters; the newsletter takes {limit} per item, "
+            "so the editors will need to shorten it",
+        )
+    ]
+
+
 def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
     """The month in Japan time as a half-open UTC range [start, end)."""
     if not 1 <= month <= 12:

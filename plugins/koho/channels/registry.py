@@ -44,6 +44,35 @@ CHANNELS: dict[str, ChannelInfo] = {
 }
 
 
+#: Channels that check a calendar entry choosing them, beyond the calendar's own rules:
+#: channel name -> "module:function" taking (entry, config) and returning :class:`EntryNote`\ s.
+#: The newsletter is an export of what was published, not a delivery target, so it has a check
+#: here and no adapter above.
+ENTRY_CHECKS: dict[str, str] = {
+    "newsletter": "koho.channels.newsletter:entry_notes",
+}
+
+
+@dataclass(frozen=True)
+class EntryNote:
+    """A channel's word on an entry: the entry's field it is about, what, and how serious."""
+
+    field: str
+    message: str
+    severity: str = "warning"
+
+
+def entry_notes(entry: Any, config: KohoConfig) -> list[EntryNote]:
+    """What the channels an entry chooses say about it (see :data:`ENTRY_CHECKS`)."""
+    notes: list[EntryNote] = []
+    for name in getattr(entry, "channels", None) or ():
+        target = ENTRY_CHECKS.get(str(name).strip().lower())
+        if target:
+            module, _, attr = target.partition(":")
+            notes += getattr(importlib.import_module(module), attr)(entry, config)
+    return notes
+
+
 @cache
 def channel_class(name: str) -> type[ChannelAdapter]:
     try:
