@@ -90,6 +90,24 @@ def morphemes(text: str) -> list[tuple[int, int, str, str]]:
     return out
 
 
+def normalized_forms(text: str) -> list[str]:
+    """Sudachi's normalized form of each morpheme of the NFKC text, whitespace left out.
+
+    The form matching uses: 子ども, こども and 子供 all give 子供, so a keyword written one way
+    finds a comment written another. Surfaces and parts of speech are never asked for (speed).
+    """
+    tokenizer = _tokenizer()
+    out: list[str] = []
+    for _, chunk in _chunks(normalize(text)):
+        out.extend(form for m in tokenizer.tokenize(chunk) if not (form := m.normalized_form()).isspace())
+    return out
+
+
+def tokenizer():
+    """This thread's Sudachi tokenizer (split mode C), for callers measuring it bare."""
+    return _tokenizer()
+
+
 def tokens(text: str) -> list[str]:
     """Surface forms of the morphemes (whitespace included), so ``"".join(tokens(t)) == t``."""
     return [surface for _, _, surface, _ in morphemes(text)]
