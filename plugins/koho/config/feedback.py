@@ -49,7 +49,7 @@ class SpamRules(_Strict):
 
     max_urls: int = Field(default=2, ge=0, le=50)
     #: A run of at least this many characters repeated ``repeat_count`` times in a row is spam.
-    repeat_min_chars: int = Field(default=4, ge=1, le=100)
+    repeat_min_chars: int = Field(default=3, ge=1, le=40)
     repeat_count: int = Field(default=4, ge=2, le=100)
 
 
