@@ -81,7 +81,7 @@ class StormParams(_Strict):
     min_baseline_buckets: int = Field(default=6 * 24, ge=1)
     #: Share of negative/abusive items in the window needed to call it a storm (a busy friendly day is not).
     negative_share: float = Field(default=0.3, gt=0, le=1)
-    #: Escalate again each time the window's count reaches this multiple of the count last announced.
+    #: Escalate each time the window's busiest bucket reaches this multiple of the one last announced.
     growth_factor: float = Field(default=2.0, gt=1)
     #: "Calmed down" after this many consecutive buckets without storm conditions.
     calm_buckets: int = Field(default=6, ge=1, le=1000)
