@@ -24,6 +24,8 @@ _URL = regex.compile(URL_PATTERN)
 #: The repeated-text rule looks at the start only: its backtracking grows with the length read.
 _REPEAT_WINDOW = 2_000
 _QUESTION_MARKS = ("?", "？")
+#: Invisible format characters (zero-width space, RTL override...) hide a word from a list: "バ\u200bカ".
+_FORMAT = regex.compile(r"\p{Cf}+")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class Marker:
         self._negative = frozenset(self.rules.negative)
 
     def mark(self, text: object) -> Marks:
-        body = unicodedata.normalize("NFKC", bounded(text)).casefold()
+        body = _FORMAT.sub("", unicodedata.normalize("NFKC", bounded(text))).casefold()
         found = {mark for mark, pattern in self._words.items() if pattern is not None and pattern.search(body)}
         if any(q in body for q in _QUESTION_MARKS):
             found.add("question")

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 from koho.config.feedback import RoutingParams
 from koho.config.schema import Department
-from koho.errors import Problem, Where
 from koho.feedback.untrusted import bounded
 from koho.text.japanese import normalized_forms
 
@@ -82,7 +81,6 @@ class Router:
         if pr_department not in self.departments:
             raise ValueError(f"the PR department '{pr_department}' is not among the departments")
         self.pr_department = pr_department
-        self.problems: list[Problem] = []
         self._phrases: dict[tuple[str, ...], list[_Term]] = {}
         for dept in self.departments.values():
             for keyword in dept.keywords:
@@ -95,14 +93,7 @@ class Router:
     def _add(self, dept: Department, keyword: str, written: str, label: str) -> None:
         phrase = tuple(normalized_forms(written))
         if not phrase:
-            self.problems.append(
-                Problem(
-                    Where(file="departments.yaml", field=f"departments.{dept.id}.keywords"),
-                    f"'{written}' has no word in it to match (only spaces or symbols)",
-                    severity="warning",
-                )
-            )
-            return
+            return  # only whitespace: the schema strips it, so nothing to match
         terms = self._phrases.setdefault(phrase, [])
         if any(t.department == dept.id for t in terms):
             return  # two spellings of one word in one department: counted once
