@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "emergency": "bench.emergency",
     "lateness": "bench.lateness",
     "parse": "bench.parse",
+    "feedback": "bench.feedback",
 }
 
 __all__ = ["BENCHMARKS", "BenchResult", "Target", "print_result", "table"]

@@ -91,15 +91,19 @@ def morphemes(text: str) -> list[tuple[int, int, str, str]]:
 
 
 def normalized_forms(text: str) -> list[str]:
-    """Sudachi's normalized form of each morpheme of the NFKC text, whitespace left out.
+    """Sudachi's normalized form of each morpheme of the NFKC text (whitespace included, as " ").
 
     The form matching uses: 子ども, こども and 子供 all give 子供, so a keyword written one way
-    finds a comment written another. Surfaces and parts of speech are never asked for (speed).
+    finds a comment written another. Surfaces and parts of speech are never asked for, and a
+    text short enough for one call skips the line splitting (routing's hot path).
     """
     tokenizer = _tokenizer()
+    text = normalize(text)
+    if len(text) <= _CHUNK_CHARS:
+        return [m.normalized_form() for m in tokenizer.tokenize(text)]
     out: list[str] = []
-    for _, chunk in _chunks(normalize(text)):
-        out.extend(form for m in tokenizer.tokenize(chunk) if not (form := m.normalized_form()).isspace())
+    for _, chunk in _chunks(text):
+        out.extend([m.normalized_form() for m in tokenizer.tokenize(chunk)])
     return out
 
 
