@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from koho.config.feedback import StormParams
-from koho.feedback.storms import Counts, WatchState, poisson_tail, read, step, watch
+from koho.feedback.storms import Counts, WatchState, poisson_tail, read, step, tally, watch
 
 P = StormParams()
 T0 = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
@@ -99,3 +99,37 @@ def test_a_second_run_in_the_same_bucket_does_not_count_as_quiet() -> None:
 def test_window_must_be_shorter_than_baseline() -> None:
     with pytest.raises(ValueError, match="baseline_buckets must be longer"):
         StormParams(window_buckets=20, baseline_buckets=10)
+
+
+def test_marked_comments_per_account_and_per_post_drive_the_watch(marker) -> None:
+    """From texts to notices: the marks say what is negative, tally buckets them per account and
+    per post, and only the post under fire (with its account) raises an alert."""
+    history = [("city-x", None, T0 - timedelta(days=6) + BUCKET * i, "市報を読みました") for i in range(0, 864, 3)]
+    event = [("city-x", "event", T0 + timedelta(minutes=i % 60), "楽しかったです、ありがとう") for i in range(120)]
+    storm = [("city-x", "tax", T0 + timedelta(minutes=i % 60), "税金泥棒、ふざけるな") for i in range(60)]
+
+    def events():
+        for account, post, at, text in history + event + storm:
+            negative = marker.mark(text).negative
+            yield f"account:{account}", at, negative
+            if post:
+                yield f"post:{account}/{post}", at, negative
+
+    series = tally(events(), P)
+    since = {key: T0 - timedelta(days=6) for key in series}
+    _, notices = watch(series, {}, T0 + timedelta(minutes=59), P, since)
+
+    assert sorted(n.key for n in notices) == ["account:city-x", "post:city-x/tax"]
+    assert all(n.kind == "storm" for n in notices)
+    assert sum(c.total for c in series["post:city-x/event"].values()) == 120
+
+
+def test_a_storm_whose_comments_stopped_still_calms_down() -> None:
+    params = StormParams(calm_buckets=2)
+    state = WatchState("storm", T0, 20, 0, 0, T0)
+
+    states, first = watch({}, {"k": state}, T0 + BUCKET, params)
+    states, second = watch({}, states, T0 + 2 * BUCKET, params)
+
+    assert first == [] and [n.kind for n in second] == ["calmed"]
+    assert states["k"].phase == "quiet"
