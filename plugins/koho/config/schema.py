@@ -151,7 +151,7 @@ class Department(Strict):
     email: EmailStr
     keywords: list[Keyword] = Field(default_factory=list)
     #: Other spellings of a keyword (``保育園: [保育所, こども園]``): they route as the keyword does,
-    #: and the reason a person reads names the word the resident wrote.
+    #: and the reason a person reads names the synonym that matched ("「保育所（保育園）」").
     synonyms: dict[Keyword, list[Keyword]] = Field(default_factory=dict)
 
     @field_validator("synonyms")

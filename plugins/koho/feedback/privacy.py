@@ -43,15 +43,9 @@ _EMAIL = regex.compile(
     r"(?:[.．][A-Za-z0-9Ａ-Ｚａ-ｚ０-９\-－]{1,63}){0,8}[.．][A-Za-zＡ-Ｚａ-ｚ]{2,24}"
 )
 
-_PREFECTURES = (
-    "北海道|青森県|岩手県|宮城県|秋田県|山形県|福島県|茨城県|栃木県|群馬県|埼玉県|千葉県|東京都|神奈川県|"
-    "新潟県|富山県|石川県|福井県|山梨県|長野県|岐阜県|静岡県|愛知県|三重県|滋賀県|京都府|大阪府|兵庫県|"
-    "奈良県|和歌山県|鳥取県|島根県|岡山県|広島県|山口県|徳島県|香川県|愛媛県|高知県|福岡県|佐賀県|長崎県|"
-    "熊本県|大分県|宮崎県|鹿児島県|沖縄県"
-)
 _N = r"[0-9０-９一二三四五六七八九十〇]{1,4}"
-_NAME = r"[\p{Han}\p{Katakana}ヶケ々ー]"  # place names: kanji and katakana (hiragana ends a name, except の)
-_TOWN = rf"(?:{_NAME}|の){{0,12}}"
+#: Place names: kanji and katakana, and の (丸の内); other hiragana ends a name ("私は" is no place).
+_PLACE = r"(?:[\p{Han}\p{Katakana}ヶケ々ー]|の){1,30}"
 _HYPHEN = r"[\-‐‑‒–—―−ー－ｰの]"
 #: The house-level part that makes a place personal: 1丁目2番3号, 2丁目5-8, 12番地の3, 1-2-3.
 _BLOCK = (
@@ -59,12 +53,11 @@ _BLOCK = (
     rf"|{_N}番地?(?:の?{_N}号?)?"
     rf"|{_N}{_HYPHEN}{_N}(?:{_HYPHEN}{_N})?(?:号)?)"
 )
-_ADDRESS = regex.compile(
-    rf"(?:(?:{_PREFECTURES})(?:{_NAME}{{1,6}}?[市区町村郡])*{_TOWN}"
-    rf"|{_NAME}{{1,6}}?[市区町村郡](?:{_NAME}{{1,6}}?[市区町村郡])*{_TOWN}"
-    rf"|{_NAME}{{1,10}}町)"
-    rf"{_BLOCK}{_NOT_DIGIT_AFTER}"
-)
+#: One bounded run then the block: no nested quantifiers, so no input can make it backtrack for long.
+_ADDRESS = regex.compile(rf"(?P<place>{_PLACE}?)(?P<block>{_BLOCK}){_NOT_DIGIT_AFTER}")
+#: A place is an address's when it names an administrative unit, or the block is in 丁目/番/号.
+_UNIT = regex.compile(r"[都道府県市区町村郡]")
+_BLOCK_UNIT = regex.compile(r"丁目|番|号")
 
 
 @dataclass(frozen=True)
@@ -81,7 +74,7 @@ def mask(text: object) -> Masked:
     out = _MY_NUMBER.sub(lambda m: _counted(m, "my_number", counts, _is_my_number), out)
     out = _EMAIL.sub(lambda m: _counted(m, "email", counts), out)
     out = _PHONE.sub(lambda m: _counted(m, "phone", counts, _is_phone), out)
-    out = _ADDRESS.sub(lambda m: _counted(m, "address", counts), out)
+    out = _ADDRESS.sub(lambda m: _counted(m, "address", counts, _is_address), out)
     return Masked(out, dict(counts))
 
 
@@ -90,6 +83,11 @@ def _counted(match: regex.Match[str], kind: str, counts: Counter[str], check=Non
         return match.group()
     counts[kind] += 1
     return PLACEHOLDERS[kind]
+
+
+def _is_address(text: str) -> bool:
+    match = _ADDRESS.fullmatch(text)
+    return bool(match and match["place"] and (_UNIT.search(match["place"]) or _BLOCK_UNIT.search(match["block"])))
 
 
 def _digits(text: str) -> str:
