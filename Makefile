@@ -26,6 +26,7 @@ run: install
 	$(PY) scripts/run_demo.py
 
 test: install
+	bash scripts/ensure_chromium.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

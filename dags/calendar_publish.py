@@ -58,14 +58,9 @@ def calendar_publish():
 
     @task(trigger_rule="all_done")
     def report(outcomes: list) -> dict:
-        from koho.config import load_config
-        from koho.delivery.tasks import report_outcomes
-        from koho.ledger.db import Ledger
+        from koho.delivery.tasks import report_slots
 
-        config = load_config()
-        flat = [o for slot in outcomes or [] if slot for o in slot]
-        city = config.policy.city_name if config.policy else "Koho"
-        return report_outcomes(Ledger.from_airflow(), flat, to=[e for e in [config.pr_email()] if e], city_name=city)
+        return report_slots(outcomes)
 
     report(send.output)
 

@@ -6,7 +6,7 @@ import argparse
 
 import uvicorn
 
-from sandbox.app import create_app
+from sandbox.app import SERVER_OPTIONS, create_app
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
         from sandbox.demo import seed
 
         seed(app.state.sandbox)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, **SERVER_OPTIONS)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ from typing import Any
 
 import requests
 
+#: The connection extra naming the sandbox timeline of the connection's account.
+TIMELINE_EXTRA = "timeline_url"
+
 
 def load_or_create_secrets(path: Path, account_ids: Iterable[str]) -> dict[str, str]:
     """One random secret per account, stable across runs (stored at ``path``, mode 0600)."""
@@ -35,6 +38,8 @@ def register_accounts(sandbox_url: str, accounts: Iterable[dict[str, Any]], toke
 
     ``accounts`` are registry rows (``koho.accounts.sync.registry_rows``). Bluesky logs in with
     an app password (the connection's password); every other platform takes a bearer token.
+    The extra ``timeline_url`` tells Koho where the sandbox shows what it received (the calendar
+    view and the dry run link there); a real platform's connection has none.
     """
     body = []
     rows = list(accounts)
@@ -60,7 +65,7 @@ def register_accounts(sandbox_url: str, accounts: Iterable[dict[str, Any]], toke
             "host": f"{sandbox_url}/{row['platform']}",
             "login": made["handle"],
             "password": tokens[row["id"]],
-            "extra": json.dumps({"account_id": made["account_id"]}),
+            "extra": json.dumps({"account_id": made["account_id"], TIMELINE_EXTRA: f"{sandbox_url}/_timeline"}),
         }
     return connections
 

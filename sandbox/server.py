@@ -15,7 +15,7 @@ from typing import Any
 import requests
 import uvicorn
 
-from sandbox.app import create_app
+from sandbox.app import SERVER_OPTIONS, create_app
 from sandbox.state import SandboxState
 
 
@@ -31,7 +31,7 @@ class SandboxServer:
         self.state = SandboxState()
         self.app = create_app(self.state)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off"
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", **SERVER_OPTIONS
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="koho-sandbox", daemon=True)

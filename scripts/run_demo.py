@@ -1,6 +1,7 @@
 """``make run``: the demo city on this machine — sandbox, mail catcher and Airflow (LocalExecutor, SQLite).
 
-Steps (each safe to repeat): migrate Airflow's metadata DB and Koho's ledger, start the
+Steps (each safe to repeat): write the rolling demo calendar relative to now
+(``koho.calendar.demo``), migrate Airflow's metadata DB and Koho's ledger, start the
 sandbox and register the demo accounts there, create one Airflow connection per account plus
 ``koho_db`` and ``koho_smtp``, start a local SMTP catcher, start Airflow, wait until its API
 answers, print the address and login. Ctrl-C stops everything this script started.
@@ -78,8 +79,11 @@ def main() -> None:
             f"port(s) {', '.join(map(str, busy))} already in use on 127.0.0.1: is Koho already running? "
             "Stop it, or choose other ports with KOHO_AIRFLOW_PORT, KOHO_SANDBOX_PORT, KOHO_SMTP_PORT."
         )
+    from koho.calendar.demo import write_demo_calendar
     from koho.config import load_config
+    from koho.config.loader import include_dir
     from koho.ledger.db import Ledger
+    from koho.timeutil import utcnow
     from scripts.demo_connections import build_connections, import_connections
 
     env = airflow_env(ROOT)
@@ -90,8 +94,11 @@ def main() -> None:
     logs = home / "logs" / "koho"
     os.environ.update(env)
     print(f"Koho: AIRFLOW_HOME={home.relative_to(ROOT)}")
-    for problem in load_config().problems:
+    config = load_config()
+    for problem in config.problems:
         print(f"  config problem: {problem}")
+    demo_calendar = write_demo_calendar(include_dir() / "calendar", config, now=utcnow())
+    print(f"Koho: demo calendar from now to two weeks ahead: include/calendar/{demo_calendar.name}")
 
     print("Koho: migrating Airflow's metadata database (first time takes a minute)…")
     subprocess.run(["airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)

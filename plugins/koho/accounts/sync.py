@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from koho.config.loader import KohoConfig
 from koho.errors import Problem
+from koho.notify.alerts import AlertSpec
 from koho.platforms.errors import AuthExpired, NotSupported, PlatformError
 from koho.timeutil import utcnow
 
@@ -103,16 +104,6 @@ def verify_account(row: dict[str, Any], hook_factory: Callable[[str, str], Any])
             error=f"the token belongs to '{info.handle}', but the registry says '{row['handle']}'",
         )
     return Verification(**base, ok=True, handle_seen=info.handle, token_expires_at=expires)
-
-
-@dataclass(frozen=True)
-class AlertSpec:
-    kind: str
-    dedup_key: str
-    subject: str
-    severity: str
-    account_id: str | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 def verification_alerts(

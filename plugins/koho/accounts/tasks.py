@@ -8,10 +8,10 @@ from datetime import datetime
 from airflow.sdk.exceptions import AirflowFailException
 
 from koho.accounts.sync import config_alert, registry_rows, verification_alerts, verify_account
-from koho.alerts import notify_pending, record_alerts
 from koho.config import load_config
 from koho.ledger import repo
 from koho.ledger.db import Ledger
+from koho.notify import city_name, notify_pending, record_alerts
 from koho.platforms.registry import hook_for
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def load_registry() -> dict:
         "problems": [str(p) for p in config.problems],
         "warning_days": policy.token_expiry_warning_days if policy else 14,
         "pr_email": config.pr_email(),
-        "city_name": policy.city_name if policy else "Koho",
+        "city_name": city_name(config),
     }
 
 

@@ -199,7 +199,7 @@ def handle_timeout(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """No decision came in time: keep the post unpublished, alert and mail the PR section."""
-    from koho.alerts import notify_pending
+    from koho.notify import notify_pending
 
     now = now or utcnow()
     with ledger.session() as session:

@@ -81,10 +81,11 @@ class EntryApprovalOperator(ApprovalOperator):
     def _mail_request(self, context: Any, request: Any, deadline: datetime) -> None:
         """Tell the PR section an approval is waiting (with a link when [api] base_url is set)."""
         from koho.config import load_config
-        from koho.notify.mail import send_mail
+        from koho.ledger.db import Ledger
+        from koho.notify import Message, city_name, max_message_bytes, pr_section, send
 
         config = load_config()
-        to = [e for e in [config.pr_email()] if e]
+        to = pr_section(config)
         if not to:
             return
         try:
@@ -92,15 +93,14 @@ class EntryApprovalOperator(ApprovalOperator):
         except Exception:
             link = None
         try:
-            send_mail(
-                to=to,
+            message = Message(
+                id=f"approval_request:{request.entry_id}:r{request.revision}",
+                to=tuple(to),
                 subject=f"[Koho] {request.subject}",
                 template="mail/approval_request.html.j2",
-                request=request,
-                deadline=deadline,
-                link=link,
-                city_name=config.policy.city_name if config.policy else "Koho",
+                context={"request": request, "deadline": deadline, "link": link, "city_name": city_name(config)},
             )
+            send(message, ledger=Ledger.from_airflow(), max_bytes=max_message_bytes(config))
         except Exception as exc:  # the request stands in the UI even if the relay is down
             self.log.warning("could not mail the approval request: %s", exc)
 
@@ -131,6 +131,7 @@ class EntryApprovalOperator(ApprovalOperator):
         from koho.calendar import approval
         from koho.config import load_config
         from koho.ledger.db import Ledger
+        from koho.notify import city_name, pr_section
         from koho.timeutil import utcnow
 
         config = load_config()
@@ -139,8 +140,8 @@ class EntryApprovalOperator(ApprovalOperator):
             str(self.entry_id),
             int(self.revision),
             deadline=deadline or utcnow(),
-            to=[e for e in [config.pr_email()] if e],
-            city_name=config.policy.city_name if config.policy else "Koho",
+            to=pr_section(config),
+            city_name=city_name(config),
         )
         if outcome["decision"] == "superseded":
             from airflow.sdk.exceptions import AirflowSkipException

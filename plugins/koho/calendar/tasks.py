@@ -74,10 +74,9 @@ def report(report: dict[str, Any] | None) -> dict[str, Any]:
     """Record and mail the alerts the sync raised; fail the run (after all valid work) on invalid entries."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from koho.accounts.sync import AlertSpec
-    from koho.alerts import notify_pending, record_alerts
     from koho.config import load_config
     from koho.ledger.db import Ledger
+    from koho.notify import AlertSpec, city_name, notify_pending, pr_section, record_alerts
 
     if report is None:
         raise AirflowFailException("the calendar sync did not finish; see the sync_calendar task's log")
@@ -86,12 +85,10 @@ def report(report: dict[str, Any] | None) -> dict[str, Any]:
     specs = [AlertSpec(**alert) for alert in report.get("alerts", [])]
     with ledger.session() as session:
         new = record_alerts(session, specs)
-    to = [e for e in [config.pr_email()] if e]
+    to = pr_section(config)
     mailed = 0
     if to:
-        mailed = notify_pending(
-            ledger, to=to, city_name=config.policy.city_name if config.policy else "Koho", kinds=["config_error"]
-        )
+        mailed = notify_pending(ledger, to=to, city_name=city_name(config), kinds=["config_error"])
     elif specs:
         log.error("no PR section mail address (policy.pr_department in departments.yaml); alerts stay in the ledger")
     summary = {
@@ -147,23 +144,24 @@ def retract_report(params: dict[str, Any], results: list[dict[str, Any]] | None,
     from koho.calendar.retract import finish
     from koho.config import load_config
     from koho.ledger.db import Ledger
-    from koho.notify.mail import send_mail
+    from koho.notify import Message, city_name, content_id, max_message_bytes, pr_section, send
 
     entry_id = str(params.get("entry_id") or "").strip()
-    summary = finish(Ledger.from_airflow(), entry_id, list(results or []), by=by)
+    ledger = Ledger.from_airflow()
+    summary = finish(ledger, entry_id, list(results or []), by=by)
     config = load_config()
-    to = [e for e in [config.pr_email()] if e]
+    to = pr_section(config)
     if to and (summary["deleted"] or summary["manual"] or summary["failed"]):
-        city = config.policy.city_name if config.policy else "Koho"
+        city = city_name(config)
         try:
-            send_mail(
-                to=to,
+            message = Message(
+                id=content_id(f"retract:{entry_id}", summary),
+                to=tuple(to),
                 subject=f"[Koho] {city}: retracted '{entry_id}' ({len(summary['manual'])} to delete by hand)",
                 template="mail/retract.html.j2",
-                summary=summary,
-                by=by,
-                city_name=city,
+                context={"summary": summary, "by": by, "city_name": city},
             )
+            send(message, ledger=ledger, max_bytes=max_message_bytes(config))
         except Exception as exc:
             log.warning("could not mail the retraction report: %s", exc)
     log.info(

@@ -92,24 +92,28 @@ def export(ledger: Ledger, config: KohoConfig, year: int, month: int) -> dict[st
     return result
 
 
-def mail_editors(result: dict[str, Any], config: KohoConfig) -> bool:
-    """Tell the editors (the PR section) where the export is; False when no address is configured."""
-    from koho.notify.mail import send_mail
+def mail_editors(result: dict[str, Any], config: KohoConfig, ledger: Ledger) -> bool:
+    """Send the editors (the PR section) the export, CSV and Excel attached; False when no address
+    is configured. The same export is mailed once, however often the task is retried."""
+    from koho.notify import Attachment, Message, city_name, content_id, max_message_bytes, pr_section, send
 
-    to = [e for e in [config.pr_email()] if e]
+    to = pr_section(config)
     if not to:
         log.error(
             "no PR section mail address (policy.pr_department in departments.yaml); the export is at %s", result["xlsx"]
         )
         return False
-    city = config.policy.city_name if config.policy else "Koho"
-    send_mail(
-        to=to,
+    city = city_name(config)
+    files = tuple(Attachment.from_path(result[kind]) for kind in ("xlsx", "csv"))
+    message = Message(
+        id=content_id(f"newsletter:{result['year']}-{result['month']:02d}", [f.data for f in files]),
+        to=tuple(to),
         subject=f"[Koho] {city}: 広報紙用データ {result['year']}年{result['month']}月 ({result['items']} item(s))",
         template="mail/newsletter_export.html.j2",
-        result=result,
-        city_name=city,
+        context={"result": result, "city_name": city},
+        attachments=files,
     )
+    send(message, ledger=ledger, max_bytes=max_message_bytes(config))
     return True
 
 
@@ -128,6 +132,7 @@ def run_export(
     if not (year and month):
         year, month = previous_month(logical_date or utcnow())
     config = config or load_config()
-    result = export(ledger or Ledger.from_airflow(), config, int(year), int(month))
-    result["mailed"] = mail_editors(result, config)
+    ledger = ledger or Ledger.from_airflow()
+    result = export(ledger, config, int(year), int(month))
+    result["mailed"] = mail_editors(result, config, ledger)
     return result

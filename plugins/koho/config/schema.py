@@ -204,6 +204,16 @@ class Channels(Strict):
     newsletter: NewsletterChannel = NewsletterChannel()
 
 
+class MailPolicy(Strict):
+    """Limits of the mails Koho sends; a bigger message is split, never dropped."""
+
+    max_message_mb: float = Field(default=10, ge=0.1, le=50)
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.max_message_mb * 1_000_000)
+
+
 class Policy(Strict):
     city_name: str = Field(min_length=1)
     timezone: str = "Asia/Tokyo"
@@ -219,6 +229,7 @@ class Policy(Strict):
     texts: Texts
     review: ReviewWeights = ReviewWeights()
     channels: Channels
+    mail: MailPolicy = MailPolicy()
     feedback: FeedbackPolicy = FeedbackPolicy()
 
     @field_validator("timezone")

@@ -117,10 +117,19 @@ def _take_on(session: Any, rows: list[Delivery], run_id: str, now: Any) -> list[
     return [d for d in rows if d.id in taken or not (d.status == "planned" and d.due_at > now - RESERVATION_GRACE)]
 
 
+def report_slots(outcomes: list | None) -> dict:
+    """``calendar_publish``'s end: the slots' outcomes, flattened, reported to the PR section."""
+    from koho.config import load_config
+    from koho.notify import city_name, pr_section
+
+    config = load_config()
+    flat = [o for slot in outcomes or [] if slot for o in slot]
+    return report_outcomes(Ledger.from_airflow(), flat, to=pr_section(config), city_name=city_name(config))
+
+
 def report_outcomes(ledger: Ledger, outcomes: list[dict[str, Any]], *, to: list[str], city_name: str) -> dict:
     """Alert and mail the PR section about failed deliveries (once per delivery)."""
-    from koho.accounts.sync import AlertSpec
-    from koho.alerts import notify_pending, record_alerts
+    from koho.notify import AlertSpec, notify_pending, record_alerts
 
     failed = [o for o in outcomes if o and o.get("status") in ("failed", "sending")]
     specs = [

@@ -504,25 +504,28 @@ def summary(
     }
 
 
-def mail_summary(result: Mapping[str, Any], config: KohoConfig) -> list[str]:
-    """Mail the per-account summary to the crisis addresses and the PR section; returns the recipients."""
-    from koho.notify.mail import send_mail
+def mail_summary(result: Mapping[str, Any], config: KohoConfig, ledger: Ledger) -> list[str]:
+    """Mail the per-account summary to the crisis addresses and the PR section (once per outcome,
+    however often the task is retried); returns the recipients."""
+    from koho.notify import Message, city_name, content_id, crisis_team, max_message_bytes, send
 
-    to = sorted(
-        {
-            *(str(e) for e in (config.policy.crisis_emails if config.policy else [])),
-            *([config.pr_email()] if config.pr_email() else []),
-        }
-    )
+    to = crisis_team(config)
     if not to:
         log.error("no crisis or PR mail address configured (policy.yaml crisis_emails, pr_department)")
         return []
-    city = config.policy.city_name if config.policy else "Koho"
+    city = city_name(config)
     ok = result["published"] == result["total"]
     subject = (
         f"[Koho] {city}: {KIND_LABELS.get(result['kind'], '')} {result['published']}/{result['total']} "
         f"published"
         + ("" if ok else f", {result['failed'] + result['not_planned']} failed, {result['pending']} pending")
     )
-    send_mail(to=to, subject=subject, template="mail/emergency_summary.html.j2", result=result, city_name=city)
+    message = Message(
+        id=content_id(f"emergency_summary:{result['entry_id']}", result["accounts"]),
+        to=tuple(to),
+        subject=subject,
+        template="mail/emergency_summary.html.j2",
+        context={"result": result, "city_name": city},
+    )
+    send(message, ledger=ledger, max_bytes=max_message_bytes(config))
     return to

@@ -241,10 +241,9 @@ class JmaWatchOperator(BaseOperator):
 
 def alert_not_watching(reason: str) -> int:
     """Tell the crisis and PR addresses (once a day) that the watcher cannot watch; returns mails sent."""
-    from koho.accounts.sync import AlertSpec
-    from koho.alerts import notify_pending, record_alerts
     from koho.config import load_config
     from koho.ledger.db import Ledger
+    from koho.notify import AlertSpec, city_name, crisis_team, notify_pending, record_alerts
 
     try:
         ledger = Ledger.from_airflow()
@@ -266,10 +265,8 @@ def alert_not_watching(reason: str) -> int:
                 ],
             )
         config = load_config()
-        to = [str(e) for e in (config.policy.crisis_emails if config.policy else [])]
-        to += [e for e in [config.pr_email()] if e]
-        city = config.policy.city_name if config.policy else "Koho"
-        return notify_pending(ledger, to=to, city_name=city, kinds=["config_error"]) if new and to else 0
+        to = crisis_team(config)
+        return notify_pending(ledger, to=to, city_name=city_name(config), kinds=["config_error"]) if new and to else 0
     except Exception:  # the task fails anyway; the alert is a courtesy that must not hide the cause
         log.exception("could not alert that the watcher is not watching")
         return 0
@@ -371,10 +368,9 @@ def settle_draft(
     ledger, params: Mapping[str, Any], approval: Mapping[str, Any] | None, *, timeout: timedelta
 ) -> dict[str, Any]:
     """Mark the draft approved, rejected or expired (alerting the crisis addresses once)."""
-    from koho.accounts.sync import AlertSpec
-    from koho.alerts import notify_pending, record_alerts
     from koho.config import load_config
     from koho.ledger import repo
+    from koho.notify import AlertSpec, city_name, crisis_team, notify_pending, record_alerts
 
     entry_id = str(params.get("entry_id") or "")
     chosen = ((approval or {}).get("chosen_options") or [None])[0]
@@ -406,8 +402,6 @@ def settle_draft(
     mailed = 0
     if status == "cancelled":
         config = load_config()
-        to = [str(e) for e in (config.policy.crisis_emails if config.policy else [])]
-        to += [e for e in [config.pr_email()] if e]
-        city = config.policy.city_name if config.policy else "Koho"
-        mailed = notify_pending(ledger, to=to, city_name=city, kinds=["approval_timeout"]) if to else 0
+        to = crisis_team(config)
+        mailed = notify_pending(ledger, to=to, city_name=city_name(config), kinds=["approval_timeout"]) if to else 0
     return {"entry_id": entry_id, "status": status, "by": who, "mailed": mailed}

@@ -16,8 +16,8 @@ Design choices worth knowing before changing anything here:
   batch mode included) can refer to them by name.
 * JSON columns (``settings``, ``payload``, ``detail``, ``extra``) are not mutation-tracked:
   assign a new dict to change one, in-place edits are not saved.
-* The initial migration (``migrations/versions/0001_initial.py``) mirrors this file exactly; a
-  test compares the two, so change both together.
+* The migrations (``migrations/versions/``) mirror this file exactly; a test compares the
+  migrated schema with it, so change both together (a new migration for every change).
 """
 
 from __future__ import annotations
@@ -376,3 +376,46 @@ class Alert(Base):
 
     def __repr__(self) -> str:
         return f"Alert({self.id}, {self.kind}, {self.dedup_key!r})"
+
+
+class OutboxStatus(StrEnum):
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    MAYBE_SENT = "maybe_sent"
+
+
+class OutboxMail(Base):
+    """One mail to one recipient (one part of a split message): the exactly-once record.
+
+    The row is claimed (``sending``) before the SMTP call and marked ``sent`` after it, so a
+    retry skips what was sent. ``mail_message_id`` is the Message-ID header, the same on every
+    attempt, so that a resend after an unknown outcome can be recognised by mail systems.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        one_of("status", OutboxStatus),
+        UniqueConstraint("message_id", "recipient", "part"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(255))
+    recipient: Mapped[str] = mapped_column(String(320))
+    part: Mapped[int] = mapped_column(Integer, default=0)
+    parts: Mapped[int] = mapped_column(Integer, default=1)
+    subject: Mapped[str] = mapped_column(Text)
+    mail_message_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.SENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_try: Mapped[int | None] = mapped_column(Integer)
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    maybe_sent_before: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def __repr__(self) -> str:
+        return f"OutboxMail({self.id}, {self.message_id!r} to {self.recipient!r} part {self.part}, {self.status})"

@@ -269,8 +269,7 @@ def alert_timeout(
     ledger: Ledger, recorded: Mapping[str, Any], *, to: list[str], city_name: str, waited: timedelta
 ) -> int:
     """Raise (once) and mail the approval-timeout alert; returns how many alerts were mailed."""
-    from koho.accounts.sync import AlertSpec
-    from koho.alerts import notify_pending, record_alerts
+    from koho.notify import AlertSpec, notify_pending, record_alerts
 
     spec = AlertSpec(
         kind="approval_timeout",

@@ -83,9 +83,14 @@ class AccountPreview:
     lengths: list[int]
     limit: int | None
     unit: str
-    strategy: str  # as_is, thread, shortened
+    strategy: str  # as_is, thread, shortened; not_fitted when no text could be fitted
     images: list[str] = field(default_factory=list)  # attached to the first part
     rules: list[str] = field(default_factory=list)  # volume rules the post would break
+    #: Every problem that names this account ("field: reason", warnings marked): shown beside its text.
+    problems: list[str] = field(default_factory=list)
+    link: str | None = None  # shown as a link card where the platform makes one
+    #: Where a stand-in platform renders this post (dry run on the sandbox), else None.
+    preview_url: str | None = None
 
 
 @dataclass
@@ -312,21 +317,26 @@ def validate_adhoc(
 
     previews = []
     limits = dict(config.policy.platform_limits) if config.policy else {}
+    # decided once: one account's problem (Instagram without an image) must not change the others'
+    images_ok = "images" not in f.bad
     for account in accounts:
-        preview = _preview(
-            f,
-            entry,
-            account,
-            limits,
-            text_ok="text" not in f.bad and "link" not in f.bad,
-            images_ok="images" not in f.bad,
+        previews.append(
+            _preview(
+                f,
+                entry,
+                account,
+                limits,
+                text=entry.text if text is not None else None,  # the schema's (stripped) text
+                link=entry.link if "link" not in f.bad else None,
+                images_ok=images_ok,
+            )
         )
-        if preview:
-            previews.append(preview)
 
     if publish_at is not None and "publish_at" not in f.bad and accounts:
         _volume(f, entry, accounts, config, existing, previews, allow_quiet=allow_quiet)
 
+    previews += _unreached(f.problems, previews, config)
+    _problems_beside(previews, f.problems)
     check.image_platforms = sorted({p.platform for p in previews if p.images})
     check.previews = previews
     if not f.bad:
@@ -464,8 +474,16 @@ def _holiday(f: _Form, entry: CalendarEntry, config: KohoConfig) -> None:
 
 
 def _preview(
-    f: _Form, entry: CalendarEntry, account: AccountConfig, limits: dict, *, text_ok: bool, images_ok: bool
-) -> AccountPreview | None:
+    f: _Form,
+    entry: CalendarEntry,
+    account: AccountConfig,
+    limits: dict,
+    *,
+    text: str | None,
+    link: str | None,
+    images_ok: bool,
+) -> AccountPreview:
+    """What ``account`` would post; a text that cannot be fitted still gives the account its row."""
     from koho.delivery.planner import supports_replies
     from koho.platforms.registry import hook_class
     from koho.text.fitting import fit
@@ -489,13 +507,16 @@ def _preview(
             account=account.id,
             severity="warning",
         )
-    if not text_ok:
-        return None
+    unfitted = AccountPreview(
+        account.id, account.platform, account.name, [], [], rule.max_length, rule.unit, "not_fitted", attached
+    )
+    if text is None:
+        return unfitted
     try:
         fitted = fit(
             account.platform,
-            entry.text,
-            link=entry.link,
+            text,
+            link=link,
             hashtags=entry.hashtags,
             allow_thread=supports_replies(account.platform),
             rule=rule,
@@ -506,7 +527,7 @@ def _preview(
             f"does not fit {account.platform} even as a thread: {exc}; shorten the text or leave this account out",
             account=account.id,
         )
-        return None
+        return unfitted
     return AccountPreview(
         account.id,
         account.platform,
@@ -517,7 +538,33 @@ def _preview(
         rule.unit,
         fitted.strategy,
         attached,
+        link=link,
     )
+
+
+def _unreached(problems: list[Problem], previews: list[AccountPreview], config: KohoConfig) -> list[AccountPreview]:
+    """A row for each account a problem names that gets no text (retired, suspended, unknown)."""
+    have = {p.account_id for p in previews}
+    known = {a.id: a for a in config.accounts}
+    out = []
+    for account_id in dict.fromkeys(p.where.account for p in problems if p.where.account):
+        if account_id and account_id not in have:
+            account = known.get(account_id)
+            platform = account.platform if account else "?"
+            out.append(
+                AccountPreview(account_id, platform, account.name if account else "", [], [], None, "", "not_fitted")
+            )
+    return out
+
+
+def _problems_beside(previews: list[AccountPreview], problems: list[Problem]) -> None:
+    """Every problem that names an account, on that account's row."""
+    rows = {p.account_id: p for p in previews}
+    for problem in problems:
+        row = rows.get(problem.where.account or "")
+        if row is not None:
+            mark = "" if problem.severity == "error" else f"{problem.severity}: "
+            row.problems.append(f"{mark}{problem.where.field or 'form'}: {problem.message}")
 
 
 def _volume(

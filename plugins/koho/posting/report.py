@@ -63,7 +63,16 @@ def preview_text(check: Mapping[str, Any]) -> str:
     if previews:
         lines.append(
             table(
-                ("account", "platform", "parts", "length / limit", "strategy", "images", "rules it would break"),
+                (
+                    "account",
+                    "platform",
+                    "parts",
+                    "length / limit",
+                    "strategy",
+                    "images",
+                    "rules it would break",
+                    "problems",
+                ),
                 [
                     (
                         p["account_id"],
@@ -74,6 +83,7 @@ def preview_text(check: Mapping[str, Any]) -> str:
                         p["strategy"],
                         len(p["images"]),
                         "; ".join(p["rules"]) or "none",
+                        len(p.get("problems") or []) or "none",
                     )
                     for p in previews
                 ],
@@ -81,14 +91,45 @@ def preview_text(check: Mapping[str, Any]) -> str:
         )
         for p in previews:
             lines += ["", f"== {p['account_id']} ({p['platform']}): {p['strategy']}, {len(p['parts'])} part(s)"]
+            if p.get("preview_url"):
+                lines.append(f"  preview: {p['preview_url']}")
             for n, (part, length) in enumerate(zip(p["parts"], p["lengths"], strict=True), 1):
                 limit = p["limit"] if p["limit"] is not None else "no limit"
                 lines.append(f"  [{n}/{len(p['parts'])}] {length}/{limit} {p['unit']}")
                 lines += [f"  | {line}" for line in part.splitlines() or [""]]
+            if not p["parts"]:
+                lines.append("  (no text: see the problems)")
+            lines += [f"  ! {_one_line(problem, 400)}" for problem in p.get("problems") or []]
     problems = [*(check.get("errors") or []), *(check.get("warnings") or [])]
     if problems:
         lines += ["", "Problems:", problems_table(problems)]
     return "\n".join(lines)
+
+
+def link_previews(
+    check: dict[str, Any], accounts: Mapping[str, Mapping[str, str]], timelines: Mapping[str, str]
+) -> None:
+    """Give each fitted preview of an account on a stand-in platform its ``preview_url``.
+
+    ``accounts``: account id -> {connection_id, handle, name}; ``timelines``: connection id ->
+    the stand-in's timeline (``koho.timeline_links.timelines``).
+    """
+    from koho.timeline_links import preview_link
+
+    for p in check.get("previews") or []:
+        account = accounts.get(p["account_id"]) or {}
+        timeline = timelines.get(account.get("connection_id") or "")
+        if timeline and p["parts"]:
+            p["preview_url"] = preview_link(
+                timeline,
+                platform=p["platform"],
+                parts=p["parts"],
+                handle=account.get("handle") or "",
+                name=p.get("name") or account.get("name") or "",
+                images=p["images"],
+                link=p.get("link"),
+                account=p["account_id"],
+            )
 
 
 def md_code(text: str) -> str:

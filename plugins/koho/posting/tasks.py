@@ -64,6 +64,8 @@ def check_and_record(
         ledger, form, config, settings, now=now, entry_id=entry_id, triggered_by=triggered_by
     )
     result = check.as_dict()
+    if check.dry_run:
+        _link_previews(result, config)
     log.info("ad-hoc post check:\n%s", report.preview_text(result))
     if check.dry_run:
         log.info("dry run: nothing was recorded or posted")
@@ -72,6 +74,19 @@ def check_and_record(
         raise _fail("the form has problems; nothing was recorded or posted", result["errors"])
     result["approval_body"] = report.approval_body(result, check.entry.text if check.entry else "")
     return {"check": result, "recorded": recorded}
+
+
+def _link_previews(result: dict[str, Any], config: Any) -> None:
+    """Dry run: link each account on a stand-in platform (the sandbox) to its rendered preview."""
+    from koho.timeline_links import timelines
+
+    accounts = {
+        a.id: {"connection_id": a.connection_id, "handle": a.handle, "name": a.name}
+        for a in config.accounts
+        if a.connection_id
+    }
+    wanted = {accounts[p["account_id"]]["connection_id"] for p in result["previews"] if p["account_id"] in accounts}
+    report.link_previews(result, accounts, timelines(wanted))
 
 
 def gate(checked: Mapping[str, Any]) -> list[str]:
@@ -99,6 +114,7 @@ def settle(
     from koho.config.posting import load_posting_settings
     from koho.delivery.tasks import report_outcomes
     from koho.ledger.db import Ledger
+    from koho.notify import city_name, pr_section
     from koho.posting import adhoc
 
     if not checked:
@@ -108,8 +124,8 @@ def settle(
         return {"dry_run": True, **checked["check"]}
     ledger = Ledger.from_airflow()
     config = load_config()
-    city = config.policy.city_name if config.policy else "Koho"
-    pr = [e for e in [config.pr_email()] if e]
+    city = city_name(config)
+    pr = pr_section(config)
     if recorded["needs_approval"] and not approval:
         settings = load_posting_settings()
         waited = timedelta(minutes=settings.approval_timeout_minutes)
@@ -184,7 +200,7 @@ def broadcast(
         report.outcome_rows(result["accounts"]),
     )
     try:
-        result["mailed_to"] = broadcast.mail_summary(result, config)
+        result["mailed_to"] = broadcast.mail_summary(result, config, ledger)
     except Exception as exc:  # the posts are out; a mail problem must not hide or repeat them
         log.exception("the summary mail could not be sent")
         result["mailed_to"] = []

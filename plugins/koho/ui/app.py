@@ -17,6 +17,8 @@ Why it looks like this:
   the page is shown inside the UI's iframe.
 * Titles and error texts come from staff and platforms: autoescaped, and platform URLs are
   linked only when they are http(s). A strict Content-Security-Policy backs that up.
+* A published post on an account whose connection posts to a stand-in platform (the sandbox)
+  also links to the stand-in's timeline, where it is shown as the platform would show it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from koho.ledger.db import Ledger
 from koho.templating import render_html
+from koho.timeline_links import cached_timelines, post_link
 from koho.timeutil import to_local
 from koho.ui import URL_PREFIX
 from koho.ui.calendar_data import STATUS_LABELS, VIEWS, WEEKDAYS_JA, CalendarPage, load_calendar
@@ -97,13 +100,28 @@ def dag_ids_from_env() -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
 
 
+Timelines = Callable[[tuple[str, ...]], Mapping[str, str]]
+
+
+def link_timelines(page: CalendarPage, timelines: Timelines) -> None:
+    """Give each published item on a stand-in platform its timeline link (connection id -> timeline)."""
+    published = [i for i in page.items if i.status == "published" and i.remote_id and i.connection_id and i.platform]
+    found = timelines(tuple(sorted({i.connection_id for i in published if i.connection_id})))
+    for item in published:
+        timeline = found.get(item.connection_id or "")
+        if timeline and item.platform and item.remote_id:
+            item.timeline_url = post_link(timeline, item.platform, item.remote_id)
+
+
 def create_app(
     ledger: LedgerSource = None,
     *,
     require_auth: bool = True,
     dag_ids: Mapping[str, str] | None = None,
+    timelines: Timelines = cached_timelines,
 ) -> FastAPI:
-    """Build the app. ``ledger``: a Ledger or a factory (default: the ``koho_db`` connection)."""
+    """Build the app. ``ledger``: a Ledger or a factory (default: the ``koho_db`` connection);
+    ``timelines``: {connection id: stand-in timeline} for connection ids (default: their extras)."""
     ledgers = _Ledgers(ledger)
     dag_map = dict(dag_ids) if dag_ids is not None else dag_ids_from_env()
     app = FastAPI(title="Koho", docs_url=None, redoc_url=None, openapi_url=None)
@@ -112,7 +130,9 @@ def create_app(
     def page_for(view: str, day: str | None, account: str | None) -> CalendarPage:
         anchor = _parse(view, day, account)
         with ledgers.get().session(readonly=True) as session:
-            return load_calendar(session, view, anchor, account=account or None, dag_ids=dag_map)  # type: ignore[arg-type]
+            page = load_calendar(session, view, anchor, account=account or None, dag_ids=dag_map)  # type: ignore[arg-type]
+        link_timelines(page, timelines)
+        return page
 
     @router.get("/calendar", response_class=HTMLResponse)
     def calendar_html(view: str = "month", date: str | None = None, account: str | None = None) -> Response:

@@ -67,6 +67,9 @@ class CalendarItem:
     error: str | None = None
     dag_run_id: str | None = None
     dag_run_path: str | None = None  # relative to the Airflow UI's base URL
+    remote_id: str | None = None
+    connection_id: str | None = None
+    timeline_url: str | None = None  # the stand-in platform's page for the post (see koho.timeline_links)
 
     @property
     def local(self) -> datetime:
@@ -101,6 +104,7 @@ class CalendarItem:
             "error": self.error,
             "dag_run_id": self.dag_run_id,
             "dag_run_path": self.dag_run_path,
+            "timeline_url": self.timeline_url,
         }
 
 
@@ -356,4 +360,6 @@ def _delivery_item(rows: list[tuple[Delivery, CalendarEntry, Account]], dag_ids:
         error=error,
         dag_run_id=run_id,
         dag_run_path=dag_run_path(run_id, entry.origin, dag_ids),
+        remote_id=head.remote_id,
+        connection_id=account.connection_id,
     )

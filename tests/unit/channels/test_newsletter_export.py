@@ -68,9 +68,13 @@ def test_the_newsletter_takes_last_months_newsletter_entries(ledger, config, tmp
 
 
 def test_the_task_exports_the_month_before_the_run_or_the_one_asked_and_mails_the_editors(
-    ledger, tmp_path, monkeypatch
+    ledger, tmp_path, monkeypatch, mailbox
 ):
+    from tests.conftest import smtp_connection
     from tests.unit.calendar.calendar_helpers import write_config
+
+    box, port = mailbox
+    smtp_connection(monkeypatch, port)
 
     city = write_config(tmp_path / "config")
     city = type(city)(
@@ -87,8 +91,6 @@ def test_the_task_exports_the_month_before_the_run_or_the_one_asked_and_mails_th
         ),
         [],
     )
-    mails = []
-    monkeypatch.setattr("koho.notify.mail.send_mail", lambda **kw: mails.append(kw))
     add_entry(
         ledger,
         "paper",
@@ -104,4 +106,5 @@ def test_the_task_exports_the_month_before_the_run_or_the_one_asked_and_mails_th
     assert (ran["year"], ran["month"], ran["entries"]) == (2027, 1, ["paper"])
     assert (asked["year"], asked["month"], asked["items"]) == (2026, 12, 0)
     assert ran["mailed"] and asked["mailed"]
-    assert [m["to"] for m in mails] == [["koho@city.example.jp"]] * 2 and "2027年1月" in mails[0]["subject"]
+    assert [m["To"] for m in box.messages] == ["koho@city.example.jp"] * 2
+    assert "2027年1月" in str(box.messages[0]["Subject"])

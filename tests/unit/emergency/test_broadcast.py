@@ -321,20 +321,11 @@ def test_follow_up_answers_the_original_and_all_clear_takes_the_banner_down(city
     assert parents[0] is not None
 
 
-def test_summary_mail_lists_every_account(city, posting_settings, ledger, monkeypatch):
-    sent = {}
+def test_summary_mail_lists_every_account(city, posting_settings, ledger, mailbox, monkeypatch):
+    from tests.conftest import smtp_connection
 
-    def fake_send_mail(**kwargs):
-        from koho.templating import render_html
-
-        sent.update(kwargs)
-        sent["html"] = render_html(
-            kwargs["template"],
-            subject=kwargs["subject"],
-            **{k: v for k, v in kwargs.items() if k not in ("to", "subject", "template")},
-        )
-
-    monkeypatch.setattr("koho.notify.mail.send_mail", fake_send_mail)
+    box, port = mailbox
+    smtp_connection(monkeypatch, port)
     fake = FakePlatforms()
     fake.fail["conn_bousai_x"] = [PermanentlyRejected("forbidden", platform="x", status=403, kind="forbidden")]
     result = send_all(
@@ -346,13 +337,16 @@ def test_summary_mail_lists_every_account(city, posting_settings, ledger, monkey
         hook_factory=fake.factory,
         now=NOW,
     )
-    to = broadcast.mail_summary(result, city)
+    to = broadcast.mail_summary(result, city, ledger)
     assert to == ["kiki@city.example.jp", "koho@city.example.jp"]
-    assert "6/7 published" in sent["subject"] and "1 failed" in sent["subject"]
+    assert sorted(m["To"] for m in box.messages) == to  # one mail per recipient
+    subject, html = box.subjects()[0], box.messages[0].get_body(("html",)).get_content()
+    assert "6/7 published" in subject and "1 failed" in subject
     for row in result["accounts"]:
-        assert row["account_id"] in sent["html"]
-    assert "forbidden" in sent["html"]
-    assert "<b>危機管理課</b>" not in sent["html"]  # escaped
+        assert row["account_id"] in html
+    assert "forbidden" in html
+    assert "<b>危機管理課</b>" not in html  # escaped
+    assert broadcast.mail_summary(result, city, ledger) == to and len(box.messages) == 2  # a retry mails no one
 
 
 def test_a_retried_task_reconciles_what_its_dead_try_left_sending(city, posting_settings, ledger):

@@ -174,7 +174,7 @@ def test_migrate_twice_is_idempotent(fresh_url: str) -> None:
     engine = get_engine(fresh_url)
     with engine.connect() as c:
         context = MigrationContext.configure(c, opts={"version_table": VERSION_TABLE})
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
         assert set(inspect(c).get_table_names()) == {*Base.metadata.tables, VERSION_TABLE}
 
 
