@@ -9,7 +9,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from koho.accounts.sync import config_alert, registry_rows, verification_alerts, verify_account
 from koho.config import load_config
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
 from koho.ledger.db import Ledger
 from koho.notify import city_name, notify_pending, record_alerts
 from koho.platforms.registry import hook_for
@@ -35,7 +35,7 @@ def upsert_accounts(registry: dict) -> list[dict]:
     ledger = Ledger.from_airflow()
     ledger.migrate()
     with ledger.session() as session:
-        result = repo.upsert_accounts(session, registry["accounts"])
+        result = ledger_accounts.upsert_accounts(session, registry["accounts"])
     log.info("registry mirrored into the ledger: %s", result)
     return [row for row in registry["accounts"] if row["status"] == "active"]
 
@@ -45,7 +45,9 @@ def verify_credentials(account: dict) -> dict:
     ledger = Ledger.from_airflow()
     with ledger.session() as session:
         expires = datetime.fromisoformat(result.token_expires_at) if result.token_expires_at else None
-        repo.record_verification(session, account["id"], ok=result.ok, token_expires_at=expires, error=result.error)
+        ledger_accounts.record_verification(
+            session, account["id"], ok=result.ok, token_expires_at=expires, error=result.error
+        )
     if result.ok:
         log.info("%s: credentials valid (token expires: %s)", account["id"], result.token_expires_at or "never said")
     else:

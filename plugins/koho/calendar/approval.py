@@ -25,13 +25,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
-from koho.ledger import repo
+from koho.ledger import alerts, deliveries, entries
 from koho.ledger.db import Ledger
-from koho.ledger.models import Account, DeliveryStatus, EntryStatus
-from koho.ledger.models import CalendarEntry as LedgerEntry
-from koho.ledger.models import Delivery as LedgerDelivery
+from koho.ledger.models import DeliveryStatus, EntryStatus
 from koho.timeutil import to_local, utcnow
 
 log = logging.getLogger(__name__)
@@ -120,19 +116,12 @@ class ApprovalRequest:
 def approval_request(ledger: Ledger, entry_id: str, revision: int) -> ApprovalRequest | None:
     """The request for one entry revision, or None when the entry does not exist."""
     with ledger.session(readonly=True) as session:
-        entry = session.get(LedgerEntry, entry_id)
+        entry = entries.get_entry(session, entry_id)
         if entry is None:
             return None
-        rows = session.execute(
-            select(LedgerDelivery, Account)
-            .join(Account, Account.id == LedgerDelivery.account_id)
-            .where(
-                LedgerDelivery.entry_id == entry_id,
-                LedgerDelivery.revision == revision,
-                LedgerDelivery.status == DeliveryStatus.AWAITING_APPROVAL.value,
-            )
-            .order_by(LedgerDelivery.account_id, LedgerDelivery.part_index)
-        ).all()
+        rows = deliveries.with_accounts(
+            session, entry_id, revision=revision, status=DeliveryStatus.AWAITING_APPROVAL.value
+        )
         payload = entry.payload or {}
         request = ApprovalRequest(
             entry_id=entry.id,
@@ -160,14 +149,14 @@ def apply_decision(
     now = now or utcnow()
     who = by or "an approver"
     with ledger.session() as session:
-        entry = session.get(LedgerEntry, entry_id)
+        entry = entries.get_entry(session, entry_id)
         if entry is None or entry.revision != revision:
             current = entry.revision if entry else None
             log.warning("approval of %s r%s ignored: the entry is at revision %s now", entry_id, revision, current)
             return {"entry_id": entry_id, "revision": revision, "decision": "superseded", "deliveries": []}
         if approved:
-            ids = repo.approve_deliveries(session, entry_id, revision=revision, now=now)
-            repo.set_entry_status(session, entry_id, EntryStatus.APPROVED.value, now=now)
+            ids = deliveries.approve_deliveries(session, entry_id, revision=revision, now=now)
+            entries.set_entry_status(session, entry_id, EntryStatus.APPROVED.value, now=now)
             log.info("%s r%s approved by %s: %d delivery(ies) released", entry_id, revision, who, len(ids))
             return {
                 "entry_id": entry_id,
@@ -176,8 +165,8 @@ def apply_decision(
                 "by": by,
                 "deliveries": list(ids),
             }
-        repo.set_entry_status(session, entry_id, EntryStatus.REJECTED.value, now=now)
-        gone = repo.cancel_deliveries(session, entry_id, reason=f"rejected by {who}", now=now)
+        entries.set_entry_status(session, entry_id, EntryStatus.REJECTED.value, now=now)
+        gone = deliveries.cancel_deliveries(session, entry_id, reason=f"rejected by {who}", now=now)
         log.info("%s r%s rejected by %s: %d delivery(ies) cancelled", entry_id, revision, who, len(gone.cancelled))
         return {
             "entry_id": entry_id,
@@ -203,26 +192,20 @@ def handle_timeout(
 
     now = now or utcnow()
     with ledger.session() as session:
-        entry = session.get(LedgerEntry, entry_id)
+        entry = entries.get_entry(session, entry_id)
         if entry is None or entry.revision != revision or entry.status != EntryStatus.AWAITING_APPROVAL.value:
             return {"entry_id": entry_id, "revision": revision, "decision": "superseded", "deliveries": []}
-        waiting = list(
-            session.scalars(
-                select(LedgerDelivery.id).where(
-                    LedgerDelivery.entry_id == entry_id,
-                    LedgerDelivery.revision == revision,
-                    LedgerDelivery.status == DeliveryStatus.AWAITING_APPROVAL.value,
-                )
-            )
+        waiting = deliveries.for_entry(
+            session, entry_id, revision=revision, status=DeliveryStatus.AWAITING_APPROVAL.value
         )
         reason = (
             f"approval did not come by {to_local(deadline):%Y-%m-%d %H:%M} JST; not published. "
             "Set a new publish_at in the calendar to ask again"
         )
-        for delivery_id in waiting:
-            repo.mark_needs_attention(session, delivery_id, reason, now=now)
-        accounts = sorted(set(session.scalars(select(LedgerDelivery.account_id).where(LedgerDelivery.id.in_(waiting)))))
-        repo.raise_alert(
+        for delivery in waiting:
+            deliveries.mark_needs_attention(session, delivery.id, reason, now=now)
+        accounts = sorted({d.account_id for d in waiting})
+        alerts.raise_alert(
             session,
             "approval_timeout",
             f"approval_timeout:{entry_id}:r{revision}",
@@ -247,7 +230,13 @@ def handle_timeout(
         len(waiting),
         mailed,
     )
-    return {"entry_id": entry_id, "revision": revision, "decision": "timeout", "deliveries": waiting, "mailed": mailed}
+    return {
+        "entry_id": entry_id,
+        "revision": revision,
+        "decision": "timeout",
+        "deliveries": sorted(d.id for d in waiting),
+        "mailed": mailed,
+    }
 
 
 def approvers(raw: str | None) -> list[dict[str, str]] | None:

@@ -7,7 +7,9 @@ never passed on.
 
 The rule, and why it is not simply "starts with = + - @":
 
-* A leading tab or carriage return is looked through (a classic way to hide the next character).
+* Anything blank in front is looked through: tab, carriage return, newline, any Unicode space
+  (the ideographic space U+3000 too) and zero-width characters. A text is posted and exported
+  stripped, so what counts is its first visible character.
 * ``=`` (ASCII or full-width) is always refused: every spreadsheet reads it as a formula.
 * ``+``, ``-`` and ``@`` (ASCII or full-width) are refused only when what follows *looks like a
   formula*: a function call (``SUM(``, ``cmd|``), a cell or range reference (``A1``, ``$B$2``),
@@ -25,7 +27,8 @@ import unicodedata
 
 _SIGNS = "=+-@"
 _FULLWIDTH = {"＝": "=", "＋": "+", "－": "-", "＠": "@", "−": "-"}
-_HIDERS = "\t\r"
+#: Invisible characters that are not whitespace to ``str.isspace`` (zero-width space, BOM, fillers).
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e\u115f\u1160\u3164\uffa0\u2800"
 
 _FUNCTION = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\s*\(")
 _DDE = re.compile(r"[A-Za-z0-9_]+\s*\|")
@@ -38,14 +41,14 @@ def formula_problem(value: str) -> str | None:
     """Why ``value`` would run as a spreadsheet formula, or ``None`` when it is safe text."""
     if not value:
         return None
-    stripped = value.lstrip(_HIDERS)
+    stripped = _lstrip_blank(value)
     hidden = len(stripped) != len(value)
     if not stripped:
         return None
     first = _FULLWIDTH.get(stripped[0], stripped[0])
     if first not in _SIGNS:
         return None
-    sign = repr(stripped[0]) + (" after a tab or carriage return" if hidden else "")
+    sign = repr(stripped[0]) + (" after a tab, space or invisible character" if hidden else "")
     if first == "=":
         return f"starts with {sign}: a spreadsheet would run it as a formula"
     rest = unicodedata.normalize("NFKC", stripped[1:]).lstrip(" ")
@@ -64,3 +67,11 @@ def formula_problem(value: str) -> str | None:
                 "as a formula; start the text with another character (e.g. '・')"
             )
     return None
+
+
+def _lstrip_blank(value: str) -> str:
+    """``value`` from its first character that is neither whitespace nor invisible."""
+    for index, char in enumerate(value):
+        if not (char.isspace() or char in _INVISIBLE or unicodedata.category(char) in ("Cc", "Cf", "Zs")):
+            return value[index:]
+    return ""

@@ -13,14 +13,10 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import select
-
 from koho.config import KohoConfig
-from koho.ledger import repo
+from koho.ledger import deliveries, entries
 from koho.ledger.db import Ledger
-from koho.ledger.models import Account, DeliveryStatus, EntryStatus
-from koho.ledger.models import CalendarEntry as LedgerEntry
-from koho.ledger.models import Delivery as LedgerDelivery
+from koho.ledger.models import DeliveryStatus, EntryStatus
 from koho.platforms.errors import NotSupported, PlatformError
 from koho.timeutil import utcnow
 
@@ -37,16 +33,10 @@ def retract_targets(ledger: Ledger, entry_id: str, accounts: Iterable[str] = ())
     """The published posts of ``entry_id`` to delete (replies first); raises when there is none."""
     wanted = {a.strip() for a in accounts if a and a.strip()}
     with ledger.session(readonly=True) as session:
-        entry = session.get(LedgerEntry, entry_id)
+        entry = entries.get_entry(session, entry_id)
         if entry is None:
             raise RetractError(f"no calendar entry '{entry_id}' in the ledger (check the id in the calendar view)")
-        query = (
-            select(LedgerDelivery, Account)
-            .join(Account, Account.id == LedgerDelivery.account_id)
-            .where(LedgerDelivery.entry_id == entry_id, LedgerDelivery.status == DeliveryStatus.PUBLISHED.value)
-            .order_by(LedgerDelivery.account_id, LedgerDelivery.part_index.desc())
-        )
-        rows = session.execute(query).all()
+        rows = deliveries.with_accounts(session, entry_id, status=DeliveryStatus.PUBLISHED.value, last_part_first=True)
     found = {a.id for _, a in rows}
     unknown = sorted(wanted - found)
     if unknown:
@@ -108,9 +98,9 @@ def finish(ledger: Ledger, entry_id: str, results: list[dict[str, Any]], *, by: 
     """Record the retraction: the entry is cancelled and nothing more of it is sent."""
     results = [r for r in results if r]
     with ledger.session() as session:
-        gone = repo.cancel_deliveries(session, entry_id, reason=f"retracted{' by ' + by if by else ''}")
+        gone = deliveries.cancel_deliveries(session, entry_id, reason=f"retracted{' by ' + by if by else ''}")
         if any(r["status"] in ("deleted", "manual") for r in results):
-            repo.set_entry_status(session, entry_id, EntryStatus.CANCELLED.value)
+            entries.set_entry_status(session, entry_id, EntryStatus.CANCELLED.value)
     summary = {
         "entry_id": entry_id,
         "deleted": [r for r in results if r["status"] == "deleted"],

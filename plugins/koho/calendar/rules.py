@@ -16,11 +16,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from koho.config.schema import Caps
 from koho.errors import Problem, Where
 from koho.timeutil import local_zone
+
+if TYPE_CHECKING:
+    from koho.ledger.deliveries import PlannedPost
 
 Rule = Literal["per_day", "min_spacing", "quiet_hours"]
 
@@ -39,6 +42,11 @@ class PlannedSlot:
     emergency: bool = False
     existing: bool = False
     where: Where | None = None
+
+
+def existing_slots(posts: Iterable[PlannedPost]) -> list[PlannedSlot]:
+    """The ledger's planned posts (``deliveries.planned_slots``) as slots that count but are never blamed."""
+    return [PlannedSlot(p.account_id, p.due_at, p.entry_id, emergency=p.emergency, existing=True) for p in posts]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ field dictionary the schema validates and a way to point at any field's place (`
 ``calendar.csv:5`` or the Excel cell ``calendar.xlsx!カレンダー!D7``). Nothing is validated
 against the registry here; readers only refuse what can never become an entry value (a cell
 a spreadsheet would run as a formula, a spreadsheet error, an unreadable file).
+
+:func:`read_source` is the one guarded read per file: whatever a file holds (broken syntax,
+control characters, a corrupt or encrypted workbook, a compression bomb, far too many rows),
+the result is problems located in that file and the other files are read as usual. Sizes are
+checked before anything is parsed (:class:`koho.config.schema.InputLimits`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from typing import Any
 
 from koho.calendar import columns
 from koho.calendar.formula import formula_problem
-from koho.config.yamlsource import YamlDocument, load_yaml
+from koho.config.schema import InputLimits
+from koho.config.yamlsource import YamlDocument, YamlLimits, load_yaml, too_large
 from koho.errors import Problem, Where
 
 Locator = Callable[[tuple], Where]
@@ -32,6 +38,11 @@ SHEET_NAME = "カレンダー"
 #: columns staff keep for themselves; their content is never read
 NOTE_COLUMNS = {"メモ", "備考", "memo", "note", "notes", "担当", "担当者", "コメント", "comment"}
 HEADER_SEARCH_ROWS = 10
+#: Compound-file (OLE2) signature: old .xls workbooks, and .xlsx workbooks saved with a password.
+OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+#: The stream an encrypted (password-protected) OOXML workbook carries, as UTF-16 in the directory.
+ENCRYPTION_STREAM = "EncryptionInfo".encode("utf-16-le")
+ZIP_SIGNATURE = b"PK\x03\x04"
 
 
 @dataclass
@@ -58,6 +69,7 @@ class SourceRead:
     file: str
     entries: list[RawEntry] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)  # about the file itself (syntax, header)
+    sheet: str | None = None  # the worksheet read, for workbooks
 
 
 def calendar_files(directory: Path) -> list[Path]:
@@ -71,33 +83,113 @@ def calendar_files(directory: Path) -> list[Path]:
     )
 
 
-def read_source(path: Path, *, display_name: str | None = None) -> SourceRead:
-    """Read one calendar file of any supported kind."""
+def read_source(path: Path, *, display_name: str | None = None, limits: InputLimits | None = None) -> SourceRead:
+    """Read one calendar file of any supported kind; never raises (see the module doc)."""
     name = display_name or path.name
+    limits = limits or InputLimits()
+    try:
+        read = _read_kind(path, name, limits)
+    except MemoryError:
+        read = SourceRead(name, problems=[Problem(Where(file=name), "too large to read in memory; nothing was loaded")])
+    except Exception as exc:
+        read = SourceRead(
+            name,
+            problems=[Problem(Where(file=name), f"cannot be read ({type(exc).__name__}: {exc}); nothing was loaded")],
+        )
+    return _cap_problems(_cap_entries(read, limits.max_entries_per_file), limits.max_problems_per_file)
+
+
+def _read_kind(path: Path, name: str, limits: InputLimits) -> SourceRead:
     suffix = path.suffix.lower()
-    if suffix in YAML_SUFFIXES:
-        return read_yaml(path, display_name=name)
-    if suffix == ".csv":
-        return read_csv(path, display_name=name)
-    if suffix in EXCEL_SUFFIXES:
-        return read_xlsx(path, display_name=name)
+    if suffix not in CALENDAR_SUFFIXES:
+        return SourceRead(
+            name, problems=[Problem(Where(file=name), "not a calendar file (expected .yaml, .csv or .xlsx)")]
+        )
     if suffix == ".xls":
         return SourceRead(
             name, problems=[Problem(Where(file=name), "old Excel format (.xls) is not read; save it as .xlsx")]
         )
-    return SourceRead(name, problems=[Problem(Where(file=name), "not a calendar file (expected .yaml, .csv or .xlsx)")])
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return SourceRead(name, problems=[Problem(Where(file=name), "file not found")])
+    if size > limits.max_file_bytes:
+        return SourceRead(name, problems=[too_large(name, size, limits.max_file_bytes)])
+    if suffix in YAML_SUFFIXES:
+        return read_yaml(path, display_name=name, limits=limits)
+    if suffix == ".csv":
+        return read_csv(path, display_name=name, max_entries=limits.max_entries_per_file)
+    return read_xlsx(path, display_name=name, limits=limits)
+
+
+def _cap_entries(read: SourceRead, limit: int) -> SourceRead:
+    """At most ``limit`` entries per file; the file-level error also keeps the rest from looking deleted."""
+    if len(read.entries) > limit:
+        first_left = read.entries[limit]
+        read.problems.append(
+            Problem(
+                replace(first_left.where(), field=None),
+                f"the file has more than {limit} entries; at most {limit} are read per file "
+                "(policy.yaml limits.max_entries_per_file): this one and the rest are not loaded; split the file",
+            )
+        )
+        del read.entries[limit:]
+    return read
+
+
+def _cap_problems(read: SourceRead, limit: int) -> SourceRead:
+    """At most about ``limit`` problems listed per file, so one hostile file cannot flood the mail.
+
+    Past the limit every entry keeps its first problem (an entry with an error must stay refused)
+    and one warning says how many were left out."""
+    total = len(read.problems) + sum(len(e.problems) for e in read.entries)
+    if total <= limit:
+        return read
+    left = limit
+    del read.problems[max(1, limit // 4) :]
+    left -= len(read.problems)
+    for entry in read.entries:
+        keep = max(1, min(len(entry.problems), left)) if entry.problems else 0
+        del entry.problems[keep:]
+        left -= keep
+    shown = len(read.problems) + sum(len(e.problems) for e in read.entries)
+    read.problems.append(
+        Problem(
+            Where(file=read.file),
+            f"{total - shown:,} more problems in this file are not listed (policy.yaml limits.max_problems_per_file)",
+            severity="warning",
+        )
+    )
+    return read
 
 
 # ---------------------------------------------------------------------------------------------- YAML
 
 
-def read_yaml(path: Path, *, display_name: str | None = None) -> SourceRead:
-    doc = load_yaml(path, display_name=display_name)
-    return yaml_entries(doc)
+def read_yaml(path: Path, *, display_name: str | None = None, limits: InputLimits | None = None) -> SourceRead:
+    limits = limits or InputLimits()
+    bounds = YamlLimits(limits.max_file_bytes, limits.max_yaml_nodes, limits.max_yaml_aliases)
+    return yaml_entries(load_yaml(path, display_name=display_name, limits=bounds))
+
+
+def _entry_of(doc: YamlDocument, problem: Problem) -> tuple[int | None, bool]:
+    """The index of the entry a YAML problem is inside (None: the file), and whether the file
+    must count as unreadable too (an ambiguous id could make an entry look deleted)."""
+    path = doc.problem_paths.get(problem, ())
+    if len(path) >= 3 and path[0] == "entries" and isinstance(path[1], int):
+        return path[1], path[2] == "id"
+    return None, True
 
 
 def yaml_entries(doc: YamlDocument) -> SourceRead:
-    out = SourceRead(doc.file, problems=list(doc.problems))
+    out = SourceRead(doc.file)
+    by_entry: dict[int, list[Problem]] = {}
+    for problem in doc.problems:
+        index, file_level = _entry_of(doc, problem)
+        if index is not None:
+            by_entry.setdefault(index, []).append(problem)
+        if file_level:
+            out.problems.append(problem)
     if doc.data is None:
         if not doc.problems:
             out.problems.append(
@@ -110,6 +202,9 @@ def yaml_entries(doc: YamlDocument) -> SourceRead:
     for key in doc.data:
         if key != "entries":
             out.problems.append(Problem(doc.where((key,)), "unknown top-level key; only 'entries' is allowed"))
+    if any(doc.problem_paths.get(p) == ("entries",) for p in doc.problems):
+        # two 'entries:' lists: which one staff meant is unknown, so neither is planned
+        return out
     items = doc.data["entries"] or []
     if not isinstance(items, list):
         out.problems.append(Problem(doc.where(("entries",)), "'entries' must be a list of entries (each '- id: ...')"))
@@ -119,7 +214,7 @@ def yaml_entries(doc: YamlDocument) -> SourceRead:
         if not isinstance(item, dict):
             out.problems.append(Problem(locate(()), "an entry must be a mapping of fields (id:, title:, ...)"))
             continue
-        raw = RawEntry(dict(item), locate)
+        raw = RawEntry(dict(item), locate, list(by_entry.get(index, ())))
         for path, value in _strings(item, ()):
             reason = formula_problem(value)
             if reason:
@@ -160,7 +255,7 @@ def decode_csv(raw: bytes) -> tuple[str, str]:
     return raw.decode("cp932"), "cp932"
 
 
-def read_csv(path: Path, *, display_name: str | None = None) -> SourceRead:
+def read_csv(path: Path, *, display_name: str | None = None, max_entries: int | None = None) -> SourceRead:
     name = display_name or path.name
     try:
         text, _ = decode_csv(path.read_bytes())
@@ -170,10 +265,10 @@ def read_csv(path: Path, *, display_name: str | None = None) -> SourceRead:
         return SourceRead(
             name, problems=[Problem(Where(file=name), "cannot read the text: save the CSV as UTF-8 or Shift_JIS")]
         )
-    return csv_entries(text, name)
+    return csv_entries(text, name, max_entries=max_entries)
 
 
-def csv_entries(text: str, name: str) -> SourceRead:
+def csv_entries(text: str, name: str, *, max_entries: int | None = None) -> SourceRead:
     first_line = text.split("\n", 1)[0]
     delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -192,39 +287,123 @@ def csv_entries(text: str, name: str) -> SourceRead:
         rows(),
         cell=lambda row, col, header: Where(file=name, line=row, field=header),
         whole_row=lambda row: Where(file=name, line=row),
+        max_entries=max_entries,
     )
 
 
-def read_xlsx(path: Path, *, display_name: str | None = None) -> SourceRead:
-    """Read the sheet named カレンダー (or the first sheet). Formulas are read as their text and
-    refused, never computed: ``data_only=False`` keeps openpyxl from using cached results."""
+def read_xlsx(path: Path, *, display_name: str | None = None, limits: InputLimits | None = None) -> SourceRead:
+    """Read the visible sheet named カレンダー (or else the first visible sheet), saying which.
+
+    Formulas are read as their text and refused, never computed: ``data_only=False`` keeps
+    openpyxl from using cached results. The workbook is streamed (``read_only``) after its
+    uncompressed size was checked, so a compression bomb is refused before it is inflated.
+    """
     import openpyxl
-    from openpyxl.utils.exceptions import InvalidFileException
 
     name = display_name or path.name
+    limits = limits or InputLimits()
+    refused = _workbook_problem(path, name, limits)
+    if refused:
+        return SourceRead(name, problems=[refused])
     try:
-        book = openpyxl.load_workbook(path, data_only=False)
+        book = openpyxl.load_workbook(path, data_only=False, read_only=True)
     except FileNotFoundError:
         return SourceRead(name, problems=[Problem(Where(file=name), "file not found")])
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except Exception as exc:
         return SourceRead(name, problems=[Problem(Where(file=name), f"cannot open as an Excel workbook ({exc})")])
     try:
-        sheet = book[SHEET_NAME] if SHEET_NAME in book.sheetnames else book.worksheets[0]
+        sheet, notes = _pick_sheet(book, name)
+        if sheet is None:
+            return SourceRead(name, problems=notes)
         prefix = f"{name}!{sheet.title}!"
+        out = SourceRead(name, sheet=sheet.title)
 
         def rows() -> Iterator[tuple[int, list[Any]]]:
-            for cells in sheet.iter_rows(min_row=1):
-                if cells:
-                    yield cells[0].row, [_excel_value(c) for c in cells]
+            for number, cells in enumerate(sheet.iter_rows(max_col=limits.max_sheet_columns), start=1):
+                if number > limits.max_sheet_rows:
+                    raise _TableError(
+                        Problem(
+                            Where(file=f"{prefix}{number}:{number}"),
+                            f"the sheet has more than {limits.max_sheet_rows:,} rows; rows from here on are not "
+                            "read (policy.yaml limits.max_sheet_rows)",
+                        )
+                    )
+                yield number, [_excel_value(c) for c in cells]
 
-        return _table_entries(
+        table = _table_entries(
             name,
             rows(),
             cell=lambda row, col, header: Where(file=f"{prefix}{_letter(col)}{row}", field=header),
             whole_row=lambda row: Where(file=f"{prefix}{row}:{row}"),
+            max_entries=limits.max_entries_per_file,
         )
+        out.entries, out.problems = table.entries, [*notes, *table.problems]
+        return out
     finally:
         book.close()
+
+
+def _workbook_problem(path: Path, name: str, limits: InputLimits) -> Problem | None:
+    """What keeps the file from being read as a workbook, judged from its bytes before parsing."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+        if head.startswith(OLE_SIGNATURE):
+            handle.seek(0)
+            directory = handle.read(min(limits.max_file_bytes, 4_000_000))
+            if ENCRYPTION_STREAM in directory:
+                return Problem(
+                    Where(file=name),
+                    "the workbook is password-protected (encrypted), so it cannot be read; save a copy "
+                    "without a password (File > Info > Protect Workbook)",
+                )
+            return Problem(
+                Where(file=name),
+                "this is an old Excel 97-2003 workbook (.xls format) with an .xlsx name; save it as "
+                "'Excel Workbook (*.xlsx)'",
+            )
+    if not head.startswith(ZIP_SIGNATURE):
+        return Problem(
+            Where(file=name), "cannot open as an Excel workbook (an .xlsx file is a zip archive; this one is not)"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        return Problem(Where(file=name), f"cannot open as an Excel workbook ({exc})")
+    inflated = sum(m.file_size for m in members)
+    if inflated > limits.max_workbook_bytes:
+        return Problem(
+            Where(file=name),
+            f"the workbook unpacks to {inflated:,} bytes; at most {limits.max_workbook_bytes:,} are read "
+            "(policy.yaml limits.max_workbook_bytes): remove pictures or unused sheets, or split it",
+        )
+    return None
+
+
+def _pick_sheet(book: Any, name: str) -> tuple[Any, list[Problem]]:
+    """The worksheet to read and notes on the choice: hidden sheets are never read."""
+    visible = [ws for ws in book.worksheets if getattr(ws, "sheet_state", "visible") == "visible"]
+    hidden = [ws.title for ws in book.worksheets if ws not in visible]
+    named = next((ws for ws in visible if ws.title == SHEET_NAME), None)
+    if named is not None:
+        return named, []
+    if not visible:
+        return None, [Problem(Where(file=name), "the workbook has no visible worksheet; nothing was read")]
+    chosen = visible[0]
+    if len(book.worksheets) == 1:
+        return chosen, []  # the only sheet: nothing to choose between
+    why = (
+        f"the sheet '{SHEET_NAME}' is hidden and was not read"
+        if SHEET_NAME in hidden
+        else f"no visible sheet is named '{SHEET_NAME}'"
+    )
+    return chosen, [
+        Problem(
+            Where(file=f"{name}!{chosen.title}"),
+            f"{why}; the first visible sheet '{chosen.title}' was read instead",
+            severity="warning",
+        )
+    ]
 
 
 def _excel_value(cell: Any) -> Any:
@@ -254,6 +433,7 @@ def _table_entries(
     *,
     cell: Callable[[int, int, str | None], Where],
     whole_row: Callable[[int], Where],
+    max_entries: int | None = None,
 ) -> SourceRead:
     """Shared by CSV and Excel: find the header row, map columns, turn each data row into a RawEntry."""
     out = SourceRead(name)
@@ -276,6 +456,8 @@ def _table_entries(
             raw = _row_entry(row, values, header, mapping, closed, cell, whole_row)
             if raw is not None:
                 out.entries.append(raw)
+                if max_entries is not None and len(out.entries) > max_entries:
+                    break  # one past the limit, so that the cap can say where the rest starts
     except _TableError as exc:
         out.problems.append(exc.problem)
     return out

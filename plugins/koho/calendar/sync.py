@@ -34,20 +34,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from koho.calendar.rules import PlannedSlot
+from koho.calendar.rules import PlannedSlot, existing_slots
 from koho.calendar.schema import CalendarEntry as FileEntry
 from koho.calendar.sources import SourceRead, calendar_files, read_source
 from koho.calendar.validate import CalendarLoad, validate_sources
 from koho.config.loader import KohoConfig, include_dir
 from koho.errors import Problem, Where
-from koho.ledger import repo
+from koho.ledger import accounts, deliveries, entries
 from koho.ledger.db import Ledger
-from koho.ledger.models import Account, DeliveryStatus, EntryOrigin, EntryStatus
+from koho.ledger.entries import EntrySummary
 from koho.ledger.models import CalendarEntry as LedgerEntry
-from koho.ledger.models import Delivery as LedgerDelivery
+from koho.ledger.models import DeliveryStatus, EntryOrigin, EntryStatus
 from koho.timeutil import to_local, utcnow
 
 log = logging.getLogger(__name__)
@@ -75,14 +74,6 @@ PUBLISHED_STATUSES = frozenset(
 )
 #: Ledger statuses in which the entry still waits to go out (and may be re-planned).
 OPEN_STATUSES = frozenset({EntryStatus.PLANNED.value, EntryStatus.AWAITING_APPROVAL.value, EntryStatus.APPROVED.value})
-#: Deliveries that count against caps and spacing (not failed or cancelled ones).
-COUNTING = (
-    DeliveryStatus.PLANNED.value,
-    DeliveryStatus.AWAITING_APPROVAL.value,
-    DeliveryStatus.SENDING.value,
-    DeliveryStatus.PUBLISHED.value,
-    DeliveryStatus.NEEDS_ATTENTION.value,
-)
 #: Prefix of the content hash of an entry cancelled because it left the files (see _handle_removed).
 REMOVED_PREFIX = "removed:"
 #: Deliveries planned within this much of "now" make the sync ask calendar_publish to run at once.
@@ -129,6 +120,7 @@ class SyncReport:
 
     directory: str
     files: list[str] = field(default_factory=list)
+    sheets: dict[str, str] = field(default_factory=dict)  # workbook -> the worksheet that was read
     entries: int = 0
     created: list[str] = field(default_factory=list)
     revised: list[str] = field(default_factory=list)
@@ -170,19 +162,23 @@ def sync_calendar(
     directory = Path(directory or calendar_dir())
     lead = deadline_lead() if approval_lead is None else approval_lead
     report = SyncReport(directory=str(directory))
-    reads = [read_source(path) for path in calendar_files(directory)]
+    limits = config.policy.limits if config.policy else None
+    reads = [read_source(path, limits=limits) for path in calendar_files(directory)]
     report.files = [r.file for r in reads]
+    report.sheets = {r.file: r.sheet for r in reads if r.sheet}
 
     with ledger.session() as session:
         # The registry first, so that a newly added account can be planned right away.
-        repo.upsert_accounts(session, registry_rows(config) + channel_accounts(config))
+        accounts.upsert_accounts(session, registry_rows(config) + channel_accounts(config))
         existing = _existing_slots(session, now)
-        known = _known_entries(session)
+        known = entries.entry_summaries(session)
         past = {e.id for e in known.values() if e.publish_at <= now}
 
     load = validate_sources(reads, config, now=now, existing=existing, media_dir=media_dir, published=past)
     report.entries = len(load.entries)
-    named = _entry_namer(reads)
+    loaded = {e.id for e in load.entries}
+    kept = {i: k.status for i, k in known.items() if i not in loaded}
+    named = _entry_namer(reads, kept)
     for problem in load.problems:
         (report.errors if problem.severity == "error" else report.warnings).append(named(problem))
 
@@ -203,10 +199,12 @@ def sync_calendar(
     return report
 
 
-def _entry_namer(reads: list[SourceRead]):
+def _entry_namer(reads: list[SourceRead], kept: dict[str, str]):
     """A function giving ``problem`` as text, followed by ``[entry '<id>']`` when the entry's id can be read.
 
-    Validation messages name the place (file, line, field); staff also want the entry's id.
+    Validation messages name the place (file, line, field); staff also want the entry's id. An
+    error about an entry the ledger already holds (``kept``: id -> status) also says that the
+    entry is not planned from the broken content and keeps what it had.
     """
     starts: dict[str, list[tuple[int, str]]] = {}
     for read in reads:
@@ -224,7 +222,14 @@ def _entry_namer(reads: list[SourceRead]):
         for line, entry_id in starts.get(where.file or "", []):
             if where.line and line <= where.line:
                 found = entry_id
-        return f"{problem} [entry '{found}']" if found else str(problem)
+        if not found:
+            return str(problem)
+        if problem.severity == "error" and found in kept:
+            return (
+                f"{problem} [entry '{found}']; not planned from this content: the entry keeps what the "
+                f"ledger had ({kept[found]}) until the file is corrected"
+            )
+        return f"{problem} [entry '{found}']"
 
     return name
 
@@ -233,45 +238,7 @@ def _existing_slots(session: Session, now: datetime) -> list[PlannedSlot]:
     """Deliveries the ledger already counts against caps: first parts, on accounts that count."""
     from koho.channels.registry import exempt_from_caps
 
-    rows = session.execute(
-        select(LedgerDelivery.account_id, LedgerDelivery.due_at, LedgerDelivery.entry_id, LedgerEntry.origin)
-        .join(LedgerEntry, LedgerEntry.id == LedgerDelivery.entry_id)
-        .where(
-            LedgerDelivery.status.in_(COUNTING),
-            LedgerDelivery.part_index == 0,
-            LedgerDelivery.account_id.not_in(exempt_from_caps()),
-            LedgerDelivery.due_at >= now - timedelta(days=2),
-        )
-    ).all()
-    return [
-        PlannedSlot(r.account_id, r.due_at, r.entry_id, emergency=r.origin == EntryOrigin.EMERGENCY.value) for r in rows
-    ]
-
-
-@dataclass(frozen=True)
-class _Known:
-    id: str
-    status: str
-    revision: int
-    content_hash: str
-    publish_at: datetime
-    source: str
-    origin: str
-
-
-def _known_entries(session: Session) -> dict[str, _Known]:
-    rows = session.execute(
-        select(
-            LedgerEntry.id,
-            LedgerEntry.status,
-            LedgerEntry.revision,
-            LedgerEntry.content_hash,
-            LedgerEntry.publish_at,
-            LedgerEntry.source,
-            LedgerEntry.origin,
-        )
-    ).all()
-    return {r.id: _Known(*r) for r in rows}
+    return existing_slots(deliveries.planned_slots(session, since=now, exempt_accounts=exempt_from_caps()))
 
 
 def _source_parts(label: str | None) -> tuple[str, int | None]:
@@ -305,7 +272,7 @@ def entry_values(entry: FileEntry, *, status: str | None = None) -> dict[str, An
 def _sync_entry(
     session: Session,
     entry: FileEntry,
-    known: _Known | None,
+    known: EntrySummary | None,
     report: SyncReport,
     *,
     now: datetime,
@@ -324,7 +291,7 @@ def _sync_entry(
         )
         return
     if known is not None and known.content_hash != digest:
-        published = known.status in PUBLISHED_STATUSES or _has_published(session, entry.id)
+        published = known.status in PUBLISHED_STATUSES or deliveries.has_published(session, entry.id)
         if not published and not cancelled and entry.publish_at <= now:
             # Changed, but its time has passed: planning it now would post it late and unasked.
             report.warnings.append(
@@ -338,7 +305,7 @@ def _sync_entry(
                 )
             )
             return
-    result = repo.upsert_entry(session, entry_values(entry, status="cancelled" if cancelled else None), now=now)
+    result = entries.upsert_entry(session, entry_values(entry, status="cancelled" if cancelled else None), now=now)
     row = result.entry
     if result.created:
         report.created.append(entry.id)
@@ -348,7 +315,7 @@ def _sync_entry(
         report.unchanged += 1
 
     if result.revised:
-        old = repo.cancel_deliveries(
+        old = deliveries.cancel_deliveries(
             session,
             entry.id,
             below_revision=row.revision,
@@ -367,26 +334,15 @@ def _sync_entry(
             report.alerts.append(_changed_after_publish_alert(session, row, cancelled=cancelled))
         return
     if cancelled:
-        gone = repo.cancel_deliveries(session, entry.id, reason="cancelled in the calendar", now=now)
+        gone = deliveries.cancel_deliveries(session, entry.id, reason="cancelled in the calendar", now=now)
         _note_cancelled(report, entry.id, gone.cancelled)
         if row.status != EntryStatus.CANCELLED.value and row.status not in PUBLISHED_STATUSES:
-            repo.set_entry_status(session, entry.id, EntryStatus.CANCELLED.value, now=now)
+            entries.set_entry_status(session, entry.id, EntryStatus.CANCELLED.value, now=now)
         return
     if result.changed and row.status in OPEN_STATUSES and row.publish_at > now:
         # Only when something changed (new, revised, or whom it reaches): planning is idempotent,
         # but a large calendar would otherwise re-plan every entry every five minutes.
         _plan(session, row, entry, report, now=now, limits=limits)
-
-
-def _has_published(session: Session, entry_id: str) -> bool:
-    return (
-        session.scalar(
-            select(LedgerDelivery.id)
-            .where(LedgerDelivery.entry_id == entry_id, LedgerDelivery.status == DeliveryStatus.PUBLISHED.value)
-            .limit(1)
-        )
-        is not None
-    )
 
 
 def _plan(
@@ -396,9 +352,8 @@ def _plan(
     from koho.channels.registry import channels_in
     from koho.delivery.planner import plan_entry
 
-    accounts = {a.id: a for a in session.scalars(select(Account))}
     waiting = row.approval_required and row.status != EntryStatus.APPROVED.value
-    outcome = plan_entry(session, row, accounts, limits=limits, awaiting_approval=waiting)
+    outcome = plan_entry(session, row, accounts.accounts_by_id(session), limits=limits, awaiting_approval=waiting)
     if outcome.created:
         report.planned[entry.id] = outcome.created
     if outcome.problems:
@@ -413,19 +368,10 @@ def _plan(
                 )
             )
     targets = set(entry.accounts) | set(channels_in(entry.channels))
-    stale = (
-        set(
-            session.scalars(
-                select(LedgerDelivery.account_id).where(
-                    LedgerDelivery.entry_id == entry.id, LedgerDelivery.revision == row.revision
-                )
-            )
-        )
-        - targets
-    )
+    stale = {d.account_id for d in deliveries.for_entry(session, entry.id, revision=row.revision)} - targets
     if stale:
         reasons = {a: entry.excluded_accounts.get(a, "no longer a target of the entry") for a in stale}
-        gone = repo.cancel_deliveries(
+        gone = deliveries.cancel_deliveries(
             session,
             entry.id,
             account_ids=sorted(stale),
@@ -445,7 +391,7 @@ def _handle_removed(
     ledger: Ledger,
     reads: list[SourceRead],
     load: CalendarLoad,
-    known: dict[str, _Known],
+    known: dict[str, EntrySummary],
     report: SyncReport,
     *,
     now: datetime,
@@ -465,13 +411,12 @@ def _handle_removed(
         if entry.status not in OPEN_STATUSES and entry.status not in PUBLISHED_STATUSES:
             continue
         with ledger.session() as session:
-            gone = repo.cancel_deliveries(session, entry_id, reason="removed from the calendar files", now=now)
+            gone = deliveries.cancel_deliveries(session, entry_id, reason="removed from the calendar files", now=now)
             if entry.status in OPEN_STATUSES:
-                repo.set_entry_status(session, entry_id, EntryStatus.CANCELLED.value, now=now)
+                entries.set_entry_status(session, entry_id, EntryStatus.CANCELLED.value, now=now)
                 # Should the entry come back (a file moved in two steps, restored from a backup),
                 # it must be planned again: a content hash it cannot match makes that a new revision.
-                row = session.get(LedgerEntry, entry_id)
-                row.content_hash = f"{REMOVED_PREFIX}{row.content_hash}"[:128]
+                entries.forget_content(session, entry_id, REMOVED_PREFIX)
         if gone.cancelled or entry.status in OPEN_STATUSES:
             report.removed.append(entry_id)
             _note_cancelled(report, entry_id, gone.cancelled)
@@ -483,20 +428,7 @@ def _handle_removed(
 def _approval_requests(ledger: Ledger, *, now: datetime, lead: timedelta, deadline: Any) -> list[dict[str, Any]]:
     """One request per entry revision whose deliveries await approval and whose time is ahead."""
     with ledger.session(readonly=True) as session:
-        rows = session.execute(
-            select(LedgerEntry.id, LedgerEntry.revision, LedgerEntry.publish_at, LedgerEntry.title)
-            .where(LedgerEntry.status == EntryStatus.AWAITING_APPROVAL.value, LedgerEntry.publish_at > now)
-            .where(
-                select(LedgerDelivery.id)
-                .where(
-                    LedgerDelivery.entry_id == LedgerEntry.id,
-                    LedgerDelivery.revision == LedgerEntry.revision,
-                    LedgerDelivery.status == DeliveryStatus.AWAITING_APPROVAL.value,
-                )
-                .exists()
-            )
-            .order_by(LedgerEntry.publish_at, LedgerEntry.id)
-        ).all()
+        rows = entries.awaiting_approval(session, after=now)
     return [
         {
             "entry_id": r.id,
@@ -511,19 +443,10 @@ def _approval_requests(ledger: Ledger, *, now: datetime, lead: timedelta, deadli
 
 
 def _due_soon(ledger: Ledger, report: SyncReport, *, now: datetime) -> int:
-    entries = list(report.planned)
-    if not entries:
+    if not report.planned:
         return 0
     with ledger.session(readonly=True) as session:
-        return len(
-            session.scalars(
-                select(LedgerDelivery.id).where(
-                    LedgerDelivery.entry_id.in_(entries),
-                    LedgerDelivery.status == DeliveryStatus.PLANNED.value,
-                    LedgerDelivery.due_at <= now + KICK_HORIZON,
-                )
-            ).all()
-        )
+        return deliveries.count_due(session, report.planned, until=now + KICK_HORIZON)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,11 +471,7 @@ def _problems_alert(problems: list[str], *, now: datetime) -> AlertOut:
 
 
 def _changed_after_publish_alert(session: Session, row: LedgerEntry, *, cancelled: bool) -> AlertOut:
-    posts = session.execute(
-        select(LedgerDelivery.account_id, LedgerDelivery.remote_url, LedgerDelivery.remote_id)
-        .where(LedgerDelivery.entry_id == row.id, LedgerDelivery.status == DeliveryStatus.PUBLISHED.value)
-        .order_by(LedgerDelivery.account_id, LedgerDelivery.part_index)
-    ).all()
+    posts = deliveries.for_entry(session, row.id, status=DeliveryStatus.PUBLISHED.value)
     where = ", ".join(f"{p.account_id} ({p.remote_url or p.remote_id})" for p in posts) or "(see the calendar view)"
     what = "was cancelled in the calendar" if cancelled else "was changed in the calendar"
     return AlertOut(

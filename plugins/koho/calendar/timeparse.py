@@ -18,12 +18,18 @@ EXAMPLE = "'2027-01-05 09:00' (JST) or '2027-01-05T09:00:00+09:00'"
 
 _LOCAL = re.compile(
     r"""(?P<y>\d{4})\s*[-/.年]\s*(?P<mo>\d{1,2})\s*[-/.月]\s*(?P<d>\d{1,2})\s*日?
-        \s*(?:\([^)]{1,3}\))?                                   # weekday, e.g. (火)
+        \s*(?:\((?P<wd>[^)]{1,3})\))?                            # weekday, e.g. (火)
         \s*(?:[T\s]\s*)?
         (?P<h>\d{1,2})\s*[:時]\s*(?P<mi>\d{2})?\s*分?(?::(?P<s>\d{2}))?
         (?P<tz>\s*(?:Z|[+-]\d{2}:?\d{2}|JST))?$""",
     re.VERBOSE | re.IGNORECASE,
 )
+_WEEKDAYS = {
+    **{name: i for i, name in enumerate("月火水木金土日")},
+    **{f"{name}曜": i for i, name in enumerate("月火水木金土日")},
+    **{f"{name}曜日": i for i, name in enumerate("月火水木金土日")},
+    **{name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))},
+}
 _DATE_ONLY = re.compile(r"\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}\s*日?\s*(?:\([^)]{1,3}\))?")
 
 
@@ -43,11 +49,12 @@ def parse_publish_at(value: object) -> datetime:
         if _DATE_ONLY.fullmatch(text):
             raise ValueError(f"'{value}' has no time of day; expected a date and time like {EXAMPLE}")
         raise ValueError(f"cannot read '{value}' as a date and time; expected {EXAMPLE}")
-    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None and k != "tz"}
+    parts = {k: int(v) for k, v in match.groupdict().items() if v is not None and k not in ("tz", "wd")}
     try:
         moment = datetime(parts["y"], parts["mo"], parts["d"], parts["h"], parts.get("mi", 0), parts.get("s", 0))
     except ValueError as exc:
         raise ValueError(f"'{value}' is not a real date and time ({exc}); expected {EXAMPLE}") from None
+    _check_weekday(moment, match.group("wd"), value)
     offset = (match.group("tz") or "").strip().upper()
     if offset and offset != "JST":
         iso = moment.isoformat() + ("+00:00" if offset == "Z" else _colon(offset))
@@ -60,3 +67,18 @@ def parse_publish_at(value: object) -> datetime:
 
 def _colon(offset: str) -> str:
     return offset if ":" in offset else f"{offset[:3]}:{offset[3:]}"
+
+
+def _check_weekday(moment: datetime, written: str | None, value: object) -> None:
+    """A weekday in parentheses must be the date's: ``2027-01-05(月)`` is a typo in the date or the day."""
+    if written is None:
+        return
+    key = written.strip().lower()
+    if key not in _WEEKDAYS:
+        raise ValueError(f"'{value}': '({written})' is not a weekday; write it like (火) or leave it out")
+    if _WEEKDAYS[key] != moment.weekday():
+        actual = "月火水木金土日"[moment.weekday()]
+        raise ValueError(
+            f"'{value}': {moment:%Y-%m-%d} is a {moment:%A} ({actual}), not ({written}); "
+            "correct the date or the weekday"
+        )

@@ -27,9 +27,10 @@ from koho.calendar.targets import resolve_targets
 from koho.calendar.timeparse import EXAMPLE
 from koho.config.loader import KohoConfig
 from koho.config.loader import media_dir as default_media_dir
-from koho.config.schema import AccountConfig
+from koho.config.schema import AccountConfig, InputLimits
 from koho.errors import HasProblems, InputError, KohoError, Problem
 from koho.platforms.registry import PLATFORMS
+from koho.text.hygiene import link_problems, text_problems
 from koho.timeutil import holiday_name, to_local
 
 _INPUT_FIELDS = [name for name in CalendarEntry.model_fields if name not in RESOLVED_FIELDS]
@@ -75,7 +76,8 @@ def load_calendar(
     replaced by the file's version). ``published`` lists entry ids already delivered, whose time
     may lie in the past without being an error. ``media_dir`` defaults to include/media.
     """
-    reads = [read_source(path) for path in calendar_files(Path(directory))]
+    limits = config.policy.limits if config.policy else None
+    reads = [read_source(path, limits=limits) for path in calendar_files(Path(directory))]
     return validate_sources(reads, config, now=now, existing=existing, media_dir=media_dir, published=published)
 
 
@@ -110,7 +112,7 @@ def validate_sources(
                     )
                 else:
                     first_place[key] = str(replace(raw.where(("id",)), field=None))
-            found, result = checker.check(raw)
+            found, result = checker.guarded_check(raw)
             problems += found
             if duplicate:
                 problems.append(duplicate)
@@ -166,7 +168,19 @@ class _EntryChecker:
         self.now = now
         self.media_dir = media_dir
         self.published = published
-        self._fits: dict[tuple, str | None] = {}
+        self.limits = config.policy.limits if config.policy else InputLimits()
+        self.own_domains = config.policy.genuine_domains() if config.policy else []
+        self._fits: dict[tuple, tuple[str | None, int]] = {}
+
+    def guarded_check(self, raw: RawEntry) -> tuple[list[Problem], _Accepted | None]:
+        """:meth:`check`, with anything unforeseen in the entry reported at the entry, not raised."""
+        try:
+            return self.check(raw)
+        except Exception as exc:
+            return [
+                *raw.problems,
+                Problem(raw.where(()), f"the entry cannot be checked ({exc}); it is not loaded"),
+            ], None
 
     def check(self, raw: RawEntry) -> tuple[list[Problem], _Accepted | None]:
         problems = list(raw.problems)
@@ -185,6 +199,7 @@ class _EntryChecker:
             return problems + [_schema_problem(raw, err) for err in errors], None
         if "social" in entry.channels and not entry.targets:
             problems.append(Problem(raw.where(("targets",)), f"a social post needs targets: {_HINTS['targets']}"))
+        problems += self._text_problems(raw, entry)
         if _has_errors(problems):
             return problems, None
 
@@ -206,6 +221,30 @@ class _EntryChecker:
         return problems, _Accepted(raw, entry, accounts, excluded)
 
     # -- the entry as a whole ------------------------------------------------------------------
+
+    def _text_problems(self, raw: RawEntry, entry: CalendarEntry) -> list[Problem]:
+        """The text rules (:mod:`koho.text.hygiene`) and the length bound, on every text field."""
+        out: list[Problem] = []
+        texts: list[tuple[tuple, str]] = [(("title",), entry.title), (("text",), entry.text)]
+        texts += [(("overrides", key), value) for key, value in entry.overrides.items()]
+        if entry.category:
+            texts.append((("category",), entry.category))
+        limit = self.limits.max_text_chars
+        for path, value in texts:
+            if len(value) > limit:
+                out.append(
+                    Problem(
+                        raw.where(path),
+                        f"{len(value):,} characters; at most {limit:,} are accepted before fitting "
+                        "(policy.yaml limits.max_text_chars): shorten it or link to a page with the full text",
+                    )
+                )
+                continue
+            for reason in text_problems(value, own_domains=self.own_domains, formulas=False):
+                out.append(Problem(raw.where(path), reason))
+        if entry.link:
+            out += [Problem(raw.where(("link",)), r) for r in link_problems(entry.link, own_domains=self.own_domains)]
+        return out
 
     def _entry_problems(self, raw: RawEntry, entry: CalendarEntry) -> list[Problem]:
         out: list[Problem] = []
@@ -316,29 +355,41 @@ class _EntryChecker:
                 )
             )
         text, source = entry.text_for(account.id, account.platform)
-        reason = self._fit(account.platform, text, entry, rule)
-        if reason:
-            path = ("overrides", source.split(".", 1)[1]) if source.startswith("overrides.") else ("text",)
-            out.append(
-                Problem(
-                    raw.where(path, account=account.id),
-                    f"text does not fit {account.platform} even after fitting: {reason}; shorten the "
-                    f"text or give this platform its own text (overrides / {account.platform}用本文)",
-                )
-            )
+        reason, parts = self._fit(account.platform, text, entry, rule)
+        path = ("overrides", source.split(".", 1)[1]) if source.startswith("overrides.") else ("text",)
+        message, severity = self._length_finding(account.platform, reason, parts)
+        if message:
+            out.append(Problem(raw.where(path, account=account.id), message, severity=severity))
         return out
 
-    def _fit(self, platform: str, text: str, entry: CalendarEntry, rule: Any) -> str | None:
-        """Why the text cannot be fitted to the platform, or None; cached per platform and text."""
+    def _length_finding(self, platform: str, reason: str | None, parts: int) -> tuple[str | None, str]:
+        """What to say about a text's fitting on ``platform``: (message or None, severity)."""
+        own_text = f"give this platform its own text (overrides / {platform}用本文)"
+        if reason:
+            return f"text does not fit {platform} even after fitting: {reason}; shorten the text or {own_text}", "error"
+        if parts > self.limits.max_thread_parts:
+            return (
+                f"the text would be posted on {platform} as a thread of {parts} posts; at most "
+                f"{self.limits.max_thread_parts} are allowed (policy.yaml limits.max_thread_parts): "
+                f"shorten it or {own_text}",
+                "error",
+            )
+        if parts > self.limits.warn_thread_parts:
+            return f"the text will be posted on {platform} as a thread of {parts} posts", "warning"
+        return None, "warning"
+
+    def _fit(self, platform: str, text: str, entry: CalendarEntry, rule: Any) -> tuple[str | None, int]:
+        """Why the text cannot be fitted to the platform (or None) and how many posts it makes;
+        cached per platform and text."""
         from koho.text.fitting import fit
 
         key = (platform, text, entry.link, tuple(entry.hashtags))
         if key not in self._fits:
             try:
-                fit(platform, text, link=entry.link, hashtags=entry.hashtags, rule=rule)
-                self._fits[key] = None
+                fitted = fit(platform, text, link=entry.link, hashtags=entry.hashtags, rule=rule)
+                self._fits[key] = (None, len(fitted.parts))
             except KohoError as exc:
-                self._fits[key] = str(exc)
+                self._fits[key] = (str(exc), 0)
         return self._fits[key]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,13 +20,11 @@ from filelock import FileLock, Timeout
 
 from koho.config.loader import include_dir
 from koho.errors import KohoError
+from koho.text.cells import XML_ILLEGAL
 
 LOCK_FILE = ".koho.lock"
 #: How long a writer waits for another one of the same folder; rendering a feed takes well under a second.
 LOCK_TIMEOUT_SECONDS = 60.0
-
-#: Characters XML 1.0 forbids even when escaped; pasted text sometimes carries them.
-_XML_ILLEGAL = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 class ChannelError(KohoError):
@@ -89,7 +86,7 @@ def folder_lock(folder: Path, *, timeout: float | None = None) -> Iterator[None]
 
 def xml_safe(text: str) -> str:
     """``text`` without the control characters that would make an XML document ill-formed."""
-    return _XML_ILLEGAL.sub("", text)
+    return XML_ILLEGAL.sub("", text)
 
 
 def is_web_url(value: str) -> bool:

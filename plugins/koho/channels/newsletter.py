@@ -10,8 +10,9 @@ Why some details matter:
 * **Months are Japan months.** A post at 00:30 JST on 1 December is 15:30 UTC on 30 November
   and belongs to the December issue; bounds are computed in Asia/Tokyo, then converted.
 * **Formula injection.** Post texts and titles come from staff and may start with ``=``, ``+``,
-  ``-`` or ``@``; Excel would run such a cell as a formula. Such cells are written with a
-  leading apostrophe (OWASP's advice for CSV/spreadsheet export), in the workbook and the CSV.
+  ``-`` or ``@``; Excel would run such a cell as a formula. Every cell goes through
+  :func:`koho.text.cells.safe_cell` (leading apostrophe, no characters XML cannot hold), in
+  the workbook and the CSV.
 * **Length.** Texts are trimmed to ``max_item_chars`` at a sentence end (。！？) with "…", so an
   editor never gets half a sentence unless a single sentence is longer than half the space.
 """
@@ -32,13 +33,13 @@ from typing import Any
 from koho.channels._common import atomic_write_bytes, atomic_write_text, is_web_url, resolve_output_dir
 from koho.config.schema import NewsletterChannel
 from koho.templating import render_html
+from koho.text.cells import XML_ILLEGAL, safe_cell
 from koho.timeutil import local_zone, to_local
 
 log = logging.getLogger(__name__)
 
 UNCATEGORISED = "その他"
 SUMMARY_SHEET = "概要"
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 SENTENCE_ENDS = "。！？"
 ELLIPSIS = "…"
 COLUMNS = ("公開日時（JST）", "タイトル", "本文", "掲載先", "URL", "エントリーID")
@@ -88,10 +89,8 @@ def month_bounds(year: int, month: int) -> tuple[datetime, datetime]:
 
 
 def neutralise(value: Any) -> Any:
-    """A cell value Excel will show as text: formula-like strings get a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
-        return "'" + value
-    return value
+    """A cell value Excel will show as text (see :func:`koho.text.cells.safe_cell`)."""
+    return safe_cell(value)
 
 
 def trim_text(text: str, max_chars: int) -> str:
@@ -140,32 +139,13 @@ def month_rows(session: Any, year: int, month: int) -> list[dict[str, Any]]:
     An entry belongs to the month of its first published delivery, so a post that went to one
     account at 23:59 and another at 00:01 appears once, with both accounts.
     """
-    from sqlalchemy import func, select
-
-    from koho.ledger.models import Account, CalendarEntry, Delivery, DeliveryStatus
+    from koho.ledger import deliveries as ledger_deliveries
 
     start, end = month_bounds(year, month)
-    published = DeliveryStatus.PUBLISHED.value
-    first = (
-        select(Delivery.entry_id, func.min(Delivery.published_at).label("first_published"))
-        .where(Delivery.status == published, Delivery.published_at.is_not(None))
-        .group_by(Delivery.entry_id)
-        .subquery()
-    )
-    entries = session.execute(
-        select(CalendarEntry, first.c.first_published)
-        .join(first, first.c.entry_id == CalendarEntry.id)
-        .where(first.c.first_published >= start, first.c.first_published < end)
-        .order_by(first.c.first_published, CalendarEntry.id)
-    ).all()
+    entries = ledger_deliveries.first_published_between(session, start, end)
     if not entries:
         return []
-    deliveries = session.execute(
-        select(Delivery, Account)
-        .join(Account, Account.id == Delivery.account_id)
-        .where(Delivery.entry_id.in_([e.id for e, _ in entries]), Delivery.status == published)
-        .order_by(Delivery.published_at, Delivery.account_id, Delivery.part_index)
-    ).all()
+    deliveries = ledger_deliveries.published_with_accounts(session, [e.id for e, _ in entries])
     by_entry: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
     for delivery, account in deliveries:
         by_entry[delivery.entry_id].append((delivery, account))
@@ -340,7 +320,7 @@ def _sheet_names(categories: list[str]) -> list[str]:
     used = {SUMMARY_SHEET.lower(), "history"}
     names = []
     for category in categories:
-        base = re.sub(r"[\[\]:*?/\\]", "_", category).strip("'").strip() or UNCATEGORISED
+        base = re.sub(r"[\[\]:*?/\\]", "_", XML_ILLEGAL.sub("", category)).strip("'").strip() or UNCATEGORISED
         base = base[:31]
         name, n = base, 2
         while name.lower() in used:

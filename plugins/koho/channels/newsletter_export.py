@@ -13,12 +13,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from koho.channels.newsletter import export_month, month_bounds, month_rows
 from koho.config.loader import KohoConfig
+from koho.ledger import entries
 from koho.ledger.db import Ledger
-from koho.ledger.models import CalendarEntry as LedgerEntry
 from koho.ledger.models import EntryStatus
 from koho.timeutil import to_local, utcnow
 
@@ -39,11 +37,7 @@ def newsletter_rows(session: Any, year: int, month: int) -> list[dict[str, Any]]
     rows = [r for r in month_rows(session, year, month) if _wants_newsletter(session, r["entry_id"])]
     seen = {r["entry_id"] for r in rows}
     start, end = month_bounds(year, month)
-    only = session.scalars(
-        select(LedgerEntry)
-        .where(LedgerEntry.publish_at >= start, LedgerEntry.publish_at < end)
-        .order_by(LedgerEntry.publish_at, LedgerEntry.id)
-    ).all()
+    only = entries.due_between(session, start, end)
     for entry in only:
         channels = (entry.payload or {}).get("channels") or []
         if entry.id in seen or channels != [NEWSLETTER] or entry.status in _NOT_OUT:
@@ -64,7 +58,7 @@ def newsletter_rows(session: Any, year: int, month: int) -> list[dict[str, Any]]
 
 
 def _wants_newsletter(session: Any, entry_id: str) -> bool:
-    entry = session.get(LedgerEntry, entry_id)
+    entry = entries.get_entry(session, entry_id)
     return (
         entry is not None
         and entry.status not in _NOT_OUT

@@ -199,6 +199,24 @@ class NewsletterChannel(Strict):
     max_item_chars: int = Field(default=400, ge=20)
 
 
+class InputLimits(Strict):
+    """Bounds on what one input file or text may make Koho do: past them, a clear error, not a
+    run that takes minutes and ends out of memory. The defaults are far above any real calendar
+    (a busy city plans a few hundred posts a month) and far below what hurts a worker."""
+
+    max_file_bytes: int = Field(default=3_000_000, ge=10_000)
+    max_workbook_bytes: int = Field(default=30_000_000, ge=100_000)  # uncompressed, all parts together
+    max_sheet_rows: int = Field(default=20_000, ge=10)
+    max_sheet_columns: int = Field(default=100, ge=20)
+    max_yaml_nodes: int = Field(default=200_000, ge=100)  # values after expanding aliases
+    max_yaml_aliases: int = Field(default=100, ge=0)
+    max_entries_per_file: int = Field(default=2_000, ge=1)
+    max_problems_per_file: int = Field(default=200, ge=10)  # listed; every refused entry still says why
+    max_text_chars: int = Field(default=8_000, ge=100)  # before fitting; above LINE's 5000, far below a flood
+    max_thread_parts: int = Field(default=8, ge=1)
+    warn_thread_parts: int = Field(default=4, ge=1)
+
+
 class Channels(Strict):
     website: WebsiteChannel
     newsletter: NewsletterChannel = NewsletterChannel()
@@ -230,7 +248,18 @@ class Policy(Strict):
     review: ReviewWeights = ReviewWeights()
     channels: Channels
     mail: MailPolicy = MailPolicy()
+    #: Domains that are the city's own, besides the website's: links must not imitate them.
+    own_domains: list[Annotated[str, Field(min_length=3, max_length=253)]] = Field(default_factory=list)
+    limits: InputLimits = InputLimits()
     feedback: FeedbackPolicy = FeedbackPolicy()
+
+    def genuine_domains(self) -> list[str]:
+        """The city's own domains: ``own_domains`` and the website's host."""
+        from urllib.parse import urlsplit
+
+        host = urlsplit(str(self.channels.website.base_url)).hostname or ""
+        bare = host.removeprefix("www.")
+        return list(dict.fromkeys(d.lower().strip(".") for d in (*self.own_domains, host, bare) if d))
 
     @field_validator("timezone")
     @classmethod

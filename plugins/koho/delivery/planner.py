@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from koho.channels.registry import channels_in
 from koho.delivery.publishers import capabilities_of
 from koho.errors import KohoError
-from koho.ledger import repo
+from koho.ledger import deliveries as ledger_deliveries
 from koho.ledger.models import Account, CalendarEntry, Delivery
 from koho.text.fitting import fit
 from koho.text.rules import rules_for
@@ -114,7 +114,7 @@ def plan_entry(
             continue
         parent: Delivery | None = None
         for index, part in enumerate(parts):
-            result = repo.plan_delivery(
+            result = ledger_deliveries.plan_delivery(
                 session,
                 entry_id=entry.id,
                 account_id=account_id,

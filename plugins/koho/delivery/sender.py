@@ -26,7 +26,7 @@ from typing import Any
 
 from koho.config import KohoConfig, load_config
 from koho.delivery.publishers import Publication, Publisher, publisher_for
-from koho.ledger import repo
+from koho.ledger import accounts, deliveries, entries
 from koho.ledger.db import Ledger
 from koho.ledger.models import Account, CalendarEntry, Delivery
 from koho.platforms.errors import (
@@ -178,13 +178,17 @@ class Sender:
 
     def send(self, delivery_id: int) -> DeliveryOutcome:
         with self.ledger.session() as session:
-            claim = repo.claim_for_sending(session, delivery_id, self.dag_run_id, stale_after=self.stale_after)
+            claim = deliveries.claim_for_sending(session, delivery_id, self.dag_run_id, stale_after=self.stale_after)
             if not claim.ok and self._left_by_earlier_try(claim.delivery):
-                claim = repo.claim_for_sending(session, delivery_id, self.dag_run_id, stale_after=OWN_RECLAIM_AFTER)
+                claim = deliveries.claim_for_sending(
+                    session, delivery_id, self.dag_run_id, stale_after=OWN_RECLAIM_AFTER
+                )
             delivery = claim.delivery
-            account = session.get(Account, delivery.account_id)
-            entry = session.get(CalendarEntry, delivery.entry_id)
-            parent = session.get(Delivery, delivery.parent_delivery_id) if delivery.parent_delivery_id else None
+            account = accounts.get_account(session, delivery.account_id)
+            entry = entries.get_entry(session, delivery.entry_id)
+            parent = (
+                deliveries.get_delivery(session, delivery.parent_delivery_id) if delivery.parent_delivery_id else None
+            )
             snapshot = _Snapshot.of(delivery, account, entry, parent)
         outcome = snapshot.outcome("skipped")
         if not claim.ok:
@@ -229,8 +233,8 @@ class Sender:
             return self._fail(snapshot, f"{exc} — will be tried again", retryable=True, started=started)
         finished = utcnow()
         with self.ledger.session() as session:
-            repo.mark_published(session, delivery_id, published.remote_id, published.url, finished)
-            repo.refresh_entry_status(session, snapshot.entry_id)
+            deliveries.mark_published(session, delivery_id, published.remote_id, published.url, finished)
+            entries.refresh_entry_status(session, snapshot.entry_id)
         outcome.status, outcome.remote_id, outcome.url = "published", published.remote_id, published.url
         outcome.published_at = finished.isoformat()
         outcome.call_seconds = (finished - started).total_seconds()
@@ -254,7 +258,7 @@ class Sender:
             while not done.wait(self.stale_after.total_seconds() / 3):
                 try:
                     with self.ledger.session() as session:
-                        if not repo.renew_claim(session, delivery_id, attempts):
+                        if not deliveries.renew_claim(session, delivery_id, attempts):
                             log.warning("delivery %s: the claim was lost while sending", delivery_id)
                             return
                 except Exception:  # the ledger briefly unreachable: try again at the next beat
@@ -280,9 +284,9 @@ class Sender:
         self, snapshot: _Snapshot, reason: str, *, retryable: bool, started: datetime | None = None
     ) -> DeliveryOutcome:
         with self.ledger.session() as session:
-            row = repo.mark_failed(session, snapshot.delivery_id, reason, retryable=retryable)
+            row = deliveries.mark_failed(session, snapshot.delivery_id, reason, retryable=retryable)
             if not retryable:
-                repo.refresh_entry_status(session, snapshot.entry_id)
+                entries.refresh_entry_status(session, snapshot.entry_id)
             status = row.status
         log.warning("delivery %s (%s): %s", snapshot.delivery_id, snapshot.account_id, reason)
         outcome = snapshot.outcome(status, error=reason)

@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-
 from koho.delivery.sender import DeliveryOutcome, Sender
+from koho.ledger import deliveries
 from koho.ledger.models import Delivery
 from koho.timeutil import utcnow
 
@@ -59,10 +58,7 @@ def group_into_slots(deliveries: Iterable[Delivery]) -> list[Slot]:
 
 def due_chains(session, *, until: datetime, since: datetime | None = None) -> list[Slot]:
     """Slots of deliveries not yet sent that are due by ``until`` (whole threads, even if a part went out)."""
-    query = select(Delivery).where(Delivery.status == "planned", Delivery.due_at <= until)
-    if since is not None:
-        query = query.where(Delivery.due_at >= since)
-    return group_into_slots(session.scalars(query.order_by(Delivery.due_at, Delivery.id)))
+    return group_into_slots(deliveries.due_deliveries(session, until=until, since=since))
 
 
 def wait_until(

@@ -7,10 +7,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
-
 from koho.delivery.slots import Slot, group_into_slots
-from koho.ledger import repo
+from koho.ledger import deliveries
 from koho.ledger.db import Ledger
 from koho.ledger.models import Delivery
 from koho.timeutil import utcnow
@@ -45,27 +43,15 @@ def due_slots(
     stale_after = default_stale_after() if stale_after is None else stale_after
     now = utcnow()
     with ledger.session() as session:
-        too_late = session.scalars(
-            select(Delivery).where(Delivery.status == "planned", Delivery.due_at < now - LATE_GRACE)
-        ).all()
+        too_late = deliveries.overdue(session, due_before=now - LATE_GRACE)
         for delivery in too_late:
-            repo.mark_needs_attention(
+            deliveries.mark_needs_attention(
                 session,
                 delivery.id,
                 f"not sent: it was due {delivery.due_at.isoformat()} and is more than {LATE_GRACE} late; "
                 "re-plan or cancel it",
             )
-        rows = session.scalars(
-            select(Delivery)
-            .where(
-                Delivery.due_at <= now + horizon,
-                or_(
-                    Delivery.status == "planned",
-                    (Delivery.status == "sending") & (Delivery.sending_since < now - stale_after),
-                ),
-            )
-            .order_by(Delivery.due_at, Delivery.id)
-        ).all()
+        rows = deliveries.due_or_stale(session, until=now + horizon, stale_before=now - stale_after)
         if run_id:
             rows = _take_on(session, rows, run_id, now)
         slots = group_into_slots(rows)
@@ -92,25 +78,10 @@ def _take_on(session: Any, rows: list[Delivery], run_id: str, now: Any) -> list[
     ``RESERVATION_GRACE`` (that run did not send it) the query in :func:`due_slots` returns it as
     overdue and every run may send it.
     """
-    table = Delivery.__table__
     future = [d.id for d in rows if d.status == "planned" and d.due_at > now - RESERVATION_GRACE]
     if not future:
         return rows
-    dag_prefix = run_id.split("/", 1)[0] + "/"
-    # Free: nobody's, ours, or marked by another workflow (an ad-hoc run that tried and let go).
-    free = or_(
-        table.c.dag_run_id.is_(None),
-        table.c.dag_run_id == run_id,
-        ~table.c.dag_run_id.startswith(dag_prefix, autoescape=True),
-    )
-    taken = set(
-        session.execute(
-            table.update()
-            .where(table.c.id.in_(future), table.c.status == "planned", free)
-            .values(dag_run_id=run_id)
-            .returning(table.c.id)
-        ).scalars()
-    )
+    taken = deliveries.take_on(session, future, run_id)
     held = len(future) - len(taken)
     if held:
         log.info("%s future delivery(ies) are already taken on by another publishing run", held)

@@ -26,8 +26,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from koho.calendar.schema import check_https
 from koho.calendar.targets import READ_ONLY_PLATFORMS, resolve_targets
 from koho.channels.registry import CHANNELS, channel_class, channels_in
@@ -35,10 +33,12 @@ from koho.config.loader import KohoConfig
 from koho.config.posting import PostingSettings
 from koho.config.schema import AccountConfig
 from koho.errors import HasProblems, KohoError, Problem, Where
+from koho.ledger import deliveries, entries
 from koho.ledger.db import Ledger
-from koho.ledger.models import CalendarEntry, Delivery
+from koho.ledger.models import Delivery
 from koho.posting.form import looks_like_html
 from koho.posting.vocabulary import DEFAULT_TARGETS, KIND_LABELS, KINDS, SEVERITIES
+from koho.text.hygiene import link_problems, text_problems
 from koho.timeutil import to_local, utcnow
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,16 @@ def validate_emergency(
             "message",
             f"contains markup that looks like HTML ({markup!r}); the text is posted as plain text, remove the tags",
         )
+    own_domains = config.policy.genuine_domains() if config.policy else []
+    for reason in text_problems(message, own_domains=own_domains):
+        error("message", reason)
     link = form.get("link") or None
     if link is not None:
         try:
             check_https(str(link).strip(), what="link")
             link = str(link).strip()
+            for reason in link_problems(link, own_domains=own_domains):
+                error("link", reason)
         except ValueError as exc:
             error("link", str(exc))
             link = None
@@ -262,7 +267,7 @@ def _takes_images(platform: str) -> bool:
 def lookup_in(ledger: Ledger) -> Callable[[str], Original | None]:
     def lookup(entry_id: str) -> Original | None:
         with ledger.session(readonly=True) as session:
-            row = session.get(CalendarEntry, entry_id)
+            row = entries.get_entry(session, entry_id)
             return Original(row.id, row.origin, row.revision, row.title) if row else None
 
     return lookup
@@ -297,7 +302,7 @@ def plan(
     and the accounts that got nothing (with the reason). Planning twice is a no-op."""
     from koho.channels.registry import channel_accounts
     from koho.delivery.planner import fitted_parts, supports_replies
-    from koho.ledger import repo
+    from koho.ledger import accounts as ledger_accounts
     from koho.posting.adhoc import sync_accounts
 
     limits = dict(config.policy.platform_limits) if config.policy else {}
@@ -306,9 +311,9 @@ def plan(
     chains: list[tuple[int, ...]] = []
     with ledger.session() as session:
         sync_accounts(session, config, [a.id for a in check.accounts])
-        repo.upsert_accounts(session, channel_accounts(config, check.channels))
+        ledger_accounts.upsert_accounts(session, channel_accounts(config, check.channels))
         payload = check.payload()
-        row = repo.upsert_entry(
+        row = entries.upsert_entry(
             session,
             {
                 "id": check.entry_id,
@@ -341,7 +346,7 @@ def plan(
             parent_id = parents.get(account.id) if supports_replies(account.platform) else None
             chain = []
             for index, part in enumerate(parts):
-                result = repo.plan_delivery(
+                result = deliveries.plan_delivery(
                     session,
                     entry_id=row.id,
                     account_id=account.id,
@@ -354,7 +359,7 @@ def plan(
                 chain.append(result.delivery.id)
             chains.append(tuple(chain))
         for name in check.channels:  # the full text, never fitted: the page the shortened posts link to
-            result = repo.plan_delivery(
+            result = deliveries.plan_delivery(
                 session, entry_id=row.id, account_id=name, revision=row.revision, due_at=now, text=check.message
             )
             chains.append((result.delivery.id,))
@@ -370,14 +375,10 @@ def _hash(payload: Mapping[str, Any]) -> str:
 
 def _parents(session, original_id: str) -> dict[str, int]:
     """Per account, the original's last published part: the post a follow-up answers."""
-    original = session.get(CalendarEntry, original_id)
+    original = entries.get_entry(session, original_id)
     if original is None:
         return {}
-    rows = session.scalars(
-        select(Delivery)
-        .where(Delivery.entry_id == original_id, Delivery.revision == original.revision, Delivery.status == "published")
-        .order_by(Delivery.account_id, Delivery.part_index)
-    )
+    rows = deliveries.for_entry(session, original_id, revision=original.revision, status="published")
     last: dict[str, int] = {}
     for delivery in rows:
         last[delivery.account_id] = delivery.id  # ordered by part: the last one wins
@@ -390,11 +391,7 @@ def _resend_chains(
     """What is left to send: per account, from the first part not yet out (planned, or 'sending'
     for longer than ``stale_after`` — an attempt that died or lost its answer)."""
     with ledger.session(readonly=True) as session:
-        rows = list(
-            session.scalars(
-                select(Delivery).where(Delivery.entry_id == entry_id).order_by(Delivery.account_id, Delivery.part_index)
-            )
-        )
+        rows = deliveries.for_entry(session, entry_id)
     by_account: dict[str, list[Delivery]] = {}
     for delivery in rows:
         by_account.setdefault(delivery.account_id, []).append(delivery)

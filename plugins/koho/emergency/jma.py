@@ -260,6 +260,19 @@ class Warning:
 JmaWarning = Warning
 
 
+def _postable(text: str, url: str, what: str, problems: list[str]) -> str:
+    """``text`` if it may go into a post (:func:`koho.text.hygiene.text_problems`); else "" and a problem.
+
+    The feed is another party's text that ends up in the city's drafts: the same rules apply."""
+    from koho.text.hygiene import text_problems
+
+    reasons = text_problems(text, formulas=False) if text else []
+    if reasons:
+        problems.append(f"{url}: {what} {'; '.join(reasons)}; left out of the draft")
+        return ""
+    return text
+
+
 def parse_document(data: bytes, url: str) -> Warning:
     """Parse one warning bulletin; raise :class:`JmaDocumentError` naming ``url`` if unusable.
 
@@ -287,12 +300,14 @@ def parse_document(data: bytes, url: str) -> Warning:
 
     areas: list[AreaKinds] = []
     problems: list[str] = []
+    headline = _postable(_text(head, "Headline/Text"), url, "Head/Headline/Text", problems)
     body = root.find("Body")
     for warning in body.findall("Warning") if body is not None else ():
         if warning.get("type") != MUNICIPAL_WARNING_TYPE:
             continue
         for index, item in enumerate(warning.findall("Item"), start=1):
-            code, name = _text(item, "Area/Code"), _text(item, "Area/Name")
+            code = _text(item, "Area/Code")
+            name = _postable(_text(item, "Area/Name"), url, f"item {index} Area/Name", problems)
             if not re.fullmatch(r"\d{7}", code):
                 problems.append(
                     f"{url}: {MUNICIPAL_WARNING_TYPE} item {index} ({name or 'no name'}) "
@@ -315,7 +330,7 @@ def parse_document(data: bytes, url: str) -> Warning:
         report_time=report_time,
         info_type=info_type,
         event_id=_text(head, "EventID"),
-        headline=_text(head, "Headline/Text"),
+        headline=headline,
         areas=tuple(areas),
         problems=tuple(problems),
     )

@@ -95,21 +95,17 @@ def draft_entry_id(key: str) -> str:
 
 
 def recent_draft_keys(ledger, *, now: datetime | None = None, within: timedelta = SEEN_FOR) -> list[str]:
-    from sqlalchemy import select
-
-    from koho.ledger.models import CalendarEntry
+    from koho.ledger import entries
 
     since = (now or datetime.now(UTC)) - within
     with ledger.session(readonly=True) as session:
-        rows = session.scalars(
-            select(CalendarEntry).where(CalendarEntry.source == DRAFT_SOURCE, CalendarEntry.created_at >= since)
-        )
+        rows = entries.created_since(session, source=DRAFT_SOURCE, since=since)
         return [str((row.payload or {}).get("key")) for row in rows if (row.payload or {}).get("key")]
 
 
 def record_drafts(ledger, drafts: Iterable[EmergencyDraft], *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Record each draft once (an emergency entry awaiting approval); returns the new ones only."""
-    from koho.ledger import repo
+    from koho.ledger import entries
 
     now = now or datetime.now(UTC)
     new = []
@@ -125,7 +121,7 @@ def record_drafts(ledger, drafts: Iterable[EmergencyDraft], *, now: datetime | N
                 "accounts": [],
                 "channels": [],
             }
-            result = repo.upsert_entry(
+            result = entries.upsert_entry(
                 session,
                 {
                     "id": entry_id,
@@ -369,7 +365,8 @@ def settle_draft(
 ) -> dict[str, Any]:
     """Mark the draft approved, rejected or expired (alerting the crisis addresses once)."""
     from koho.config import load_config
-    from koho.ledger import repo
+    from koho.ledger import entries
+    from koho.ledger.errors import UnknownRecord
     from koho.notify import AlertSpec, city_name, crisis_team, notify_pending, record_alerts
 
     entry_id = str(params.get("entry_id") or "")
@@ -379,8 +376,8 @@ def settle_draft(
     with ledger.session() as session:
         if entry_id:
             try:
-                repo.set_entry_status(session, entry_id, status)
-            except repo.UnknownRecord:
+                entries.set_entry_status(session, entry_id, status)
+            except UnknownRecord:
                 log.warning("draft %s is not in the ledger", entry_id)
         if status == "cancelled":
             record_alerts(

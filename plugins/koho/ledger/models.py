@@ -16,8 +16,8 @@ Design choices worth knowing before changing anything here:
   batch mode included) can refer to them by name.
 * JSON columns (``settings``, ``payload``, ``detail``, ``extra``) are not mutation-tracked:
   assign a new dict to change one, in-place edits are not saved.
-* The migrations (``migrations/versions/``) mirror this file exactly; a test compares the
-  migrated schema with it, so change both together (a new migration for every change).
+* The migrations (``migrations/versions/``) together build exactly this file's schema; a test
+  compares the two, so change both together.
 """
 
 from __future__ import annotations
@@ -237,7 +237,7 @@ class Delivery(Base):
     """One post (or one part of a thread) of one entry revision on one account.
 
     The row exists *before* the platform is called, with a stable ``idempotency_key``; the
-    state machine in :mod:`koho.ledger.repo` moves it to ``sending`` atomically so that two
+    state machine in :mod:`koho.ledger.deliveries` moves it to ``sending`` atomically so that two
     workers can never both post it.
     """
 
@@ -279,11 +279,15 @@ class Delivery(Base):
 
 
 class PostMetric(Base):
-    """A snapshot of one post's counters; snapshots are appended, never overwritten."""
+    """A snapshot of one post's counters at ``collected_at``: one per post and instant, so a
+    retried collection rewrites its snapshot instead of adding a second one."""
 
     __tablename__ = "post_metrics"
     __table_args__ = (
         Index("ix_post_metrics_account_id_collected_at", "account_id", "collected_at"),
+        Index(
+            "uq_post_metrics_account_id_remote_id_collected_at", "account_id", "remote_id", "collected_at", unique=True
+        ),
         Index("ix_post_metrics_remote_id_collected_at", "remote_id", "collected_at"),
     )
 
@@ -302,10 +306,10 @@ class PostMetric(Base):
 
 
 class AccountMetric(Base):
-    """A snapshot of one account's audience figures (followers, posts, views)."""
+    """A snapshot of one account's audience figures (followers, posts, views), one per instant."""
 
     __tablename__ = "account_metrics"
-    __table_args__ = (Index("ix_account_metrics_account_id_collected_at", "account_id", "collected_at"),)
+    __table_args__ = (Index("uq_account_metrics_account_id_collected_at", "account_id", "collected_at", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"))

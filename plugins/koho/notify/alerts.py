@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from koho.ledger import repo
+from koho.ledger import alerts as ledger_alerts
 from koho.notify.message import Message, content_id
 from koho.notify.sender import send
 
@@ -29,10 +29,13 @@ class AlertSpec:
 
 
 def record_alerts(session, specs: Iterable[AlertSpec]) -> int:
-    """Store alerts, skipping ones already raised (same dedup key); returns how many are new."""
+    """Store alerts, skipping ones already raised (same dedup key); returns how many are new.
+
+    Written in dedup-key order: two tasks raising the same alerts in different orders would
+    otherwise deadlock on Postgres."""
     new = 0
-    for spec in specs:
-        created = repo.raise_alert(
+    for spec in sorted(specs, key=lambda spec: spec.dedup_key):
+        created = ledger_alerts.raise_alert(
             session,
             kind=spec.kind,
             dedup_key=spec.dedup_key,
@@ -49,7 +52,7 @@ def notify_pending(ledger, *, to: Iterable[str], city_name: str, kinds: Iterable
     """Mail every alert not yet notified (of ``kinds``), one mail per recipient; returns how many
     alerts were mailed. Raises (alerts stay pending) when a recipient could not be mailed."""
     with ledger.session() as session:
-        pending = repo.pending_alerts(session, kinds=list(kinds) if kinds else None)
+        pending = ledger_alerts.pending_alerts(session, kinds=list(kinds) if kinds else None)
         items = [
             {
                 "id": a.id,
@@ -75,5 +78,5 @@ def notify_pending(ledger, *, to: Iterable[str], city_name: str, kinds: Iterable
     )
     send(message, ledger=ledger)
     with ledger.session() as session:
-        repo.mark_notified(session, [item["id"] for item in items])
+        ledger_alerts.mark_notified(session, [item["id"] for item in items])
     return len(items)

@@ -14,43 +14,31 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from koho.calendar.rules import PlannedSlot, volume_problems
+from koho.calendar.rules import existing_slots as counted_slots
 from koho.calendar.timeparse import parse_publish_at
 from koho.config.loader import KohoConfig
 from koho.config.posting import PostingSettings
 from koho.delivery.slots import Slot, group_into_slots
 from koho.errors import InputError, Problem, Where
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import deliveries, entries
 from koho.ledger.db import Ledger
-from koho.ledger.models import Account, CalendarEntry, Delivery, DeliveryStatus
+from koho.ledger.models import Delivery
 from koho.posting.form import AdhocCheck, validate_adhoc
 from koho.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
-#: Statuses of deliveries that count against caps and spacing (they went out or will).
-_COUNTED = (DeliveryStatus.PLANNED, DeliveryStatus.AWAITING_APPROVAL, DeliveryStatus.SENDING, DeliveryStatus.PUBLISHED)
-
 
 def existing_slots(session, *, around: datetime, exclude_entry: str | None = None) -> list[PlannedSlot]:
-    """The ledger's posts within two days of ``around`` (one per thread), for the volume rules."""
-    rows = session.execute(
-        select(Delivery.account_id, Delivery.due_at, Delivery.entry_id, CalendarEntry.origin)
-        .join(CalendarEntry, CalendarEntry.id == Delivery.entry_id)
-        .where(
-            Delivery.part_index == 0,
-            Delivery.status.in_([s.value for s in _COUNTED]),
-            Delivery.due_at >= around - timedelta(days=2),
-            Delivery.due_at <= around + timedelta(days=2),
-        )
-    ).all()
-    return [
-        PlannedSlot(r.account_id, r.due_at, r.entry_id, emergency=r.origin == "emergency", existing=True)
-        for r in rows
-        if r.entry_id != exclude_entry
-    ]
+    """The ledger's posts around ``around`` (one per thread), for the volume rules."""
+    from koho.channels.registry import exempt_from_caps
+
+    posts = deliveries.planned_slots(
+        session, since=around, until=around, exempt_accounts=exempt_from_caps(), exclude_entry=exclude_entry
+    )
+    return counted_slots(posts)
 
 
 def sync_accounts(session, config: KohoConfig, account_ids: list[str]) -> None:
@@ -60,7 +48,7 @@ def sync_accounts(session, config: KohoConfig, account_ids: list[str]) -> None:
 
     rows = [row for row in registry_rows(config) if row["id"] in set(account_ids)]
     if rows:
-        repo.upsert_accounts(session, rows)
+        ledger_accounts.upsert_accounts(session, rows)
 
 
 def submit(
@@ -124,7 +112,7 @@ def record(ledger: Ledger, check: AdhocCheck, config: KohoConfig) -> dict[str, A
         late = [v for v in volume_problems(slots, caps) if not (v.rule == "quiet_hours" and allowed_quiet)]
         if late:
             raise InputError([v.to_problem() for v in late])
-        result = repo.upsert_entry(
+        result = entries.upsert_entry(
             session,
             {
                 "id": entry.id,
@@ -140,8 +128,8 @@ def record(ledger: Ledger, check: AdhocCheck, config: KohoConfig) -> dict[str, A
         )
         row = result.entry
         if result.revised:  # a retried task checked the form again at a later "now": one post, not two
-            repo.cancel_deliveries(session, row.id, below_revision=row.revision, reason="superseded by a retry")
-        accounts = {a.id: a for a in session.scalars(select(Account).where(Account.id.in_(entry.accounts)))}
+            deliveries.cancel_deliveries(session, row.id, below_revision=row.revision, reason="superseded by a retry")
+        accounts = ledger_accounts.accounts_by_id(session, entry.accounts)
         outcome = plan_entry(
             session, row, accounts, mode="adapt", limits=limits, awaiting_approval=check.needs_approval
         )
@@ -184,25 +172,15 @@ def release(
     entry_id = recorded["entry_id"]
     with ledger.session() as session:
         if recorded.get("needs_approval"):
-            released = repo.approve_deliveries(session, entry_id, revision=recorded["revision"])
-            repo.set_entry_status(session, entry_id, "approved")
+            released = deliveries.approve_deliveries(session, entry_id, revision=recorded["revision"])
+            entries.set_entry_status(session, entry_id, "approved")
             log.info("entry %s approved by %s: %s deliveries released", entry_id, approved_by or "?", len(released))
-        rows = list(
-            session.scalars(
-                select(Delivery).where(Delivery.entry_id == entry_id, Delivery.revision == recorded["revision"])
-            )
-        )
+        rows = deliveries.for_entry(session, entry_id, revision=recorded["revision"])
         if recorded.get("publish_now"):
             for delivery in rows:
                 if delivery.due_at < now:
-                    repo.reschedule_delivery(session, delivery.id, now)
-            rows = list(
-                session.scalars(
-                    select(Delivery)
-                    .where(Delivery.entry_id == entry_id, Delivery.revision == recorded["revision"])
-                    .execution_options(populate_existing=True)
-                )
-            )
+                    deliveries.reschedule_delivery(session, delivery.id, now)
+            rows = deliveries.for_entry(session, entry_id, revision=recorded["revision"])
         slots = group_into_slots(rows)
     if not slots:
         raise InputError([Problem(Where(field="accounts"), f"entry {entry_id} has no deliveries to send")])
@@ -213,18 +191,13 @@ def release(
 def deliveries_table(ledger: Ledger, entry_id: str) -> list[dict[str, Any]]:
     """One row per account of the entry's current revision: status, link or reason."""
     with ledger.session(readonly=True) as session:
-        entry = session.get(CalendarEntry, entry_id)
+        entry = entries.get_entry(session, entry_id)
         if entry is None:
             return []
-        rows = session.execute(
-            select(Delivery, Account.platform)
-            .join(Account, Account.id == Delivery.account_id)
-            .where(Delivery.entry_id == entry_id, Delivery.revision == entry.revision)
-            .order_by(Delivery.account_id, Delivery.part_index)
-        ).all()
+        rows = deliveries.with_accounts(session, entry_id, revision=entry.revision)
     by_account: dict[str, list[tuple[Delivery, str]]] = {}
-    for delivery, platform in rows:
-        by_account.setdefault(delivery.account_id, []).append((delivery, platform))
+    for delivery, account in rows:
+        by_account.setdefault(delivery.account_id, []).append((delivery, account.platform))
     out = []
     for account_id, parts in by_account.items():
         statuses = [d.status for d, _ in parts]
@@ -257,8 +230,8 @@ def deliveries_table(ledger: Ledger, entry_id: str) -> list[dict[str, Any]]:
 def drop(ledger: Ledger, recorded: Mapping[str, Any], *, status: str, reason: str) -> list[int]:
     """Not approved: cancel every delivery (nothing goes out) and mark the entry."""
     with ledger.session() as session:
-        cancelled = repo.cancel_deliveries(session, recorded["entry_id"], reason=reason)
-        repo.set_entry_status(session, recorded["entry_id"], status)
+        cancelled = deliveries.cancel_deliveries(session, recorded["entry_id"], reason=reason)
+        entries.set_entry_status(session, recorded["entry_id"], status)
     log.warning(
         "entry %s %s: %s; %s deliveries cancelled", recorded["entry_id"], status, reason, len(cancelled.cancelled)
     )

@@ -44,8 +44,9 @@ from koho.calendar.timeparse import EXAMPLE, parse_publish_at
 from koho.config.loader import KohoConfig
 from koho.config.loader import media_dir as default_media_dir
 from koho.config.posting import PostingSettings
-from koho.config.schema import AccountConfig
+from koho.config.schema import AccountConfig, InputLimits
 from koho.errors import HasProblems, KohoError, Problem, Where
+from koho.text.hygiene import link_problems, text_problems
 from koho.timeutil import holiday_name, to_local
 
 #: The form's fields, as the DAG's Params name them.
@@ -255,6 +256,16 @@ def validate_adhoc(
     title = f.text("title")
     if title is not None and (markup := looks_like_html(title)):
         f.error("title", f"contains markup that looks like HTML ({markup!r}); titles are plain text")
+    own_domains = config.policy.genuine_domains() if config.policy else []
+    bounds = config.policy.limits if config.policy else InputLimits()
+    flooded = text is not None and len(text) > bounds.max_text_chars
+    if flooded:
+        f.error(
+            "text", f"{len(text):,} characters; at most {bounds.max_text_chars:,} (policy.yaml limits.max_text_chars)"
+        )
+    for name, value in (("text", text), ("title", title)):
+        for reason in text_problems(value or "", own_domains=own_domains):
+            f.error(name, reason)
     publish_at, publish_now = _when(f, now)
     targets = f.strings("accounts")
     if not targets and "accounts" not in f.bad:
@@ -268,6 +279,8 @@ def validate_adhoc(
         f.error("images", f"{len(images)} images; at most {MAX_IMAGES} per post")
     hashtags = f.strings("hashtags")
     link = f.text("link")
+    for reason in link_problems(link.strip(), own_domains=own_domains) if link else ():
+        f.error("link", reason)
 
     triggered = (triggered_by or "").strip() or None
     needs_approval = not settings.is_pr(triggered)
@@ -326,9 +339,11 @@ def validate_adhoc(
                 entry,
                 account,
                 limits,
-                text=entry.text if text is not None else None,  # the schema's (stripped) text
+                # the schema's (stripped) text; a flood past the length bound is never fitted
+                text=entry.text if text is not None and not flooded else None,
                 link=entry.link if "link" not in f.bad else None,
                 images_ok=images_ok,
+                max_parts=bounds.max_thread_parts,
             )
         )
 
@@ -482,6 +497,7 @@ def _preview(
     text: str | None,
     link: str | None,
     images_ok: bool,
+    max_parts: int | None = None,
 ) -> AccountPreview:
     """What ``account`` would post; a text that cannot be fitted still gives the account its row."""
     from koho.delivery.planner import supports_replies
@@ -520,6 +536,7 @@ def _preview(
             hashtags=entry.hashtags,
             allow_thread=supports_replies(account.platform),
             rule=rule,
+            max_parts=max_parts,
         )
     except KohoError as exc:
         f.error(

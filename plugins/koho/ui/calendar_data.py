@@ -17,10 +17,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from koho.channels import is_web_url
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import deliveries as ledger_deliveries
+from koho.ledger import entries as ledger_entries
 from koho.ledger.models import Account, CalendarEntry, Delivery
 from koho.timeutil import holiday_name, local_zone, to_local
 
@@ -272,25 +274,13 @@ def load_calendar(
     first, last, previous, following = window(view, anchor)
     start, end = _bounds(first, last)
 
-    query = (
-        select(Delivery, CalendarEntry, Account)
-        .join(CalendarEntry, CalendarEntry.id == Delivery.entry_id)
-        .join(Account, Account.id == Delivery.account_id)
-        .where(Delivery.due_at >= start, Delivery.due_at < end)
-        .order_by(Delivery.entry_id, Delivery.account_id, Delivery.revision, Delivery.part_index)
-    )
-    if account:
-        query = query.where(Delivery.account_id == account)
     groups: dict[tuple[str, str, int], list[tuple[Delivery, CalendarEntry, Account]]] = defaultdict(list)
-    for delivery, entry, acct in session.execute(query).all():
+    for delivery, entry, acct in ledger_deliveries.in_window(session, start, end, account_id=account):
         groups[(delivery.entry_id, delivery.account_id, delivery.revision)].append((delivery, entry, acct))
 
     items = [_delivery_item(rows, dag_ids) for rows in groups.values()]
     if not account:
-        planned = exists().where(Delivery.entry_id == CalendarEntry.id)
-        for entry in session.scalars(
-            select(CalendarEntry).where(CalendarEntry.publish_at >= start, CalendarEntry.publish_at < end, ~planned)
-        ):
+        for entry in ledger_entries.due_between(session, start, end, unplanned=True):
             items.append(
                 CalendarItem(
                     kind="entry",
@@ -317,8 +307,7 @@ def load_calendar(
             day.items.append(item)
 
     accounts = [
-        AccountOption(a.id, a.display_name, a.platform, a.status)
-        for a in session.scalars(select(Account).order_by(Account.kind, Account.id))
+        AccountOption(a.id, a.display_name, a.platform, a.status) for a in ledger_accounts.all_accounts(session)
     ]
     return CalendarPage(
         view=view,

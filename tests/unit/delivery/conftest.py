@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from koho.ledger import repo
+from koho.ledger import accounts
 from tests.unit.delivery.delivery_helpers import account_row
 
 
@@ -27,7 +27,7 @@ def city(ledger, sandbox, connect) -> Callable[..., dict]:
         row = account_row(account_id, platform, conn_id=conn_id, status=status)
         row["handle"] = official["handle"]
         with ledger.session() as session:
-            repo.upsert_accounts(session, [row])
+            accounts.upsert_accounts(session, [row])
         return {**row, "sandbox": official}
 
     return _add

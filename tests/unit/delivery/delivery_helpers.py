@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from koho.ledger import repo
+from koho.ledger import entries
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry
 
@@ -51,7 +51,7 @@ def add_entry(
         **payload,
     }
     with ledger.session() as session:
-        return repo.upsert_entry(
+        return entries.upsert_entry(
             session,
             {
                 "id": entry_id,

@@ -13,7 +13,10 @@ from sqlalchemy import select
 from koho.calendar import approval
 from koho.calendar.sync import approval_run_id, sync_calendar
 from koho.config import load_config
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import alerts as ledger_alerts
+from koho.ledger import deliveries as ledger_deliveries
+from koho.ledger import entries as ledger_entries
 from koho.ledger.models import CalendarEntry, Delivery
 from tests.unit.delivery.delivery_helpers import add_entry, plan
 
@@ -146,7 +149,7 @@ def test_caps_count_what_the_ledger_already_plans(ledger, config, cal):
     # An ad-hoc LINE post at 10:00 JST is already planned; city-line needs 180 minutes between posts.
     ten = datetime(2027, 1, 5, 1, 0, tzinfo=UTC)
     with ledger.session() as session:
-        repo.upsert_accounts(
+        ledger_accounts.upsert_accounts(
             session,
             [
                 {
@@ -173,9 +176,9 @@ def test_a_change_after_publishing_alerts_a_person_and_reposts_nothing(ledger, c
     sync_calendar(ledger, config, cal, now=NOW)
     [delivery] = deliveries(ledger, "kosodate")
     with ledger.session() as session:
-        repo.claim_for_sending(session, delivery.id, "r1")
-        repo.mark_published(session, delivery.id, "1234", "https://x.com/koho/status/1234")
-        repo.refresh_entry_status(session, "kosodate")
+        ledger_deliveries.claim_for_sending(session, delivery.id, "r1")
+        ledger_deliveries.mark_published(session, delivery.id, "1234", "https://x.com/koho/status/1234")
+        ledger_entries.refresh_entry_status(session, "kosodate")
 
     write(cal, B.replace("子育てひろばのお知らせです。", "子育てひろばの時間が変わりました。"))
     later = datetime(2027, 1, 6, 2, 0, tzinfo=UTC)  # after it went out
@@ -245,7 +248,7 @@ def test_no_answer_in_time_parks_the_post_and_alerts(ledger, awaiting):
     rows = deliveries(ledger, awaiting)
     assert {d.status for d in rows} == {"needs_attention"} and "09:50 JST" in rows[0].last_error
     with ledger.session(readonly=True) as session:
-        [alert] = repo.pending_alerts(session, kinds=["approval_timeout"])
+        [alert] = ledger_alerts.pending_alerts(session, kinds=["approval_timeout"])
     assert alert.dedup_key == "approval_timeout:gomi:r1" and alert.severity == "critical"
 
 
@@ -278,7 +281,7 @@ def test_a_retracted_entry_still_in_the_files_is_not_planned_again(ledger, confi
     write(cal, B)
     sync_calendar(ledger, config, cal, now=NOW)
     with ledger.session() as session:  # what calendar_retract leaves behind
-        repo.cancel_deliveries(session, "kosodate", reason="retracted")
-        repo.set_entry_status(session, "kosodate", "cancelled")
+        ledger_deliveries.cancel_deliveries(session, "kosodate", reason="retracted")
+        ledger_entries.set_entry_status(session, "kosodate", "cancelled")
     report = sync_calendar(ledger, config, cal, now=NOW)
     assert not report.planned and status(ledger, "kosodate") == "cancelled"

@@ -8,7 +8,8 @@ import itertools
 from sqlalchemy import select
 
 from koho.channels.registry import channel_accounts
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import deliveries as ledger_deliveries
 from koho.ledger.models import Account, Delivery
 from koho.text.rules import rules_for
 from tests.unit.delivery.delivery_helpers import T0, account_row, add_entry, plan
@@ -24,7 +25,7 @@ LONG = (
 
 def _accounts(ledger, *rows):
     with ledger.session() as session:
-        repo.upsert_accounts(session, list(rows))
+        ledger_accounts.upsert_accounts(session, list(rows))
 
 
 def _deliveries(ledger, entry_id):
@@ -64,7 +65,7 @@ def test_a_text_too_long_for_x_becomes_a_chain_of_parts(ledger):
 def test_the_website_channel_is_a_pseudo_account(ledger, config):
     _accounts(ledger, account_row("city-x", "x"))
     with ledger.session() as session:
-        repo.upsert_accounts(session, channel_accounts(config))
+        ledger_accounts.upsert_accounts(session, channel_accounts(config))
     add_entry(ledger, "gomi", accounts=["city-x"], text="ごみ収集日程のお知らせです。", channels=["social", "website"])
 
     plan(ledger, "gomi")
@@ -79,7 +80,7 @@ def test_the_website_channel_is_a_pseudo_account(ledger, config):
 
 def test_a_website_only_entry_plans_the_website_alone(ledger, config):
     with ledger.session() as session:
-        repo.upsert_accounts(session, channel_accounts(config))
+        ledger_accounts.upsert_accounts(session, channel_accounts(config))
     add_entry(ledger, "shinkoku", accounts=[], text="確定申告の会場のお知らせ。", channels=["website", "newsletter"])
     plan(ledger, "shinkoku")
     assert [d.account_id for d in _deliveries(ledger, "shinkoku")] == [WEBSITE]
@@ -126,7 +127,7 @@ def test_an_entry_needing_approval_waits(ledger):
     assert {d.status for d in _deliveries(ledger, "bousai")} == {"awaiting_approval"}
 
     with ledger.session() as session:
-        released = repo.approve_deliveries(session, "bousai")
+        released = ledger_deliveries.approve_deliveries(session, "bousai")
     assert len(released) == 1 and {d.status for d in _deliveries(ledger, "bousai")} == {"planned"}
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from koho.delivery.sender import Sender
 from koho.delivery.slots import group_into_slots, send_slot
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import deliveries as ledger_deliveries
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.platforms.base import RetryPolicy
 from koho.platforms.registry import hook_for
@@ -154,7 +155,9 @@ def test_a_retry_takes_over_what_its_dead_predecessor_left_sending(ledger, sandb
     plan(ledger, "killed")
     delivery = only_delivery(ledger, "killed")
     with ledger.session() as session:  # try 1 claimed it, then its process was killed
-        repo.claim_for_sending(session, delivery.id, "calendar_publish/r7", now=utcnow() - timedelta(seconds=90))
+        ledger_deliveries.claim_for_sending(
+            session, delivery.id, "calendar_publish/r7", now=utcnow() - timedelta(seconds=90)
+        )
 
     assert sender(ledger, dag_run_id="calendar_publish/r7").send(delivery.id).status == "skipped"
     assert sender(ledger, dag_run_id="calendar_publish/other", reclaim_own=True).send(delivery.id).status == "skipped"
@@ -185,7 +188,7 @@ def test_a_later_part_waits_while_the_first_is_still_being_sent(ledger, sandbox,
     plan(ledger, "thread")
     with ledger.session() as session:
         first, second = list(session.scalars(select(Delivery).order_by(Delivery.part_index)))[:2]
-        repo.claim_for_sending(session, first.id, "calendar_publish/r1")
+        ledger_deliveries.claim_for_sending(session, first.id, "calendar_publish/r1")
 
     outcome = sender(ledger).send(second.id)
 
@@ -305,7 +308,7 @@ def test_a_claim_is_renewed_while_the_platform_call_waits(ledger, sandbox, x_acc
         assert utcnow() < deadline, "the claim was never renewed"
     with ledger.session() as session:  # the renewed claim is younger than stale_after: no takeover
         renewed_at = session.get(Delivery, delivery.id).sending_since
-        other = repo.claim_for_sending(
+        other = ledger_deliveries.claim_for_sending(
             session, delivery.id, "run-b", stale_after=timedelta(seconds=0.3), now=renewed_at + timedelta(seconds=0.2)
         )
     assert not other.ok
@@ -320,7 +323,7 @@ def test_a_website_delivery_is_published_by_its_channel_and_a_bad_one_fails_with
 
     city = write_config(tmp_path / "config", website_dir=tmp_path / "site")
     with ledger.session() as session:
-        repo.upsert_accounts(session, channel_accounts(city))
+        ledger_accounts.upsert_accounts(session, channel_accounts(city))
     add_entry(ledger, "gomi", accounts=[], text=TEXT, due=soon(-1), channels=["website"])
     add_entry(ledger, "bad", accounts=[], text=TEXT, due=soon(-1), channels=["website"], link="javascript:alert(1)")
     plan(ledger, "gomi")

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from koho.delivery.sender import DeliveryOutcome
 from koho.delivery.slots import Slot, group_into_slots, send_slot, wait_until
 from koho.delivery.tasks import LATE_GRACE, due_slots
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import deliveries as ledger_deliveries
 from koho.ledger.models import Delivery
 from koho.timeutil import utcnow
 from tests.unit.delivery.delivery_helpers import T0, account_row, add_entry, plan
@@ -116,7 +117,7 @@ def _status(ledger, delivery_id: int) -> Delivery:
 
 def test_due_slots_picks_what_is_due_within_the_horizon(ledger):
     with ledger.session() as session:
-        repo.upsert_accounts(session, [account_row("a", "x"), account_row("b", "mastodon")])
+        ledger_accounts.upsert_accounts(session, [account_row("a", "x"), account_row("b", "mastodon")])
     now = utcnow()
     soon_ids = _planned(ledger, "soon", now + timedelta(minutes=2), accounts=("a", "b"))
     _planned(ledger, "later", now + timedelta(minutes=30))
@@ -131,7 +132,7 @@ def test_due_slots_picks_what_is_due_within_the_horizon(ledger):
 
 def test_overdue_within_grace_goes_now_and_beyond_grace_waits_for_a_person(ledger):
     with ledger.session() as session:
-        repo.upsert_accounts(session, [account_row("a", "x")])
+        ledger_accounts.upsert_accounts(session, [account_row("a", "x")])
     now = utcnow()
     [late] = _planned(ledger, "late", now - timedelta(minutes=20))
     [stale] = _planned(ledger, "stale", now - LATE_GRACE - timedelta(minutes=1))
@@ -148,13 +149,13 @@ def test_overdue_within_grace_goes_now_and_beyond_grace_waits_for_a_person(ledge
 
 def test_deliveries_left_sending_are_reclaimed_only_once_stale(ledger):
     with ledger.session() as session:
-        repo.upsert_accounts(session, [account_row("a", "x"), account_row("b", "x")])
+        ledger_accounts.upsert_accounts(session, [account_row("a", "x"), account_row("b", "x")])
     now = utcnow()
     [dead] = _planned(ledger, "dead", now - timedelta(minutes=30))
     [busy] = _planned(ledger, "busy", now - timedelta(minutes=1), accounts=("b",))
     with ledger.session() as session:
-        repo.claim_for_sending(session, dead, "calendar_publish/r1", now=now - timedelta(minutes=20))
-        repo.claim_for_sending(session, busy, "calendar_publish/r2", now=now - timedelta(seconds=30))
+        ledger_deliveries.claim_for_sending(session, dead, "calendar_publish/r1", now=now - timedelta(minutes=20))
+        ledger_deliveries.claim_for_sending(session, busy, "calendar_publish/r2", now=now - timedelta(seconds=30))
 
     slots = due_slots(ledger, horizon=timedelta(minutes=6), stale_after=timedelta(minutes=15))
 
@@ -166,7 +167,7 @@ def test_deliveries_left_sending_are_reclaimed_only_once_stale(ledger):
 
 def test_overlapping_runs_never_take_the_same_future_slot(ledger):
     with ledger.session() as session:
-        repo.upsert_accounts(session, [account_row("a", "x"), account_row("b", "x")])
+        ledger_accounts.upsert_accounts(session, [account_row("a", "x"), account_row("b", "x")])
     now = utcnow()
     ids = _planned(ledger, "soon", now + timedelta(minutes=2), accounts=("a", "b"))
     [overdue] = _planned(ledger, "overdue", now - timedelta(minutes=10))

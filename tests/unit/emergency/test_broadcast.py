@@ -353,7 +353,7 @@ def test_a_retried_task_reconciles_what_its_dead_try_left_sending(city, posting_
     """The first try died mid-call on city-x (left 'sending'); the retry of the same run reconciles
     it (maybe_sent_before) after a minute instead of waiting out the 15-minute staleness limit."""
     from koho.delivery.sender import OWN_RECLAIM_AFTER
-    from koho.ledger import repo
+    from koho.ledger import deliveries
     from koho.timeutil import utcnow
 
     fake = FakePlatforms()
@@ -361,7 +361,7 @@ def test_a_retried_task_reconciles_what_its_dead_try_left_sending(city, posting_
     with ledger.session() as session:
         (x,) = session.scalars(select(Delivery).where(Delivery.account_id == "city-x")).all()
         # the try that died, just over a minute ago (the sender's claims use the real clock)
-        repo.claim_for_sending(session, x.id, "run-1", now=utcnow() - OWN_RECLAIM_AFTER - timedelta(seconds=10))
+        deliveries.claim_for_sending(session, x.id, "run-1", now=utcnow() - OWN_RECLAIM_AFTER - timedelta(seconds=10))
     result = send_all(
         ledger,
         check(city, posting_settings),

@@ -16,7 +16,8 @@ import pytest
 from psycopg2 import sql
 from sqlalchemy.orm import Session
 
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import entries as ledger_entries
 from koho.ledger.db import Ledger, dispose_engine
 from koho.ledger.models import Base
 from tests.unit.ledger.ledger_factories import account_row, entry_row
@@ -131,8 +132,8 @@ def seeded(ledger: Ledger) -> Callable[..., None]:
 
     def _seed(accounts: tuple[str, ...] = ("city_x",), entries: tuple[str, ...] = ("e1",)) -> None:
         with ledger.session() as s:
-            repo.upsert_accounts(s, [account_row(a) for a in accounts])
+            ledger_accounts.upsert_accounts(s, [account_row(a) for a in accounts])
             for entry_id in entries:
-                repo.upsert_entry(s, entry_row(entry_id))
+                ledger_entries.upsert_entry(s, entry_row(entry_id))
 
     return _seed

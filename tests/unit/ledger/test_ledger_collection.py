@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from koho.ledger import repo
+from koho.ledger import cursors, deliveries, feedback, metrics
 from koho.ledger.db import Ledger
+from koho.ledger.errors import LedgerError
 from koho.ledger.models import AccountMetric, FeedbackItem, PostMetric
 from koho.platforms.types import AccountMetrics, PostMetrics
 from tests.unit.ledger.ledger_factories import T0
@@ -33,24 +34,24 @@ def comment(remote_id: str, **overrides) -> dict:
 def test_cursors(ledger: Ledger, seeded: Callable[..., None]) -> None:
     seeded()
     with ledger.session() as s:
-        assert repo.get_cursor(s, "city_x", "mentions") is None
-        repo.set_cursor(s, "city_x", "mentions", "100", now=T0)
+        assert cursors.get_cursor(s, "city_x", "mentions") is None
+        cursors.set_cursor(s, "city_x", "mentions", "100", now=T0)
     with ledger.session() as s:
-        repo.set_cursor(s, "city_x", "mentions", "250", now=T0 + timedelta(minutes=5))
-        repo.set_cursor(s, "city_x", "comments", "abc")
+        cursors.set_cursor(s, "city_x", "mentions", "250", now=T0 + timedelta(minutes=5))
+        cursors.set_cursor(s, "city_x", "comments", "abc")
     with ledger.session(readonly=True) as s:
-        assert repo.get_cursor(s, "city_x", "mentions") == "250"
-        assert repo.get_cursor(s, "city_x", "comments") == "abc"
+        assert cursors.get_cursor(s, "city_x", "mentions") == "250"
+        assert cursors.get_cursor(s, "city_x", "comments") == "abc"
 
 
 def test_feedback_duplicates_are_ignored(ledger: Ledger, seeded: Callable[..., None]) -> None:
     seeded()
     with ledger.session() as s:
-        assert repo.add_feedback(s, [comment("c1"), comment("c2"), comment("c2")], now=T0) == 2
+        assert feedback.add_feedback(s, [comment("c1"), comment("c2"), comment("c2")], now=T0) == 2
     with ledger.session() as s:  # an overlapping collection window
-        assert repo.add_feedback(s, [comment("c2"), comment("c3", created_at=None, text="")], now=T0) == 1
+        assert feedback.add_feedback(s, [comment("c2"), comment("c3", created_at=None, text="")], now=T0) == 1
         # the same remote id on another platform is another comment
-        assert repo.add_feedback(s, [comment("c1", platform="bluesky")]) == 1
+        assert feedback.add_feedback(s, [comment("c1", platform="bluesky")]) == 1
     with ledger.session(readonly=True) as s:
         items = {(i.platform, i.remote_id): i for i in s.scalars(select(FeedbackItem))}
     assert len(items) == 4
@@ -61,16 +62,16 @@ def test_feedback_duplicates_are_ignored(ledger: Ledger, seeded: Callable[..., N
 
 def test_feedback_needs_its_identity(session: Session, seeded: Callable[..., None]) -> None:
     seeded()
-    with pytest.raises(repo.LedgerError, match="remote_id"):
-        repo.add_feedback(session, [comment("")])
-    with pytest.raises(repo.LedgerError, match="text"):
-        repo.add_feedback(session, [comment("c9", text=None)])
+    with pytest.raises(LedgerError, match="remote_id"):
+        feedback.add_feedback(session, [comment("")])
+    with pytest.raises(LedgerError, match="text"):
+        feedback.add_feedback(session, [comment("c9", text=None)])
 
 
 def test_feedback_digest_bookkeeping(ledger: Ledger, seeded: Callable[..., None]) -> None:
     seeded()
     with ledger.session() as s:
-        repo.add_feedback(
+        feedback.add_feedback(
             s,
             [
                 comment("c1", department="parks", route_reason="keyword 公園"),
@@ -79,22 +80,22 @@ def test_feedback_digest_bookkeeping(ledger: Ledger, seeded: Callable[..., None]
             ],
         )
     with ledger.session() as s:
-        parks = repo.feedback_for_digest(s, "parks")
+        parks = feedback.feedback_for_digest(s, "parks")
         assert [i.remote_id for i in parks] == ["c2", "c1"]
-        assert repo.mark_digest_sent(s, [i.id for i in parks], now=T0) == 2
+        assert feedback.mark_digest_sent(s, [i.id for i in parks], now=T0) == 2
         assert parks[0].digest_sent_at == T0
-        assert repo.feedback_for_digest(s, "parks") == []
-        assert [(i.remote_id, i.hostile) for i in repo.feedback_for_digest(s)] == [("c3", True)]
+        assert feedback.feedback_for_digest(s, "parks") == []
+        assert [(i.remote_id, i.hostile) for i in feedback.feedback_for_digest(s)] == [("c3", True)]
 
 
 def test_post_metrics_link_to_their_delivery(ledger: Ledger, seeded: Callable[..., None]) -> None:
     seeded()
     with ledger.session() as s:
-        d = repo.plan_delivery(s, entry_id="e1", account_id="city_x", revision=1, due_at=T0, text="t").delivery
-        repo.claim_for_sending(s, d.id, "run")
-        repo.mark_published(s, d.id, "r1", None)
+        d = deliveries.plan_delivery(s, entry_id="e1", account_id="city_x", revision=1, due_at=T0, text="t").delivery
+        deliveries.claim_for_sending(s, d.id, "run")
+        deliveries.mark_published(s, d.id, "r1", None)
     with ledger.session() as s:
-        count = repo.add_post_metrics(
+        count = metrics.add_post_metrics(
             s,
             "city_x",
             [
@@ -104,7 +105,7 @@ def test_post_metrics_link_to_their_delivery(ledger: Ledger, seeded: Callable[..
             collected_at=T0,
         )
         assert count == 2
-        assert repo.add_post_metrics(s, "city_x", []) == 0
+        assert metrics.add_post_metrics(s, "city_x", []) == 0
     with ledger.session(readonly=True) as s:
         rows = {m.remote_id: m for m in s.scalars(select(PostMetric))}
     assert rows["r1"].delivery_id == d.id and rows["elsewhere"].delivery_id is None
@@ -120,8 +121,8 @@ def test_post_metrics_link_to_their_delivery(ledger: Ledger, seeded: Callable[..
 def test_account_metrics_are_snapshots(ledger: Ledger, seeded: Callable[..., None]) -> None:
     seeded()
     with ledger.session() as s:
-        repo.add_account_metrics(s, "city_x", AccountMetrics(followers=1200, posts=30), collected_at=T0)
-        repo.add_account_metrics(
+        metrics.add_account_metrics(s, "city_x", AccountMetrics(followers=1200, posts=30), collected_at=T0)
+        metrics.add_account_metrics(
             s, "city_x", {"followers": 1210, "extra": {"reach": 5}}, collected_at=T0 + timedelta(1)
         )
     with ledger.session(readonly=True) as s:

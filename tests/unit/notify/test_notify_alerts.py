@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from koho.ledger import repo
+from koho.ledger import alerts as ledger_alerts
 from koho.notify import AlertSpec, notify_pending, record_alerts
 
 TO = ["kiki@city.example.jp", "koho@city.example.jp"]
@@ -40,7 +40,7 @@ def test_alerts_are_recorded_once_and_mailed_to_each_recipient_once(ledger, smtp
 def test_a_crash_before_the_notified_mark_does_not_mail_the_alerts_again(ledger, smtp, monkeypatch):
     with ledger.session() as session:
         record_alerts(session, [spec(1)])
-    monkeypatch.setattr(repo, "mark_notified", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    monkeypatch.setattr(ledger_alerts, "mark_notified", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
         notify_pending(ledger, to=TO, city_name="テスト市")
     assert len(smtp.messages) == 2
@@ -52,4 +52,4 @@ def test_a_crash_before_the_notified_mark_does_not_mail_the_alerts_again(ledger,
     assert notify_pending(ledger, to=TO, city_name="テスト市") == 1  # marked now, mailed before
     assert len(smtp.messages) == 2
     with ledger.session(readonly=True) as session:
-        assert repo.pending_alerts(session) == []
+        assert ledger_alerts.pending_alerts(session) == []

@@ -17,7 +17,8 @@ from koho.calendar.demo_media import png_bytes
 from koho.config import KohoConfig
 from koho.config.posting import PostingSettings
 from koho.errors import InputError
-from koho.ledger import repo
+from koho.ledger import accounts as ledger_accounts
+from koho.ledger import deliveries, entries
 from koho.ledger.db import Ledger
 from koho.ledger.models import CalendarEntry, Delivery
 from koho.posting import adhoc
@@ -91,8 +92,8 @@ def seed_delivery(
     from koho.accounts.sync import registry_rows
 
     with ledger.session() as session:
-        repo.upsert_accounts(session, registry_rows(config))
-        repo.upsert_entry(
+        ledger_accounts.upsert_accounts(session, registry_rows(config))
+        entries.upsert_entry(
             session,
             {
                 "id": entry_id,
@@ -104,4 +105,6 @@ def seed_delivery(
                 "content_hash": entry_id,
             },
         )
-        repo.plan_delivery(session, entry_id=entry_id, account_id=account_id, revision=1, due_at=due, text="既存の投稿")
+        deliveries.plan_delivery(
+            session, entry_id=entry_id, account_id=account_id, revision=1, due_at=due, text="既存の投稿"
+        )

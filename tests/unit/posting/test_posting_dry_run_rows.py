@@ -49,9 +49,9 @@ def test_a_bad_link_or_markup_still_shows_the_texts(submit):
 
 
 def test_a_text_too_long_for_one_platform_gives_that_account_a_row_with_the_reason(submit):
-    long = "長いお知らせです。" * 300  # 2,700 characters: a thread on X, too long for Instagram
-    by_account = rows(dry(submit, accounts=["city-x", "city-instagram"], text=long, images=["ok.png"]))
-    assert by_account["city-x"]["strategy"] == "thread"
+    long = "長いお知らせです。" * 300  # 2,700 characters: one LINE message, too long for Instagram
+    by_account = rows(dry(submit, accounts=["city-line", "city-instagram"], text=long, images=["ok.png"]))
+    assert by_account["city-line"]["parts"] == [long] and not by_account["city-line"]["problems"]
     insta = by_account["city-instagram"]
     assert insta["parts"] == [] and insta["strategy"] == "not_fitted"
     assert any(p.startswith("text: does not fit instagram") for p in insta["problems"])
