@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "lateness": "bench.lateness",
     "parse": "bench.parse",
     "review": "bench.review",
+    "feedback": "bench.feedback",
 }
 
 __all__ = ["BENCHMARKS", "BenchResult", "Target", "print_result", "table"]

@@ -11,8 +11,18 @@ import re
 from datetime import date, time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from koho.config.feedback import FeedbackPolicy
 from koho.platforms.registry import PLATFORMS
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{1,62}$"
@@ -158,11 +168,26 @@ class AccountConfig(Strict):
         return self
 
 
+Keyword = Annotated[str, Field(min_length=1, max_length=50)]
+
+
 class Department(Strict):
     id: Slug
     name: str = Field(min_length=1, max_length=100)
     email: EmailStr
-    keywords: list[Annotated[str, Field(min_length=1, max_length=50)]] = Field(default_factory=list)
+    keywords: list[Keyword] = Field(default_factory=list)
+    #: Other spellings of a keyword (``保育園: [保育所, こども園]``): they route as the keyword does,
+    #: and the reason a person reads names the synonym that matched ("「保育所（保育園）」").
+    synonyms: dict[Keyword, list[Keyword]] = Field(default_factory=dict)
+
+    @field_validator("synonyms")
+    @classmethod
+    def _synonyms_of_keywords(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
+        keywords = info.data.get("keywords") or []
+        for keyword in value:
+            if keyword not in keywords:
+                raise ValueError(f"synonyms are given for '{keyword}', which is not one of this department's keywords")
+        return value
 
 
 class Texts(Strict):
@@ -301,6 +326,7 @@ class Policy(Strict):
     #: Domains that are the city's own, besides the website's: links must not imitate them.
     own_domains: list[Annotated[str, Field(min_length=3, max_length=253)]] = Field(default_factory=list)
     limits: InputLimits = InputLimits()
+    feedback: FeedbackPolicy = FeedbackPolicy()
 
     def genuine_domains(self) -> list[str]:
         """The city's own domains: ``own_domains`` and the website's host."""

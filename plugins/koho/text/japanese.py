@@ -90,6 +90,28 @@ def morphemes(text: str) -> list[tuple[int, int, str, str]]:
     return out
 
 
+def normalized_forms(text: str) -> list[str]:
+    """Sudachi's normalized form of each morpheme of the NFKC text (whitespace included, as " ").
+
+    The form matching uses: 子ども, こども and 子供 all give 子供, so a keyword written one way
+    finds a comment written another. Surfaces and parts of speech are never asked for, and a
+    text short enough for one call skips the line splitting (routing's hot path).
+    """
+    tokenizer = _tokenizer()
+    text = normalize(text)
+    if len(text) <= _CHUNK_CHARS:
+        return [m.normalized_form() for m in tokenizer.tokenize(text)]
+    out: list[str] = []
+    for _, chunk in _chunks(text):
+        out.extend([m.normalized_form() for m in tokenizer.tokenize(chunk)])
+    return out
+
+
+def tokenizer():
+    """This thread's Sudachi tokenizer (split mode C), for callers measuring it bare."""
+    return _tokenizer()
+
+
 def tokens(text: str) -> list[str]:
     """Surface forms of the morphemes (whitespace included), so ``"".join(tokens(t)) == t``."""
     return [surface for _, _, surface, _ in morphemes(text)]
