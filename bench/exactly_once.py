@@ -177,7 +177,7 @@ def fault_run(
     config = relaxed_config(workdir / "config")
     env = {"KOHO_STALE_AFTER_SECONDS": str(stale_after)}
     started = time.monotonic()
-    with AirflowStack(workdir, config_dir=config, mail=False, extra_env=env) as stack:
+    with AirflowStack(workdir, config_dir=config, extra_env=env) as stack:
         stack.wait_for_dags(["calendar_sync", "calendar_publish"])
         ledger = Ledger(stack.ledger_url)
         rules = inject_faults(stack.sandbox, seed=seed)

@@ -114,7 +114,7 @@ def run(args) -> BenchResult:
     work = Path(tempfile.mkdtemp(prefix="koho-bench-lateness-"))
     try:
         config = relaxed_config(work / "config")
-        with AirflowStack(work, config_dir=config, mail=False) as stack:
+        with AirflowStack(work, config_dir=config) as stack:
             stack.wait_for_dags(["calendar_sync", "calendar_publish"])
             start = (utcnow() + LEAD).replace(microsecond=0)
             text, due = calendar_yaml(entries, spread, start, seed)

@@ -61,7 +61,9 @@ def stack(koho_stack: KohoStack):
 
 def test_calendar_posts_each_entry_at_its_time(stack: KohoStack):
     ledger = Ledger(stack.ledger_url)
-    base = (utcnow() + timedelta(seconds=70)).replace(microsecond=0)
+    # 100 s ahead: the sync, the approval request and the answer must all come before the approval
+    # deadline (30 s before the post, SHARED_ENV), on a busy two-core machine too
+    base = (utcnow() + timedelta(seconds=100)).replace(microsecond=0)
     at = {
         "e2e-multi": base,
         "e2e-thread": base + timedelta(seconds=5),
