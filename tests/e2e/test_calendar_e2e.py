@@ -133,7 +133,7 @@ def test_calendar_posts_each_entry_at_its_time(stack: KohoStack):
     assert detail["options"] == ["Approve", "Reject"] and "city-facebook" in detail["body"]
     stack.respond("calendar_approval", approval_run, "approve_post", "Approve")
     assert stack.wait_run("calendar_approval", approval_run, timeout=60) == "success"
-    assert stack.wait_run("calendar_approval", "approval__e2e-timeout__r1", timeout=90) == "failed"
+    assert stack.wait_run("calendar_approval", "approval__e2e-timeout__r1", timeout=150) == "failed"
 
     # 3. Every delivery is published at its time (polling the ledger until the last slot has passed).
     expected = {"e2e-multi", "e2e-thread", "e2e-line-1", "e2e-approval"}
@@ -144,7 +144,7 @@ def test_calendar_posts_each_entry_at_its_time(stack: KohoStack):
         return rows if rows and all(d.status == "published" for d in rows) else None
 
     published = wait_for(
-        all_published, timeout=150, what="every delivery to be published", on_timeout=lambda: stack.tail("scheduler")
+        all_published, timeout=210, what="every delivery to be published", on_timeout=lambda: stack.tail("scheduler")
     )
     for delivery in published:
         late = (delivery.published_at - delivery.due_at).total_seconds()
