@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from limits.storage import MovingWindowSupport, Storage
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS window_entries (key TEXT NOT NULL, at REAL NOT NULL)",
@@ -68,7 +69,16 @@ class SQLiteStorage(Storage, MovingWindowSupport):
         # One connection per process: a connection inherited across fork() must not be used.
         if self._conn is None or self._pid != os.getpid():
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL can answer "database is locked" at once, without the busy timeout,
+            # while another process opens the same new file: try again for a few seconds.
+            for attempt in Retrying(
+                retry=retry_if_exception_type(sqlite3.OperationalError),
+                stop=stop_after_delay(10),
+                wait=wait_random(0.01, 0.1),
+                reraise=True,
+            ):
+                with attempt:
+                    conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # windows need no fsync per commit: a lost second is harmless
             for statement in _SCHEMA:
                 conn.execute(statement)
